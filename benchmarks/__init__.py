@@ -1,0 +1,1 @@
+"""Benchmarks and demos: `python -m benchmarks` compares the engine with hand-written NumPy."""

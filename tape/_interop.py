@@ -1,0 +1,87 @@
+"""NumPy interop: NumPy ufuncs and functions called on tensors are recorded as primitives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tape import ops
+from tape.ops._util import raw
+
+_UFUNCS = {
+    np.add: ops.add, np.subtract: ops.subtract, np.multiply: ops.multiply,
+    np.divide: ops.divide, np.power: ops.power, np.negative: ops.negative,
+    np.positive: ops.identity, np.exp: ops.exp, np.log: ops.log, np.log1p: ops.log1p,
+    np.sqrt: ops.sqrt, np.square: ops.square, np.sin: ops.sin, np.cos: ops.cos,
+    np.tanh: ops.tanh, np.absolute: ops.abs, np.maximum: ops.maximum, np.minimum: ops.minimum,
+    np.matmul: ops.matmul,
+}
+
+# Results that carry no gradient (booleans, signs): computed on the values, not recorded.
+_CONSTANT_UFUNCS = {
+    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
+    np.logical_and, np.logical_or, np.logical_not, np.logical_xor,
+    np.isfinite, np.isnan, np.isinf, np.sign, np.signbit,
+}
+
+
+def _dot(a: Any, b: Any) -> Any:
+    if np.ndim(raw(a)) > 2 or np.ndim(raw(b)) > 2:
+        raise TypeError("np.dot on tensors is supported for 1-D and 2-D operands; use "
+                        "tape.matmul (or @) for batched products")
+    return ops.matmul(a, b)
+
+
+_FUNCTIONS = {
+    np.sum: ops.sum, np.mean: ops.mean, np.max: ops.max, np.min: ops.min, np.amax: ops.max,
+    np.amin: ops.min, np.var: ops.var, np.std: ops.std, np.reshape: ops.reshape,
+    np.transpose: ops.transpose, np.swapaxes: ops.swapaxes, np.moveaxis: ops.moveaxis,
+    np.expand_dims: ops.expand_dims, np.squeeze: ops.squeeze,
+    np.broadcast_to: ops.broadcast_to, np.concatenate: ops.concatenate, np.stack: ops.stack,
+    np.where: ops.where, np.clip: ops.clip, np.dot: _dot,
+}
+
+_CONSTANT_FUNCTIONS = {
+    np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like, np.full_like,
+    np.allclose, np.isclose, np.array_equal, np.argmax, np.argmin, np.argsort, np.result_type,
+    np.may_share_memory, np.shares_memory, np.iscomplexobj, np.isrealobj, np.copyto,
+}
+
+
+def _unsupported(name: str) -> TypeError:
+    return TypeError(
+        f"{name} has no tape primitive, so its result would leave the tape and carry no "
+        f"gradient. Use the tape op of the same name if there is one, call np.asarray(tensor) "
+        f"to leave the tape on purpose, or define a primitive with tape.Primitive."
+    )
+
+
+def _raw_tree(x: Any) -> Any:
+    if isinstance(x, (list, tuple)):
+        return type(x)(_raw_tree(i) for i in x)
+    return raw(x)
+
+
+def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> Any:
+    if ufunc in _CONSTANT_UFUNCS and method == "__call__":
+        return getattr(ufunc, method)(*_raw_tree(inputs), **_raw_tree(kwargs))
+    name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+    if method != "__call__" or ufunc not in _UFUNCS:
+        raise _unsupported(name)
+    if kwargs:
+        raise TypeError(f"{name} on tensors does not support the arguments {sorted(kwargs)} "
+                        f"(tensors are immutable, so `out=` cannot be used)")
+    return _UFUNCS[ufunc](*inputs)
+
+
+def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if func in _CONSTANT_FUNCTIONS:
+        return func(*_raw_tree(args), **_raw_tree(kwargs))
+    op = _FUNCTIONS.get(func)
+    if op is None:
+        raise _unsupported(f"np.{func.__name__}")
+    if func is np.clip:
+        kwargs = {{"min": "a_min", "max": "a_max"}.get(k, k): v for k, v in kwargs.items()}
+    return op(*args, **kwargs)

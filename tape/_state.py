@@ -1,0 +1,15 @@
+"""Thread-local recording state: which tapes are recording in this thread."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class _ThreadState(threading.local):
+    def __init__(self) -> None:
+        # Tapes currently recording in this thread, outermost first.
+        self.tapes: list[Any] = []
+
+
+STATE = _ThreadState()

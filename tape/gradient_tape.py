@@ -1,0 +1,234 @@
+"""`Tape`: records operations on watched values and computes gradients by reverse sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from tape import nest
+from tape._state import STATE
+from tape.backprop import backprop
+from tape.tensor import Tensor
+
+_UNCONNECTED = ("none", "zero")
+
+
+class Tape:
+    """Records operations on watched tensors and trainable variables inside a `with` block.
+
+    Trainable variables read inside the block are watched automatically
+    (`watch_accessed_variables=True`); other tensors need `watch`. A non-persistent tape
+    releases everything it holds after its one `gradient()` call. Tapes nest: the backward pass
+    of an inner tape is recorded by an outer one, which gives higher-order derivatives.
+
+    Example:
+        >>> import tape
+        >>> w = tape.Variable(3.0)
+        >>> with tape.Tape() as t:
+        ...     y = w ** 2
+        >>> float(t.gradient(y, w))
+        6.0
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
+        self._persistent = bool(persistent)
+        self._watch_accessed = bool(watch_accessed_variables)
+        self._records: list[tuple[Any, ...]] | None = []
+        self._tracked: dict[int, Any] = {}
+        self._watched: list[Any] = []
+        self._leaves: set[int] = set()
+        self._recording = False
+
+    # -- recording state ----------------------------------------------------------------
+    def __enter__(self) -> Tape:
+        if self._records is None:
+            raise RuntimeError("this non-persistent Tape was already used for gradient(); "
+                               "create a new Tape")
+        self._push()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._recording:
+            self._pop()
+
+    def _push(self) -> None:
+        STATE.tapes.append(self)
+        self._recording = True
+
+    def _pop(self) -> None:
+        tapes = STATE.tapes
+        for i in range(len(tapes) - 1, -1, -1):
+            if tapes[i] is self:
+                del tapes[i]
+                break
+        self._recording = False
+
+    @contextmanager
+    def stop_recording(self) -> Iterator[None]:
+        """Temporarily stop recording on this tape (inside its `with` block).
+
+        Example:
+            >>> import tape
+            >>> w = tape.Variable(1.0)
+            >>> with tape.Tape() as t:
+            ...     with t.stop_recording():
+            ...         y = w * 2
+            >>> t.gradient(y, w) is None
+            True
+        """
+        if not self._recording:
+            raise RuntimeError("stop_recording() works only while the tape is recording: use it "
+                               "inside the tape's `with` block")
+        self._pop()
+        try:
+            yield
+        finally:
+            self._push()
+
+    def reset(self) -> None:
+        """Forget everything recorded and watched so far; recording continues if active."""
+        if self._records is None:
+            self._records = []
+        self._records.clear()
+        self._tracked.clear()
+        self._watched.clear()
+        self._leaves.clear()
+
+    # -- watching -----------------------------------------------------------------------
+    def watch(self, tensor: Any) -> None:
+        """Track a tensor or Variable (or a nested list/tuple/dict of them) for gradients."""
+        for x in nest.flatten(tensor):
+            if not isinstance(x, Tensor):
+                raise TypeError(f"Tape.watch expects tensors or Variables, got "
+                                f"{type(x).__name__}; wrap arrays with tape.constant(...) first")
+            _require_floating(x, "watch")
+            if id(x) not in self._tracked:
+                self._tracked[id(x)] = x
+                self._leaves.add(id(x))
+                if x._is_variable:
+                    self._watched.append(x)
+
+    def _auto_watch(self, var: Any) -> bool:
+        if var._value.dtype.kind not in "fc":
+            return False
+        self._tracked[id(var)] = var
+        self._leaves.add(id(var))
+        self._watched.append(var)
+        return True
+
+    def watched_variables(self) -> tuple[Any, ...]:
+        """The Variables this tape watches, in the order they were first watched."""
+        return tuple(self._watched)
+
+    # -- gradients ----------------------------------------------------------------------
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None,
+                 unconnected_gradients: str = "none") -> Any:
+        """d(sum of target)/d(source) for each source, in the structure of `sources`.
+
+        `target` may be a tensor or a nested structure of tensors (their gradients add up);
+        `output_gradients` weights the target (same structure and shapes). A source that the
+        target does not depend on gets `None`, or zeros with `unconnected_gradients="zero"`.
+        """
+        if self._records is None:
+            raise RuntimeError("gradient() was already called on this non-persistent Tape, which "
+                               "released its records; use Tape(persistent=True) to compute "
+                               "several gradients from one recording")
+        mode = unconnected_gradients
+        if mode not in _UNCONNECTED:
+            mode = str(getattr(mode, "value", mode)).lower()
+        if mode not in _UNCONNECTED:
+            raise ValueError(f"unconnected_gradients must be 'none' or 'zero', "
+                             f"got {unconnected_gradients!r}")
+        flat_sources, rebuild = _flatten_sources(sources)
+        for s in flat_sources:
+            if not isinstance(s, Tensor):
+                raise TypeError(f"gradient sources must be tensors or Variables, got "
+                                f"{type(s).__name__}")
+            _require_floating(s, "gradient")
+        was_recording = self._recording
+        if was_recording:
+            self._pop()
+        try:
+            differentiable = bool(STATE.tapes)
+            seeds = _seeds(target, output_gradients, differentiable)
+            source_ids = {id(s) for s in flat_sources}
+            grads = backprop(self._records, seeds, source_ids, differentiable,
+                             prune=not self._leaves <= source_ids)
+        finally:
+            if not self._persistent:
+                self._records = None
+                self._tracked = {}
+                self._watched = []
+                self._leaves = set()
+            elif was_recording:
+                self._push()
+        return rebuild([_finish(grads[id(s)], s, mode) for s in flat_sources])
+
+
+def _flatten_sources(sources: Any) -> tuple[list[Any], Any]:
+    """The leaves of `sources` and a function that puts results back in its structure."""
+    if isinstance(sources, Tensor):
+        return [sources], lambda results: results[0]
+    if type(sources) in (list, tuple) and all(isinstance(s, Tensor) for s in sources):
+        return list(sources), type(sources)
+    return nest.flatten(sources), lambda results: nest.unflatten(sources, results)
+
+
+def _require_floating(x: Any, what: str) -> None:
+    if x.dtype.kind not in "fc":
+        name = f"Variable '{x.name}'" if x._is_variable else "tensor"
+        raise TypeError(f"{what}: {name} has dtype {x.dtype}, which is not differentiable; only "
+                        f"floating-point tensors have gradients (cast it with .astype('float64') "
+                        f"or tape.cast if you meant it to)")
+
+
+def _ones_like(value: Any) -> Any:
+    return value.dtype.type(1) if value.ndim == 0 else np.ones(value.shape, value.dtype)
+
+
+def _seeds(target: Any, output_gradients: Any, differentiable: bool) -> dict[int, Any]:
+    if output_gradients is None and isinstance(target, Tensor):
+        return {id(target): _ones_like(target._value)}
+    targets = nest.flatten(target)
+    if output_gradients is None:
+        weights: list[Any] = [None] * len(targets)
+    else:
+        weights = nest.flatten(output_gradients)
+        if len(weights) != len(targets):
+            raise ValueError(f"output_gradients has {len(weights)} entries but target has "
+                             f"{len(targets)}")
+    seeds: dict[int, Any] = {}
+    for t, w in zip(targets, weights):
+        if not isinstance(t, Tensor):
+            continue
+        if w is None:
+            g: Any = _ones_like(t._value)
+        else:
+            if np.shape(w) != t.shape:
+                raise ValueError(f"output_gradients shape {np.shape(w)} does not match the "
+                                 f"target's shape {t.shape}")
+            g = w if differentiable and isinstance(w, Tensor) else np.asarray(w)
+        prev = seeds.get(id(t))
+        seeds[id(t)] = g if prev is None else prev + g
+    return seeds
+
+
+def _finish(g: Any, source: Any, mode: str) -> Any:
+    if g is None:
+        return Tensor(np.zeros(source.shape, source.dtype)) if mode == "zero" else None
+    if isinstance(g, Tensor):
+        return g if g.dtype == source.dtype else g.astype(source.dtype)
+    g = np.asarray(g)
+    if g.dtype != source.dtype:
+        g = g.astype(source.dtype)
+    elif not g.flags.writeable:  # a broadcast view: give the caller an array of its own
+        g = g.copy()
+    if g.shape != source.shape:
+        raise RuntimeError(f"internal error: gradient of shape {g.shape} for a source of shape "
+                           f"{source.shape}")
+    out = Tensor.__new__(Tensor)
+    out._value = g
+    return out

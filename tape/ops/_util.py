@@ -1,0 +1,65 @@
+"""Helpers shared by the gradient rules. Each works on raw arrays and on tensors alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tape.tensor import Tensor
+
+
+def raw(x: Any) -> Any:
+    """The underlying array of a tensor (a constant: masks and signs are not differentiated)."""
+    return x._value if isinstance(x, Tensor) else x
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    return getattr(x, "shape", ())
+
+
+def sum_to_raw(x: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a broadcast array back down to `shape` (NumPy's broadcasting, undone)."""
+    xs = np.shape(x)
+    if xs == shape:
+        return x
+    lead = len(xs) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                      if n == 1 and xs[lead + i] != 1)
+    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
+
+
+def unbroadcast(g: Any, like: Any) -> Any:
+    """Reduce the gradient `g` of a broadcast result to the shape of the input `like`.
+
+    Example:
+        >>> unbroadcast(np.ones((4, 3)), np.zeros(3))
+        array([4., 4., 4.])
+    """
+    shape = getattr(like, "shape", ())
+    if getattr(g, "shape", ()) == shape:
+        return g
+    if isinstance(g, Tensor):
+        from tape.ops.shapes import sum_to
+        return sum_to(g, shape)
+    return sum_to_raw(g, shape)
+
+
+def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    return tuple(int(a) % ndim if ndim else 0 for a in axis)
+
+
+def expand_reduced(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+    """Broadcast the gradient of a reduction over `axis` back to the input's `shape`."""
+    if not keepdims:
+        axes = normalize_axes(axis, len(shape))
+        g = np.reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
+    return np.broadcast_to(g, shape)
+
+
+def dtype_of(x: Any) -> np.dtype:
+    return np.result_type(raw(x))

@@ -1,0 +1,168 @@
+"""Shape primitives: reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate, stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tape.ops._util import normalize_axes, shape_of, unbroadcast
+from tape.primitive import Primitive
+from tape.tensor import Tensor
+
+_reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape), uses_inputs=False
+                     ).defvjp(lambda g, ans, x, shape: np.reshape(g, shape_of(x)))
+
+
+def _transpose_grad(g: Any, ans: Any, x: Any, axes: Any) -> Any:
+    return np.transpose(g, None if axes is None else tuple(np.argsort(axes)))
+
+
+_transpose = Primitive("transpose", lambda x, axes: np.transpose(x, axes), uses_inputs=False
+                       ).defvjp(_transpose_grad)
+_expand_dims = Primitive("expand_dims", lambda x, axis: np.expand_dims(x, axis),
+                         uses_inputs=False
+                         ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x)))
+_squeeze = Primitive("squeeze", lambda x, axis: np.squeeze(x, axis), uses_inputs=False
+                     ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x)))
+_broadcast_to = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+                          uses_inputs=False).defvjp(lambda g, ans, x, shape: unbroadcast(g, x))
+
+
+def _sum_to_forward(x: Any, shape: tuple[int, ...]) -> Any:
+    from tape.ops._util import sum_to_raw
+    return sum_to_raw(x, shape)
+
+
+_sum_to = Primitive("sum_to", _sum_to_forward, uses_inputs=False).defvjp(
+    lambda g, ans, x, shape: np.broadcast_to(g, shape_of(x)),
+)
+
+
+def _concatenate_grad(i: int, g: Any, ans: Any, *xs: Any, axis: int) -> Any:
+    axis = normalize_axes(axis, len(shape_of(ans)))[0]
+    start = int(np.sum([shape_of(x)[axis] for x in xs[:i]], dtype=int))
+    index = (slice(None),) * axis + (slice(start, start + shape_of(xs[i])[axis]),)
+    return g[index]
+
+
+def _stack_grad(i: int, g: Any, ans: Any, *xs: Any, axis: int) -> Any:
+    axis = normalize_axes(axis, len(shape_of(ans)))[0]
+    return g[(slice(None),) * axis + (i,)]
+
+
+_concatenate = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+                         uses_inputs=False).defvjp_argnum(_concatenate_grad)
+_stack = Primitive("stack", lambda *xs, axis: np.stack(xs, axis=axis), uses_inputs=False
+                   ).defvjp_argnum(_stack_grad)
+
+
+def _shape_arg(shape: Any) -> Any:
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(s) for s in shape)
+
+
+def reshape(x: Any, shape: Any) -> Tensor:
+    """Same values in a new shape (one dimension may be -1), as `np.reshape`.
+
+    Example:
+        >>> reshape(np.arange(6.0), (2, 3)).shape
+        (2, 3)
+    """
+    return _reshape(x, shape=_shape_arg(shape))
+
+
+def transpose(x: Any, axes: Any = None) -> Tensor:
+    """Permute axes (reverse them by default), as `np.transpose`.
+
+    Example:
+        >>> transpose(np.zeros((2, 3))).shape
+        (3, 2)
+    """
+    return _transpose(x, axes=None if axes is None else tuple(axes))
+
+
+def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
+    """Exchange two axes, as `np.swapaxes`.
+
+    Example:
+        >>> swapaxes(np.zeros((2, 3, 4)), 0, 2).shape
+        (4, 3, 2)
+    """
+    axes = list(range(len(shape_of(x))))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, axes)
+
+
+def moveaxis(x: Any, source: int, destination: int) -> Tensor:
+    """Move one axis to a new position, as `np.moveaxis`.
+
+    Example:
+        >>> moveaxis(np.zeros((2, 3, 4)), 0, -1).shape
+        (3, 4, 2)
+    """
+    ndim = len(shape_of(x))
+    axes = [a for a in range(ndim) if a != source % ndim]
+    axes.insert(destination % ndim, source % ndim)
+    return transpose(x, axes)
+
+
+def expand_dims(x: Any, axis: Any) -> Tensor:
+    """Insert a unit axis at `axis`, as `np.expand_dims`.
+
+    Example:
+        >>> expand_dims(np.zeros(3), 0).shape
+        (1, 3)
+    """
+    return _expand_dims(x, axis=tuple(axis) if isinstance(axis, list) else axis)
+
+
+def squeeze(x: Any, axis: Any = None) -> Tensor:
+    """Remove unit axes (all of them, or those in `axis`), as `np.squeeze`.
+
+    Example:
+        >>> squeeze(np.zeros((1, 3, 1))).shape
+        (3,)
+    """
+    return _squeeze(x, axis=tuple(axis) if isinstance(axis, list) else axis)
+
+
+def broadcast_to(x: Any, shape: Any) -> Tensor:
+    """Broadcast to `shape`; the gradient is summed back, as for any broadcast.
+
+    Example:
+        >>> broadcast_to(np.ones(3), (2, 3)).shape
+        (2, 3)
+    """
+    return _broadcast_to(x, shape=_shape_arg(shape))
+
+
+def sum_to(x: Any, shape: Any) -> Tensor:
+    """Sum a broadcast value back down to `shape` (the adjoint of `broadcast_to`).
+
+    Example:
+        >>> sum_to(np.ones((2, 3)), (3,)).numpy()
+        array([2., 2., 2.])
+    """
+    return _sum_to(x, shape=_shape_arg(shape))
+
+
+def concatenate(values: Any, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis, as `np.concatenate`.
+
+    Example:
+        >>> concatenate([np.zeros(2), np.ones(3)]).shape
+        (5,)
+    """
+    return _concatenate(*values, axis=axis)
+
+
+def stack(values: Any, axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis, as `np.stack`.
+
+    Example:
+        >>> stack([np.zeros(2), np.ones(2)], axis=1).shape
+        (2, 2)
+    """
+    return _stack(*values, axis=axis)

@@ -1,0 +1,267 @@
+"""`Tensor` (an immutable value produced by ops) and `Variable` (mutable, trainable state)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+_variable_names = itertools.count()
+
+
+def _value_of(x: Any) -> Any:
+    return x._value if isinstance(x, Tensor) else x
+
+
+class Tensor:
+    """An immutable array value; operations on tensors are recorded by active tapes.
+
+    Example:
+        >>> import tape
+        >>> t = tape.constant([1.0, 2.0])
+        >>> (t * 3).numpy()
+        array([3., 6.])
+    """
+
+    __slots__ = ("_value", "__weakref__")
+    __array_priority__ = 100.0
+    _is_variable = False
+
+    def __init__(self, value: Any, dtype: Any = None) -> None:
+        self._value = np.asarray(_value_of(value), dtype=dtype)
+
+    # -- inspection ---------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The value as a NumPy array (or NumPy scalar for 0-d results)."""
+        return self._value
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self._value.size)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if copy:
+            return np.array(self._value, dtype=dtype, copy=True)
+        return np.asarray(self._value, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return (f"<tape.Tensor shape={self.shape} dtype={self.dtype.name} "
+                f"numpy={np.array2string(np.asarray(self._value), separator=', ')}>")
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._value)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __float__(self) -> float:
+        return float(self._value)
+
+    def __int__(self) -> int:
+        return int(self._value)
+
+    __hash__ = object.__hash__
+
+    # -- arithmetic (recorded) ----------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops.subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops.subtract(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops.multiply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops.multiply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops.divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops.divide(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _ops.power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _ops.power(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.negative(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops.abs(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.take(self, index)
+
+    # -- comparisons: not differentiable, plain boolean arrays -------------------------
+    def __lt__(self, other: Any) -> Any:
+        return self._value < _value_of(other)
+
+    def __le__(self, other: Any) -> Any:
+        return self._value <= _value_of(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self._value > _value_of(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self._value >= _value_of(other)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._value == _value_of(other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._value != _value_of(other)
+
+    # -- method forms of common ops -----------------------------------------------------
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.min(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.transpose(self, axes or None)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ops.cast(self, dtype)
+
+    # -- NumPy interop: NumPy functions on tensors are recorded ------------------------
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _interop.dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _interop.dispatch_function(func, args, kwargs)
+
+
+class Variable(Tensor):
+    """Mutable state: a named array that ops read and optimizers update in place.
+
+    Trainable variables read inside a `Tape` are watched automatically. `assign`,
+    `assign_add` and `assign_sub` write in place and are never recorded.
+
+    Example:
+        >>> import tape
+        >>> w = tape.Variable(0.0)
+        >>> w.assign_sub(0.5).numpy()
+        array(-0.5)
+    """
+
+    __slots__ = ("trainable", "name", "_version")
+    _is_variable = True
+
+    def __init__(self, initial_value: Any, dtype: Any = None, trainable: bool = True,
+                 name: str | None = None) -> None:
+        self._value = np.array(_value_of(initial_value), dtype=dtype, copy=True)
+        self.trainable = bool(trainable)
+        self.name = name if name is not None else f"Variable_{next(_variable_names)}"
+        self._version = 0
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the current value (later assignments do not change it)."""
+        return self._value.copy()
+
+    def value(self) -> Tensor:
+        """The current value as a recorded `Tensor` (a snapshot: later assignments do not change it)."""
+        return _ops.identity(self)
+
+    read_value = value
+
+    def __repr__(self) -> str:
+        return (f"<tape.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name} "
+                f"numpy={np.array2string(self._value, separator=', ')}>")
+
+    def _write(self, ufunc: Any, value: Any, what: str) -> Variable:
+        value = _value_of(value)
+        try:
+            if ufunc is None:
+                if np.shape(value) != self._value.shape:
+                    raise ValueError(f"shape {np.shape(value)} differs from the variable's "
+                                     f"shape {self._value.shape}")
+                np.copyto(self._value, value, casting="same_kind")
+            else:
+                ufunc(self._value, value, out=self._value, casting="same_kind")
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"Variable '{self.name}'.{what}: cannot write a value of shape "
+                          f"{np.shape(value)} and dtype {np.result_type(value)} into shape "
+                          f"{self._value.shape} dtype {self._value.dtype}: {e}") from None
+        self._version += 1
+        return self
+
+    def assign(self, value: Any) -> Variable:
+        """Set the value in place (same shape; dtype cast with NumPy's same-kind rule)."""
+        return self._write(None, value, "assign")
+
+    def assign_add(self, delta: Any) -> Variable:
+        """Add `delta` in place."""
+        return self._write(np.add, delta, "assign_add")
+
+    def assign_sub(self, delta: Any) -> Variable:
+        """Subtract `delta` in place."""
+        return self._write(np.subtract, delta, "assign_sub")
+
+
+def constant(value: Any, dtype: Any = None) -> Tensor:
+    """A `Tensor` holding `value` (NumPy's dtype rules; `dtype` overrides).
+
+    Example:
+        >>> constant([1, 2], dtype="float32").dtype
+        dtype('float32')
+    """
+    return Tensor(value, dtype=dtype)
+
+
+from tape import _interop, ops as _ops  # noqa: E402  (operators resolve these at call time)
