@@ -161,7 +161,6 @@ class Tape:
             if not self._persistent:
                 self._records = None
                 self._tracked = {}
-                self._watched = []
                 self._leaves = set()
             elif was_recording:
                 self._push()
@@ -189,6 +188,20 @@ def _ones_like(value: Any) -> Any:
     return value.dtype.type(1) if value.ndim == 0 else np.ones(value.shape, value.dtype)
 
 
+def _flatten_like(structure: Any, values: Any) -> list[Any]:
+    """Flatten `values` down to the leaves of `structure` (array-likes inside stay whole)."""
+    if isinstance(structure, (list, tuple)):
+        if not isinstance(values, (list, tuple)) or len(values) != len(structure):
+            raise ValueError(f"output_gradients must match the target's structure: expected a "
+                             f"sequence of {len(structure)}, got {type(values).__name__}")
+        return [leaf for s, v in zip(structure, values) for leaf in _flatten_like(s, v)]
+    if isinstance(structure, dict):
+        if not isinstance(values, dict) or set(values) != set(structure):
+            raise ValueError("output_gradients must be a dict with the target's keys")
+        return [leaf for k in structure for leaf in _flatten_like(structure[k], values[k])]
+    return [values]
+
+
 def _seeds(target: Any, output_gradients: Any, differentiable: bool) -> dict[int, Any]:
     if output_gradients is None and isinstance(target, Tensor):
         return {id(target): _ones_like(target._value)}
@@ -196,10 +209,7 @@ def _seeds(target: Any, output_gradients: Any, differentiable: bool) -> dict[int
     if output_gradients is None:
         weights: list[Any] = [None] * len(targets)
     else:
-        weights = nest.flatten(output_gradients)
-        if len(weights) != len(targets):
-            raise ValueError(f"output_gradients has {len(weights)} entries but target has "
-                             f"{len(targets)}")
+        weights = _flatten_like(target, output_gradients)
     seeds: dict[int, Any] = {}
     for t, w in zip(targets, weights):
         if not isinstance(t, Tensor):

@@ -22,6 +22,7 @@ outer tape records, which is how higher-order gradients arise).
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -54,18 +55,26 @@ class Primitive:
 
     `uses_inputs=False` declares that no rule reads the inputs' values (only their shapes),
     which lets gradients flow even when a Variable input was assigned after recording.
+    Named primitives are listed in `tape.PRIMITIVES` (`register=False` keeps one private, e.g.
+    for primitives made per call).
     Calling a primitive returns a `Tensor` and records the call on every tape that tracks one
     of its floating-point inputs.
     """
 
     def __init__(self, name: str, forward: Callable[..., Any], *, uses_inputs: bool = True,
-                 doc: str | None = None) -> None:
+                 doc: str | None = None, register: bool = True) -> None:
         self.name = name
         self.__doc__ = doc or forward.__doc__
         self.forward = forward
         self.vjps: Any = ()
         self.uses_inputs = uses_inputs
-        PRIMITIVES[name] = self
+        self.module = sys._getframe(1).f_globals.get("__name__", "")
+        if register:
+            if name in PRIMITIVES:
+                raise ValueError(f"a primitive named {name!r} is already registered (in "
+                                 f"{PRIMITIVES[name].module}); choose another name or pass "
+                                 f"register=False for a private one")
+            PRIMITIVES[name] = self
 
     def defvjp(self, *rules: Callable[..., Any] | None) -> Primitive:
         """Set one rule per positional input, `None` for a non-differentiable input."""
