@@ -32,6 +32,34 @@ def best_time(fn: Callable[[], Any], *, repeat: int = 5, number: int | None = No
     return best
 
 
+def compare(engine: Callable[[], Any], reference: Callable[[], Any], *, repeat: int = 7,
+            budget: float = 0.2) -> tuple[float, float]:
+    """Best seconds per call of `engine` and `reference`, their repeats interleaved.
+
+    Interleaving exposes both to the same background load, which keeps the ratio stable on
+    noisy machines even when absolute times drift.
+
+    Example:
+        >>> e, r = compare(lambda: sum(range(100)), lambda: sum(range(10)), repeat=2)
+        >>> e > r
+        True
+    """
+    numbers = []
+    for fn in (engine, reference):
+        fn()
+        start = time.perf_counter()
+        fn()
+        numbers.append(max(1, int(budget / 2 / max(time.perf_counter() - start, 1e-7))))
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for k, (fn, number) in enumerate(zip((engine, reference), numbers)):
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - start) / number)
+    return best[0], best[1]
+
+
 def peak_memory(fn: Callable[[], Any]) -> int:
     """Peak bytes allocated through Python's allocator (NumPy included) during one call.
 

@@ -147,7 +147,8 @@ class Tape:
             if not isinstance(s, Tensor):
                 raise TypeError(f"gradient sources must be tensors or Variables, got "
                                 f"{type(s).__name__}")
-            _require_floating(s, "gradient")
+            if s._value.dtype.kind not in "fc":
+                _require_floating(s, "gradient")
         was_recording = self._recording
         if was_recording:
             self._pop()
@@ -170,10 +171,18 @@ class Tape:
 def _flatten_sources(sources: Any) -> tuple[list[Any], Any]:
     """The leaves of `sources` and a function that puts results back in its structure."""
     if isinstance(sources, Tensor):
-        return [sources], lambda results: results[0]
-    if type(sources) in (list, tuple) and all(isinstance(s, Tensor) for s in sources):
-        return list(sources), type(sources)
+        return [sources], _first
+    if type(sources) is list or type(sources) is tuple:
+        for s in sources:
+            if not isinstance(s, Tensor):
+                break
+        else:
+            return list(sources), type(sources)
     return nest.flatten(sources), lambda results: nest.unflatten(sources, results)
+
+
+def _first(results: list[Any]) -> Any:
+    return results[0]
 
 
 def _require_floating(x: Any, what: str) -> None:
