@@ -16,12 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from tape.tensor import Tensor, Variable, constant  # first: it loads the ops and NumPy interop
+
+# isort: split
+from tape._state import STATE
+from tape.custom_gradient import custom_gradient
+from tape.explain import Explanation, note_exit
 from tape.gradcheck import check_gradients
 from tape.gradient_tape import Tape
 from tape.ops import *  # noqa: F403
 from tape.ops import __all__ as _ops_all
 from tape.primitive import PRIMITIVES, MissingGradientRule, Primitive
-from tape.tensor import Tensor, Variable, constant
+from tape.stats import TapeStats
 
 
 def stop_gradient(x: Any) -> Tensor:
@@ -35,11 +41,16 @@ def stop_gradient(x: Any) -> Tensor:
         >>> float(t.gradient(y, w))
         2.0
     """
-    value = x._value if isinstance(x, Tensor) else np.asarray(x)
-    return Tensor(value.copy() if isinstance(x, Variable) else value)
+    if not isinstance(x, Tensor):
+        return Tensor(np.asarray(x))
+    out = Tensor(x._value.copy() if isinstance(x, Variable) else x._value)
+    if STATE.tapes:  # noted so that Tape.explain can name it
+        note_exit("stop_gradient", x, out)
+    return out
 
 
 __all__ = [
-    "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "Tensor", "Variable",
-    "check_gradients", "constant", "stop_gradient", *_ops_all,
+    "Explanation", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "TapeStats",
+    "Tensor", "Variable", "check_gradients", "constant", "custom_gradient", "stop_gradient",
+    *_ops_all,
 ]

@@ -14,8 +14,8 @@ _UFUNCS = {
     np.divide: ops.divide, np.power: ops.power, np.negative: ops.negative,
     np.positive: ops.identity, np.exp: ops.exp, np.log: ops.log, np.log1p: ops.log1p,
     np.sqrt: ops.sqrt, np.square: ops.square, np.sin: ops.sin, np.cos: ops.cos,
-    np.tanh: ops.tanh, np.absolute: ops.abs, np.maximum: ops.maximum, np.minimum: ops.minimum,
-    np.matmul: ops.matmul,
+    np.tanh: ops.tanh, np.absolute: ops.abs, np.fabs: ops.abs, np.maximum: ops.maximum,
+    np.minimum: ops.minimum, np.matmul: ops.matmul,
 }
 
 # Results that carry no gradient (booleans, signs): computed on the values, not recorded.
@@ -27,25 +27,48 @@ _CONSTANT_UFUNCS = {
 
 
 def _dot(a: Any, b: Any) -> Any:
+    if np.ndim(raw(a)) == 0 or np.ndim(raw(b)) == 0:
+        return ops.multiply(a, b)
     if np.ndim(raw(a)) > 2 or np.ndim(raw(b)) > 2:
-        raise TypeError("np.dot on tensors is supported for 1-D and 2-D operands; use "
+        raise TypeError("np.dot on tensors is supported for 0-D, 1-D and 2-D operands; use "
                         "tape.matmul (or @) for batched products")
     return ops.matmul(a, b)
+
+
+def _take(a: Any, indices: Any, axis: int | None = None) -> Any:
+    if axis is None:
+        return ops.take(ops.reshape(a, (-1,)), indices)
+    return ops.take(a, (slice(None),) * (axis % np.ndim(raw(a))) + (raw(indices),))
+
+
+def _where(condition: Any, *xy: Any) -> Any:
+    if not xy:  # np.where(condition) is np.nonzero(condition): indices, not differentiable
+        return np.nonzero(raw(condition))
+    return ops.where(condition, *xy)
 
 
 _FUNCTIONS = {
     np.sum: ops.sum, np.mean: ops.mean, np.max: ops.max, np.min: ops.min, np.amax: ops.max,
     np.amin: ops.min, np.var: ops.var, np.std: ops.std, np.reshape: ops.reshape,
+    np.ravel: lambda a: ops.reshape(a, (-1,)), np.copy: ops.identity,
     np.transpose: ops.transpose, np.swapaxes: ops.swapaxes, np.moveaxis: ops.moveaxis,
     np.expand_dims: ops.expand_dims, np.squeeze: ops.squeeze,
     np.broadcast_to: ops.broadcast_to, np.concatenate: ops.concatenate, np.stack: ops.stack,
-    np.where: ops.where, np.clip: ops.clip, np.dot: _dot,
+    np.where: _where, np.clip: ops.clip, np.dot: _dot, np.take: _take,
 }
+# Names NumPy 2 added for existing functions.
+for _name, _op in (("concat", ops.concatenate), ("permute_dims", ops.transpose),
+                   ("astype", ops.cast),
+                   ("matrix_transpose", lambda x: ops.swapaxes(x, -1, -2))):
+    if hasattr(np, _name):
+        _FUNCTIONS[getattr(np, _name)] = _op
 
 _CONSTANT_FUNCTIONS = {
     np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like, np.full_like,
     np.allclose, np.isclose, np.array_equal, np.argmax, np.argmin, np.argsort, np.result_type,
     np.may_share_memory, np.shares_memory, np.iscomplexobj, np.isrealobj, np.copyto,
+    np.nonzero, np.flatnonzero, np.argwhere, np.count_nonzero, np.any, np.all,
+    np.searchsorted,
 }
 
 

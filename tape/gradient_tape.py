@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tape import nest
+from tape._observe import Observer, observing, recording_tapes
 from tape._state import STATE
 from tape.backprop import backprop
 from tape.tensor import Tensor
@@ -33,6 +34,8 @@ class Tape:
         6.0
     """
 
+    _observer = False
+
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
         self._persistent = bool(persistent)
         self._watch_accessed = bool(watch_accessed_variables)
@@ -40,6 +43,7 @@ class Tape:
         self._tracked: dict[int, Any] = {}
         self._watched: list[Any] = []
         self._leaves: set[int] = set()
+        self._notes: list[tuple[Any, ...]] = []  # values that left the tape, for `explain`
         self._recording = False
 
     # -- recording state ----------------------------------------------------------------
@@ -83,10 +87,16 @@ class Tape:
             raise RuntimeError("stop_recording() works only while the tape is recording: use it "
                                "inside the tape's `with` block")
         self._pop()
+        # An observer in the tape's place notes what runs meanwhile, for `explain`.
+        notes = self._notes
+        paused = Observer(self._tracked, self._watch_accessed, notes=notes,
+                          on_op=lambda rec: notes.append(_explain.paused_note(rec)))
         try:
-            yield
+            with observing(paused):
+                yield
         finally:
-            self._push()
+            if self._records is not None:  # not released by a gradient() call meanwhile
+                self._push()
 
     def reset(self) -> None:
         """Forget everything recorded and watched so far; recording continues if active."""
@@ -96,6 +106,7 @@ class Tape:
         self._tracked.clear()
         self._watched.clear()
         self._leaves.clear()
+        self._notes.clear()
 
     # -- watching -----------------------------------------------------------------------
     def watch(self, tensor: Any) -> None:
@@ -136,12 +147,7 @@ class Tape:
             raise RuntimeError("gradient() was already called on this non-persistent Tape, which "
                                "released its records; use Tape(persistent=True) to compute "
                                "several gradients from one recording")
-        mode = unconnected_gradients
-        if mode not in _UNCONNECTED:
-            mode = str(getattr(mode, "value", mode)).lower()
-        if mode not in _UNCONNECTED:
-            raise ValueError(f"unconnected_gradients must be 'none' or 'zero', "
-                             f"got {unconnected_gradients!r}")
+        mode = unconnected_mode(unconnected_gradients)
         flat_sources, rebuild = _flatten_sources(sources)
         for s in flat_sources:
             if not isinstance(s, Tensor):
@@ -153,7 +159,7 @@ class Tape:
         if was_recording:
             self._pop()
         try:
-            differentiable = bool(STATE.tapes)
+            differentiable = recording_tapes()
             seeds = _seeds(target, output_gradients, differentiable)
             source_ids = {id(s) for s in flat_sources}
             grads = backprop(self._records, seeds, source_ids, differentiable,
@@ -163,9 +169,83 @@ class Tape:
                 self._records = None
                 self._tracked = {}
                 self._leaves = set()
+                self._notes = []
             elif was_recording:
                 self._push()
         return rebuild([_finish(grads[id(s)], s, mode) for s in flat_sources])
+
+    def jacobian(self, target: Any, sources: Any, unconnected_gradients: str = "none",
+                 parallel_iterations: int | None = None, experimental_use_pfor: bool = True
+                 ) -> Any:
+        """d target[i...] / d source[j...] for each source: shape `target.shape + source.shape`.
+
+        Needs `persistent=True` (one gradient per target element). See `tape.jacobians`.
+
+        Example:
+            >>> import numpy as np, tape
+            >>> x = tape.Variable([1.0, 2.0])
+            >>> with tape.Tape(persistent=True) as t:
+            ...     y = x * x
+            >>> t.jacobian(y, x).numpy()
+            array([[2., 0.],
+                   [0., 4.]])
+        """
+        return _jacobians.jacobian(self, target, sources, unconnected_gradients)
+
+    def batch_jacobian(self, target: Any, source: Any, unconnected_gradients: str = "none",
+                       parallel_iterations: int | None = None, experimental_use_pfor: bool = True
+                       ) -> Any:
+        """Per-example Jacobians: shape `(batch,) + target.shape[1:] + source.shape[1:]`.
+
+        Assumes `target[b]` depends only on `source[b]`. Needs `persistent=True`.
+
+        Example:
+            >>> import numpy as np, tape
+            >>> x = tape.Variable(np.ones((4, 3)))
+            >>> with tape.Tape(persistent=True) as t:
+            ...     y = tape.concatenate([x, 2 * x], axis=1)
+            >>> t.batch_jacobian(y, x).shape
+            (4, 6, 3)
+        """
+        return _jacobians.batch_jacobian(self, target, source, unconnected_gradients)
+
+    def explain(self, target: Any, source: Any) -> str:
+        """Why `gradient(target, source)` is None, in words (or that it is connected).
+
+        Example:
+            >>> import tape
+            >>> w = tape.Variable(1.0, name="w")
+            >>> with tape.Tape() as t:
+            ...     y = tape.stop_gradient(w) * 2
+            >>> t.explain(y, w).reason
+            'stop_gradient'
+        """
+        return _explain.explain(self, target, source)
+
+    def stats(self) -> Any:
+        """How much this tape holds: records, bytes of the arrays they keep alive, tracked values.
+
+        Recording in a loop into a tape that is never released shows here as growth.
+
+        Example:
+            >>> import tape
+            >>> w = tape.Variable([1.0, 2.0])
+            >>> with tape.Tape(persistent=True) as t:
+            ...     y = w * 3
+            >>> t.stats().records
+            1
+        """
+        return _stats.tape_stats(self)
+
+
+def unconnected_mode(value: Any) -> str:
+    """'none' or 'zero' from a string or an enum with such a value (as TensorFlow's)."""
+    mode = value
+    if mode not in _UNCONNECTED:
+        mode = str(getattr(mode, "value", mode)).lower()
+    if mode not in _UNCONNECTED:
+        raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got {value!r}")
+    return mode
 
 
 def _flatten_sources(sources: Any) -> tuple[list[Any], Any]:
@@ -251,3 +331,9 @@ def _finish(g: Any, source: Any, mode: str) -> Any:
     out = Tensor.__new__(Tensor)
     out._value = g
     return out
+
+
+# Bottom imports: these modules import this one (the methods above resolve them at call time).
+from tape import explain as _explain  # noqa: E402
+from tape import jacobians as _jacobians  # noqa: E402
+from tape import stats as _stats  # noqa: E402

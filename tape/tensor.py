@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from tape._state import STATE
+
 _variable_names = itertools.count()
 
 
@@ -34,6 +36,8 @@ class Tensor:
     # -- inspection ---------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The value as a NumPy array (or NumPy scalar for 0-d results)."""
+        if STATE.tapes:  # leaving the tape: noted for Tape.explain
+            _explain.note_exit("numpy()", self, self._value)
         return self._value
 
     @property
@@ -54,8 +58,12 @@ class Tensor:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if copy:
-            return np.array(self._value, dtype=dtype, copy=True)
-        return np.asarray(self._value, dtype=dtype)
+            out = np.array(self._value, dtype=dtype, copy=True)
+        else:
+            out = np.asarray(self._value, dtype=dtype)
+        if STATE.tapes:
+            _explain.note_exit("np.asarray", self, out)
+        return out
 
     def __repr__(self) -> str:
         return (f"<tape.Tensor shape={self.shape} dtype={self.dtype.name} "
@@ -212,10 +220,13 @@ class Variable(Tensor):
 
     def numpy(self) -> np.ndarray:
         """A copy of the current value (later assignments do not change it)."""
-        return self._value.copy()
+        out = self._value.copy()
+        if STATE.tapes:
+            _explain.note_exit("numpy()", self, out)
+        return out
 
     def value(self) -> Tensor:
-        """The current value as a recorded `Tensor` (a snapshot: later assignments do not change it)."""
+        """The current value as a recorded `Tensor` (a snapshot: later assignments leave it)."""
         return _ops.identity(self)
 
     read_value = value
@@ -264,4 +275,7 @@ def constant(value: Any, dtype: Any = None) -> Tensor:
     return Tensor(value, dtype=dtype)
 
 
-from tape import _interop, ops as _ops  # noqa: E402  (operators resolve these at call time)
+# Bottom imports: these modules import this one (operators resolve them at call time).
+from tape import _interop  # noqa: E402
+from tape import explain as _explain  # noqa: E402
+from tape import ops as _ops  # noqa: E402

@@ -1,4 +1,4 @@
-"""Every primitive's gradient rule against central finite differences, shapes drawn by Hypothesis."""
+"""Every primitive's gradient rule against central differences, shapes drawn by Hypothesis."""
 
 from __future__ import annotations
 

@@ -1,0 +1,119 @@
+"""Jacobians from a persistent tape: one `gradient()` per target element, seeded one-hot.
+
+`Tape.jacobian(target, sources)` gives, for each source, an array of shape
+`target.shape + source.shape`; `Tape.batch_jacobian(target, source)` gives per-example blocks
+of shape `(batch,) + target.shape[1:] + source.shape[1:]`, seeding one target position in every
+example at once (so it assumes `target[b]` depends only on `source[b]`, as TensorFlow does).
+Results are assembled with tape ops, so an outer recording tape can differentiate them again.
+A source the target does not depend on gets None, or zeros with `unconnected_gradients="zero"`.
+TensorFlow's `parallel_iterations` and `experimental_use_pfor` are accepted and ignored: the
+rows are always computed in a loop.
+
+Example:
+    >>> import numpy as np, tape
+    >>> x = tape.Variable([1.0, 2.0, 3.0])
+    >>> with tape.Tape(persistent=True) as outer:
+    ...     with tape.Tape() as inner:
+    ...         y = tape.sum(x ** 3)
+    ...     g = inner.gradient(y, x)     # recorded by `outer`: the Hessian is its Jacobian
+    >>> outer.jacobian(g, x).numpy()
+    array([[ 6.,  0.,  0.],
+           [ 0., 12.,  0.],
+           [ 0.,  0., 18.]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from tape import ops
+from tape.gradient_tape import Tape, _flatten_sources, unconnected_mode
+from tape.tensor import Tensor
+
+
+def jacobian(tape: Tape, target: Any, sources: Any, unconnected_gradients: str = "none") -> Any:
+    """`tape.jacobian(target, sources)`: see the module docstring.
+
+    Example:
+        >>> import tape
+        >>> x = tape.Variable([1.0, 2.0])
+        >>> with tape.Tape(persistent=True) as t:
+        ...     y = 3 * x
+        >>> jacobian(t, y, [x])[0].numpy()
+        array([[3., 0.],
+               [0., 3.]])
+    """
+    mode = unconnected_mode(unconnected_gradients)
+    _check_tape(tape, target, "jacobian")
+    flat, rebuild = _flatten_sources(sources)
+    n = target.size
+    columns = _gradients(tape, target, flat, (_one_hot((n,), (k,), target) for k in range(n)))
+    return rebuild([_assemble(g, s, target.shape, 0, mode)
+                    for g, s in zip(columns, flat, strict=True)])
+
+
+def batch_jacobian(tape: Tape, target: Any, source: Any, unconnected_gradients: str = "none"
+                   ) -> Any:
+    """`tape.batch_jacobian(target, source)`: see the module docstring.
+
+    Example:
+        >>> import numpy as np, tape
+        >>> x = tape.Variable(np.ones((2, 3)))
+        >>> with tape.Tape(persistent=True) as t:
+        ...     y = x[:, :2] * 5
+        >>> batch_jacobian(t, y, x).shape
+        (2, 2, 3)
+    """
+    mode = unconnected_mode(unconnected_gradients)
+    _check_tape(tape, target, "batch_jacobian")
+    if not isinstance(source, Tensor):
+        raise TypeError(f"batch_jacobian source must be a tensor or Variable, got "
+                        f"{type(source).__name__}")
+    if target.ndim < 2 or source.ndim < 2 or target.shape[0] != source.shape[0]:
+        raise ValueError(f"batch_jacobian needs a target and a source of rank 2 or more with the "
+                         f"same first (batch) dimension; got target shape {target.shape} and "
+                         f"source shape {source.shape}")
+    batch, m = target.shape[0], int(np.prod(target.shape[1:], dtype=int))
+    seeds = (_one_hot((batch, m), (slice(None), k), target) for k in range(m))
+    (rows,) = _gradients(tape, target, [source], seeds)
+    return _assemble(rows, source, target.shape, 1, mode)
+
+
+def _check_tape(tape: Tape, target: Any, what: str) -> None:
+    if not tape._persistent:
+        raise RuntimeError(f"{what} computes one gradient per target element, but a "
+                           f"non-persistent Tape releases its records after the first; create "
+                           f"the tape with Tape(persistent=True)")
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{what} target must be a tensor, got {type(target).__name__}")
+
+
+def _one_hot(flat_shape: tuple[int, ...], position: Any, target: Tensor) -> np.ndarray:
+    seed = np.zeros(flat_shape, target.dtype)
+    seed[position] = 1
+    return seed.reshape(target.shape)
+
+
+def _gradients(tape: Tape, target: Tensor, sources: list[Any], seeds: Iterator[np.ndarray]
+               ) -> list[list[Any]]:
+    """For each source, its gradient under each seed (None where unconnected)."""
+    per_source: list[list[Any]] = [[] for _ in sources]
+    for seed in seeds:
+        grads = tape.gradient(target, sources, output_gradients=seed)
+        for column, g in zip(per_source, grads, strict=True):
+            column.append(g)
+    return per_source
+
+
+def _assemble(grads: list[Any], source: Any, target_shape: tuple[int, ...], axis: int,
+              mode: str) -> Any:
+    """Stack per-seed gradients along `axis` into the Jacobian's shape (with tape ops)."""
+    shape = target_shape + (source.shape if axis == 0 else source.shape[1:])
+    if all(g is None for g in grads):
+        return Tensor(np.zeros(shape, source.dtype)) if mode == "zero" else None
+    zeros = np.zeros(source.shape, source.dtype)
+    stacked = ops.stack([zeros if g is None else g for g in grads], axis=axis)
+    return ops.reshape(stacked, shape)
