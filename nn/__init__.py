@@ -1,0 +1,43 @@
+"""nn: layers, losses, mini-batches and a training loop, built on tape's public API.
+
+Example:
+    >>> import numpy as np, nn
+    >>> model = nn.Sequential([nn.Dense(16, use_bias=False, seed=0), nn.BatchNorm(), nn.ReLU(),
+    ...                        nn.Dense(3, seed=1)])
+    >>> logits = model(np.ones((4, 5)), training=True)
+    >>> nn.softmax(logits).shape
+    (4, 3)
+    >>> round(float(nn.softmax_cross_entropy(logits, np.array([0, 1, 2, 0]))), 4) > 0
+    True
+"""
+
+from nn import datasets, initializers
+from nn.activations import (
+    Activation,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
+from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
+from nn.data import MiniBatches, accuracy
+from nn.layers import Dense, Sequential
+from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_cross_entropy
+from nn.module import Module
+from nn.training import Callback, History, TrainingState, evaluate, fit, train_step
+
+__all__ = [
+    "Activation", "BatchNorm", "Callback", "Dense", "History", "LeakyReLU", "LogSoftmax",
+    "MiniBatches", "Module", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
+    "TrainingState", "accuracy", "batch_norm", "batch_norm_with_stats", "datasets", "evaluate",
+    "fit", "initializers", "leaky_relu", "log_softmax", "mean_squared_error", "relu", "sigmoid",
+    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "train_step",
+]

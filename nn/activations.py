@@ -1,0 +1,196 @@
+"""Activations as functions and as layers, composed from tape's primitives.
+
+`softmax` and `log_softmax` are built on `tape.logsumexp`, so they are exact for logits of any
+magnitude; training uses the fused `softmax_cross_entropy`, so they need no rule of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import tape
+from nn.module import Module
+
+
+def relu(x: Any) -> tape.Tensor:
+    """max(x, 0).
+
+    Example:
+        >>> relu(np.array([-1.0, 2.0])).numpy()
+        array([0., 2.])
+    """
+    return tape.relu(x)
+
+
+def leaky_relu(x: Any, alpha: float = 0.2) -> tape.Tensor:
+    """x where x > 0, else `alpha * x` (`alpha=0.2` as `tf.nn.leaky_relu`; PyTorch uses 0.01).
+
+    Example:
+        >>> leaky_relu(np.array([-1.0, 2.0]), alpha=0.1).numpy()
+        array([-0.1,  2. ])
+    """
+    return tape.where(np.asarray(x) > 0, x, tape.multiply(x, alpha))
+
+
+def tanh(x: Any) -> tape.Tensor:
+    """Hyperbolic tangent.
+
+    Example:
+        >>> tanh(np.array([0.0])).numpy()
+        array([0.])
+    """
+    return tape.tanh(x)
+
+
+def sigmoid(x: Any) -> tape.Tensor:
+    """1 / (1 + exp(-x)), exact in both tails.
+
+    Example:
+        >>> sigmoid(np.array([0.0])).numpy()
+        array([0.5])
+    """
+    return tape.sigmoid(x)
+
+
+def log_softmax(x: Any, axis: int = -1) -> tape.Tensor:
+    """x - logsumexp(x) along `axis`: log-probabilities, stable for any logits.
+
+    The logits are first shifted by their (constant) maximum, which keeps float32 results
+    accurate for logits of magnitude 1e4; the shift does not change the value or gradient.
+
+    Example:
+        >>> log_softmax(np.array([1e4, 1e4])).numpy()
+        array([-0.69314718, -0.69314718])
+    """
+    m = np.max(np.asarray(x), axis=axis, keepdims=True)
+    shifted = tape.subtract(x, np.where(np.isfinite(m), m, 0))
+    return shifted - tape.logsumexp(shifted, axis=axis, keepdims=True)
+
+
+def softmax(x: Any, axis: int = -1) -> tape.Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, computed as exp(log_softmax(x)).
+
+    Example:
+        >>> softmax(np.array([-1e4, 0.0, 1e4])).numpy()
+        array([0., 0., 1.])
+    """
+    return tape.exp(log_softmax(x, axis=axis))
+
+
+_BY_NAME: dict[str, Callable[..., Any]] = {
+    "relu": relu, "leaky_relu": leaky_relu, "tanh": tanh, "sigmoid": sigmoid,
+    "softmax": softmax, "log_softmax": log_softmax,
+}
+
+
+def get(identifier: str | Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """An activation function by name (e.g. `'relu'`), a callable as given, or None (linear).
+
+    Example:
+        >>> get("relu") is relu
+        True
+    """
+    if identifier is None or callable(identifier):
+        return identifier
+    try:
+        return _BY_NAME[identifier]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown activation {identifier!r}; use one of {sorted(_BY_NAME)}, "
+                         f"a callable, or None") from None
+
+
+# ---- layer forms ---------------------------------------------------------------------------
+class Activation(Module):
+    """An activation function as a layer: `Activation('relu')`, `Activation(fn, alpha=0.1)`.
+
+    Example:
+        >>> Activation("tanh")(np.zeros(2)).numpy()
+        array([0., 0.])
+    """
+
+    def __init__(self, activation: str | Callable[..., Any], name: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name)
+        self.fn = get(activation)
+        if self.fn is None:
+            raise ValueError("Activation needs a function or a name, got None")
+        self.kwargs = kwargs
+        self.built = True
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        return self.fn(x, **self.kwargs)
+
+
+class ReLU(Activation):
+    """`relu` as a layer.
+
+    Example:
+        >>> ReLU()(np.array([-1.0, 1.0])).numpy()
+        array([0., 1.])
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(relu, name)
+
+
+class LeakyReLU(Activation):
+    """`leaky_relu` as a layer.
+
+    Example:
+        >>> LeakyReLU(alpha=0.5)(np.array([-1.0])).numpy()
+        array([-0.5])
+    """
+
+    def __init__(self, alpha: float = 0.2, name: str | None = None) -> None:
+        super().__init__(leaky_relu, name, alpha=alpha)
+
+
+class Tanh(Activation):
+    """`tanh` as a layer.
+
+    Example:
+        >>> Tanh()(np.zeros(1)).numpy()
+        array([0.])
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(tanh, name)
+
+
+class Sigmoid(Activation):
+    """`sigmoid` as a layer.
+
+    Example:
+        >>> Sigmoid()(np.zeros(1)).numpy()
+        array([0.5])
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(sigmoid, name)
+
+
+class Softmax(Activation):
+    """`softmax` as a layer (along `axis`).
+
+    Example:
+        >>> Softmax()(np.zeros(2)).numpy()
+        array([0.5, 0.5])
+    """
+
+    def __init__(self, axis: int = -1, name: str | None = None) -> None:
+        super().__init__(softmax, name, axis=axis)
+
+
+class LogSoftmax(Activation):
+    """`log_softmax` as a layer (along `axis`).
+
+    Example:
+        >>> LogSoftmax()(np.zeros(2)).numpy()
+        array([-0.69314718, -0.69314718])
+    """
+
+    def __init__(self, axis: int = -1, name: str | None = None) -> None:
+        super().__init__(log_softmax, name, axis=axis)

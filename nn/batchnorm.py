@@ -1,0 +1,247 @@
+"""Batch normalization: one fused primitive (closed-form gradient) and the `BatchNorm` layer.
+
+Training mode: `y = gamma * (x - mean) / sqrt(var + epsilon) + beta`, with the batch mean and
+the biased batch variance taken over every axis except the feature `axis`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import weakref
+from typing import Any
+
+import numpy as np
+
+import tape
+from nn import initializers
+from nn.module import Module, as_floating
+from tape import Tensor, Variable
+
+
+@functools.lru_cache(maxsize=64)
+def _axes(ndim: int, axis: int | tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(reduced axes, kept feature axes), both sorted and non-negative."""
+    requested = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if not requested or any(not -ndim <= int(a) < ndim for a in requested):
+        raise ValueError(f"batch norm axis {axis} is out of range for an input with {ndim} "
+                         f"dimensions")
+    kept = tuple(sorted({int(a) % ndim for a in requested}))
+    return tuple(a for a in range(ndim) if a not in kept), kept
+
+
+def _expand(v: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    """A per-feature array shaped to broadcast against `x` (unit length on reduced axes)."""
+    if axes == tuple(range(len(axes))):  # features are the trailing axes: broadcasts as is
+        return v
+    return v.reshape(tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
+
+
+def _count(x: Any, axes: tuple[int, ...]) -> int:
+    return math.prod(x.shape[a] for a in axes)
+
+
+# The formulas below are written once for arrays and tensors. Augmented assignments (`t -= u`)
+# work in place on the fresh arrays of the first-order path and rebind on (immutable) tensors.
+def _normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
+    """(x_hat, mean, var, 1/std) over `axes`; also records when `x` is a tensor."""
+    n = _count(x, axes)
+    mean = x.sum(axis=axes, keepdims=True) / n
+    xhat = x - mean
+    var = (xhat * xhat).sum(axis=axes, keepdims=True) / n
+    rstd = 1 / np.sqrt(var + epsilon)
+    xhat *= rstd
+    return xhat, mean, var, rstd
+
+
+def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float,
+             cache: dict[str, Any]) -> Any:
+    xhat, mean, var, rstd = _normalize(x, axes, epsilon)
+    cache.update(xhat=xhat, mean=mean, var=var, rstd=rstd)
+    if gamma is None:
+        y = xhat if beta is None else xhat + _expand(beta, x, axes)
+    else:
+        y = xhat * _expand(gamma, x, axes)
+        if beta is not None:
+            y += _expand(beta, x, axes)
+    return y
+
+
+def _residuals(x: Any, gamma: Any, beta: Any, axes: tuple[int, ...], epsilon: float,
+               cache: dict[str, Any]) -> tuple[Any, Any]:
+    # First order (raw arrays) reuses the forward's x_hat and 1/std. Under an outer tape the
+    # inputs are tensors: recompute them from x so that the rule itself is differentiable.
+    if isinstance(x, Tensor) or isinstance(gamma, Tensor) or isinstance(beta, Tensor):
+        xhat, _, _, rstd = _normalize(x, axes, epsilon)
+        return xhat, rstd
+    return cache["xhat"], cache["rstd"]
+
+
+def _grad_x(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
+            epsilon: float, cache: dict[str, Any]) -> Any:
+    # dx = gamma / (n * std) * (n * g - sum(g) - x_hat * sum(g * x_hat)), sums over `axes`
+    xhat, rstd = _residuals(x, gamma, beta, axes, epsilon, cache)
+    if isinstance(xhat, Tensor) and not isinstance(g, Tensor):
+        g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
+    n = _count(x, axes)
+    scale = rstd / n if gamma is None else _expand(gamma, x, axes) * (rstd / n)
+    g_xhat = (g * xhat).sum(axis=axes, keepdims=True)
+    if gamma is not None and not isinstance(g, Tensor):
+        # The gamma rule, called next with this same g, reuses the sum (a weak reference:
+        # the cache must not keep g alive, nor match a later gradient of a persistent tape).
+        cache["g_xhat"] = (weakref.ref(g), g_xhat)
+    dx = g * n
+    dx -= g.sum(axis=axes, keepdims=True)
+    dx -= xhat * g_xhat
+    dx *= scale
+    return dx
+
+
+def _grad_gamma(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
+                epsilon: float, cache: dict[str, Any]) -> Any:
+    shared = cache.pop("g_xhat", None)
+    if shared is not None and shared[0]() is g:
+        return shared[1].reshape(gamma.shape)
+    xhat, _ = _residuals(x, gamma, beta, axes, epsilon, cache)
+    return (g * xhat).sum(axis=axes).reshape(gamma.shape)
+
+
+def _grad_beta(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
+               epsilon: float, cache: dict[str, Any]) -> Any:
+    return g.sum(axis=axes).reshape(beta.shape)
+
+
+_batch_norm_p = tape.Primitive("nn.batch_norm", _forward).defvjp(_grad_x, _grad_gamma, _grad_beta)
+
+
+def _training_forward(x: Any, gamma: Any, beta: Any, axes: tuple[int, ...], epsilon: float
+                      ) -> tuple[Tensor, Any, Any]:
+    """The fused primitive on checked arguments: (y, batch mean, batch variance), keepdims."""
+    if _count(x, axes) < 2:
+        raise ValueError(f"batch norm in training mode needs more than one value per feature "
+                         f"(the batch variance is undefined otherwise); got an input of shape "
+                         f"{x.shape}, normalized over axes {axes}. Use a batch of at least 2, "
+                         f"or training=False")
+    cache: dict[str, Any] = {}
+    y = _batch_norm_p(x, gamma, beta, axes=axes, epsilon=epsilon, cache=cache)
+    return y, cache["mean"], cache["var"]
+
+
+def batch_norm_with_stats(x: Any, gamma: Any = None, beta: Any = None, *, axis: Any = -1,
+                          epsilon: float = 1e-3) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """`batch_norm` plus the batch mean and biased variance (arrays of the features' shape).
+
+    Example:
+        >>> y, mean, var = batch_norm_with_stats(np.array([[0.0], [2.0]]))
+        >>> mean, var
+        (array([1.]), array([1.]))
+    """
+    x = x if isinstance(x, Tensor) else np.asarray(x)
+    axes, kept = _axes(x.ndim, axis)
+    features = tuple(x.shape[a] for a in kept)
+    gamma, beta = (v if v is None or isinstance(v, Tensor) else np.asarray(v)
+                   for v in (gamma, beta))
+    for label, v in (("gamma", gamma), ("beta", beta)):
+        if v is not None and v.shape != features:
+            raise ValueError(f"batch norm {label} has shape {v.shape}, but the input of "
+                             f"shape {x.shape} has features of shape {features} on axis {axis}")
+    y, mean, var = _training_forward(x, gamma, beta, axes, float(epsilon))
+    return y, mean.reshape(features), var.reshape(features)
+
+
+def batch_norm(x: Any, gamma: Any = None, beta: Any = None, *, axis: Any = -1,
+               epsilon: float = 1e-3) -> Tensor:
+    """Normalize `x` with its batch statistics, then scale by `gamma` and shift by `beta`.
+
+    Statistics are taken over every axis except `axis` (the features; an int or a tuple);
+    `gamma`/`beta` have the features' shape, or are None (no scale / no shift). One primitive
+    with the closed-form gradient; its rule is differentiable, so second derivatives work.
+
+    Example:
+        >>> batch_norm(np.array([[1.0], [3.0]]), epsilon=0.0).numpy()
+        array([[-1.],
+               [ 1.]])
+    """
+    return batch_norm_with_stats(x, gamma, beta, axis=axis, epsilon=epsilon)[0]
+
+
+class BatchNorm(Module):
+    """Batch normalization with Keras' conventions.
+
+    `training=True` normalizes with the batch mean and biased batch variance and updates the
+    running statistics as `running = momentum * running + (1 - momentum) * batch` (the
+    course's exponentially weighted average), with the biased variance, outside any tape
+    (`Variable.assign_sub`); a batch with non-finite statistics leaves them unchanged (its
+    NaN output makes the loss NaN, and `fit` stops). `training=False` normalizes with the
+    running statistics, which start at mean 0 and variance 1. `gamma`/`beta` are trainable
+    (`scale`/`center` switch them off); `moving_mean`/`moving_variance` are not.
+
+    From PyTorch's `BatchNorm1d(momentum=p, eps=e)`: use `momentum = 1 - p` (PyTorch's default
+    0.1 is 0.9 here) and `epsilon = e`. PyTorch stores the unbiased running variance
+    (`var * n / (n - 1)` for a batch of n); this layer, like Keras, stores the biased one.
+
+    Example:
+        >>> bn = BatchNorm()
+        >>> y = bn(np.array([[0.0, 1.0], [2.0, 5.0]]), training=True)
+        >>> bn.moving_mean.numpy()
+        array([0.01, 0.03], dtype=float32)
+    """
+
+    def __init__(self, axis: int | tuple[int, ...] = -1, momentum: float = 0.99,
+                 epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 dtype: Any = np.float32, name: str | None = None) -> None:
+        super().__init__(name)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm momentum must lie in [0, 1] (Keras convention: the "
+                             f"weight of the old running value), got {momentum}")
+        if epsilon <= 0:
+            raise ValueError(f"BatchNorm epsilon must be positive, got {epsilon}")
+        self.axis = axis
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.dtype = np.dtype(dtype)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        _, kept = _axes(len(input_shape), self.axis)
+        self.features = tuple(input_shape[a] for a in kept)
+        if any(n is None for n in self.features):
+            raise ValueError(f"{self.name}: the feature axis of shape {input_shape} is unknown")
+
+        def make(label: str, init: initializers.Initializer, trainable: bool = True) -> Variable:
+            return Variable(init(self.features, None, self.dtype), trainable=trainable,
+                            name=f"{self.name}/{label}")
+
+        if self.scale:
+            self.gamma = make("gamma", initializers.ones)
+        if self.center:
+            self.beta = make("beta", initializers.zeros)
+        self.moving_mean = make("moving_mean", initializers.zeros, trainable=False)
+        self.moving_variance = make("moving_variance", initializers.ones, trainable=False)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        x = as_floating(x, self.dtype)
+        axes, kept = _axes(x.ndim, self.axis)
+        if tuple(x.shape[a] for a in kept) != self.features:
+            raise ValueError(f"{self.name}: the input of shape {x.shape} has features of shape "
+                             f"{tuple(x.shape[a] for a in kept)} on axis {self.axis}, but the "
+                             f"layer was built for {self.features}")
+        gamma = self.gamma if self.scale else None
+        beta = self.beta if self.center else None
+        if training:
+            y, mean, var = _training_forward(x, gamma, beta, axes, self.epsilon)
+            if np.isfinite(var).all():  # a non-finite mean makes the variance NaN too
+                rate = 1 - self.momentum
+                for running, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+                    running.assign_sub((np.asarray(running) - batch.reshape(self.features))
+                                       * rate)
+            return y
+        # y = x * s + (beta - mean * s),  s = gamma / sqrt(running_var + epsilon)
+        s = 1 / tape.sqrt(self.moving_variance + self.epsilon)
+        if gamma is not None:
+            s = s * gamma
+        shift = -self.moving_mean * s
+        if beta is not None:
+            shift = shift + beta
+        return x * _expand(s, x, axes) + _expand(shift, x, axes)

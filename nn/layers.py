@@ -1,0 +1,148 @@
+"""`Dense` and `Sequential`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+import tape
+from nn import activations, initializers
+from nn.module import Module, as_floating
+from tape import Variable
+
+
+def make_rng(seed: int | None, rng: np.random.Generator | None) -> np.random.Generator:
+    """The generator a layer draws its initial weights from: `rng`, else one seeded by `seed`.
+
+    With neither, a fresh generator seeded from the OS (like an unseeded NumPy run).
+
+    Example:
+        >>> int(make_rng(0, None).integers(10)) == int(make_rng(0, None).integers(10))
+        True
+    """
+    if rng is not None:
+        if seed is not None:
+            raise ValueError("pass either seed or rng, not both")
+        return rng
+    return np.random.default_rng(seed)
+
+
+class Dense(Module):
+    """A fully connected layer: `activation(x @ kernel + bias)`, kernel of shape (in, units).
+
+    The input width is taken from the first input unless `input_dim` is given. Inputs are cast
+    to `dtype` (float32 by default, as Keras). `kernel_initializer` is `'he_normal'` (default),
+    `'glorot_uniform'` or a callable `(shape, rng, dtype) -> array`; the weights are drawn from
+    `rng`, or from a generator seeded with `seed` (with neither, from a fresh OS-seeded one).
+
+    Example:
+        >>> layer = Dense(3, activation="relu", seed=0)
+        >>> layer(np.ones((2, 5))).shape
+        (2, 3)
+        >>> layer.kernel.shape, layer.bias.shape
+        ((5, 3), (3,))
+    """
+
+    def __init__(self, units: int, use_bias: bool = True,
+                 activation: str | Callable[..., Any] | None = None,
+                 kernel_initializer: str | initializers.Initializer = "he_normal",
+                 dtype: Any = np.float32, seed: int | None = None,
+                 rng: np.random.Generator | None = None, input_dim: int | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(name)
+        if int(units) != units or units < 1:
+            raise ValueError(f"Dense needs a positive integer number of units, got {units!r}")
+        self.units = int(units)
+        self.use_bias = bool(use_bias)
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.dtype = np.dtype(dtype)
+        self._rng = make_rng(seed, rng)
+        if input_dim is not None:
+            self.build((None, input_dim))
+            self.built = True
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if not input_shape or input_shape[-1] is None:
+            raise ValueError(f"{self.name}: cannot infer the input width from shape {input_shape}")
+        shape = (int(input_shape[-1]), self.units)
+        kernel = np.asarray(self.kernel_initializer(shape, self._rng, self.dtype), self.dtype)
+        if kernel.shape != shape:
+            raise ValueError(f"{self.name}: the kernel initializer returned shape {kernel.shape}, "
+                             f"expected {shape}")
+        self.kernel = Variable(kernel, name=f"{self.name}/kernel")
+        if self.use_bias:
+            self.bias = Variable(np.zeros(self.units, self.dtype), name=f"{self.name}/bias")
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        x = as_floating(x, self.dtype)
+        width = self.kernel.shape[-2]
+        if x.ndim == 0 or x.shape[-1] != width:
+            raise ValueError(f"{self.name}: the input has width {x.shape[-1] if x.ndim else 0} "
+                             f"(shape {x.shape}) but the layer was built for width {width}")
+        y = tape.matmul(x, self.kernel)
+        if self.use_bias:
+            y = tape.add(y, self.bias)
+        return y if self.activation is None else self.activation(y)
+
+
+class Sequential(Module):
+    """Layers applied in order; `training` is passed to each. Sequentials nest.
+
+    Plain functions (e.g. `nn.relu`) are wrapped as `Activation` layers. State keys are the
+    layer positions: `'0/kernel'`, `'1/gamma'`, ...
+
+    Example:
+        >>> import nn
+        >>> model = Sequential([nn.Dense(4, seed=0), nn.relu, nn.Dense(2, seed=1)])
+        >>> model(np.ones((3, 5))).shape
+        (3, 2)
+        >>> list(model.state_dict())
+        ['0/kernel', '0/bias', '2/kernel', '2/bias']
+    """
+
+    def __init__(self, layers: Iterable[Module | Callable[..., Any]] = (),
+                 name: str | None = None) -> None:
+        super().__init__(name)
+        self._layers: list[Module] = []
+        for layer in layers:
+            self.add(layer)
+
+    def add(self, layer: Module | Callable[..., Any]) -> None:
+        """Append a layer (a `Module`, or a function of one tensor)."""
+        if not isinstance(layer, Module):
+            if not callable(layer):
+                raise TypeError(f"Sequential takes layers or functions, got {type(layer).__name__}")
+            layer = activations.Activation(layer)
+        self._layers.append(layer)
+
+    @property
+    def layers(self) -> list[Module]:
+        """The layers, in order."""
+        return list(self._layers)
+
+    def _members(self) -> Iterator[tuple[str, Any]]:
+        return ((str(i), layer) for i, layer in enumerate(self._layers))
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        """Build every layer by running an all-zeros batch of `input_shape` (batch 1 if None).
+
+        Example:
+            >>> import nn
+            >>> model = Sequential([nn.Dense(2)])
+            >>> model.build((None, 3)); model.layers[0].kernel.shape
+            (3, 2)
+        """
+        shape = tuple(1 if n is None else n for n in input_shape)
+        self(np.zeros(shape, np.float32))
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        self.built = True  # each layer builds itself on its first input
+        return self.call(x, training=training)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x

@@ -1,0 +1,221 @@
+"""Losses, prediction first: `loss(logits_or_predictions, labels, *, reduction="mean")`.
+
+`softmax_cross_entropy` is one fused primitive whose gradient is the course's
+`dz = (y_hat - y) / m`; the others are composed from tape's primitives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import tape
+from tape import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(losses: Any, reduction: str) -> Any:
+    if reduction == "mean":
+        return tape.mean(losses)
+    return tape.sum(losses) if reduction == "sum" else losses
+
+
+def _as_value(x: Any) -> Any:
+    return x if isinstance(x, Tensor) else np.asarray(x)
+
+
+# ---- softmax cross-entropy: the fused primitive ---------------------------------------------
+def _targets(labels: Any, like: Any, smoothing: float) -> Any:
+    """Target rows: one-hot rows for class ids, then label smoothing."""
+    if labels.dtype.kind in "iu":
+        y = np.eye(like.shape[-1], dtype=like.dtype)[labels]
+    else:
+        y = labels
+    return y if not smoothing else y * (1 - smoothing) + smoothing / like.shape[-1]
+
+
+def _pick(a: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """`a[..., ids]` along the last axis, one entry per row."""
+    rows = a.reshape(-1, a.shape[-1])
+    return rows[np.arange(len(rows)), ids.reshape(-1)].reshape(ids.shape)
+
+
+def _xent_forward(logits: Any, labels: Any, *, reduction: str, smoothing: float,
+                  cache: dict[str, Any]) -> Any:
+    # Ufunc reductions rather than np.max/np.sum: the same arithmetic, less call overhead.
+    log_p = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
+    e = np.exp(log_p)
+    s = np.add.reduce(e, axis=-1, keepdims=True)
+    log_p -= np.log(s)
+    cache.update(p=np.divide(e, s, out=e), log_p=log_p)
+    if labels.dtype.kind in "iu" and not smoothing:
+        losses = -_pick(log_p, labels)
+    else:
+        cache["y"] = y = _targets(labels, log_p, smoothing)
+        losses = -np.add.reduce(y * log_p, axis=-1)
+    if reduction == "none":
+        return losses
+    total = np.add.reduce(losses, axis=None)
+    return total if reduction == "sum" else total / max(losses.size, 1)
+
+
+def _residuals(logits: Any, labels: Any, smoothing: float, cache: dict[str, Any]
+               ) -> tuple[Any, Any, Any]:
+    """(softmax, log_softmax, target rows) for the rules.
+
+    First order (raw arrays) reuses the forward's; under an outer tape (tensor inputs) they
+    are recomputed from recorded ops, which makes the rules themselves differentiable.
+    """
+    if not isinstance(logits, Tensor) and not isinstance(labels, Tensor):
+        p = cache["p"]
+        y = cache.get("y")
+        return p, cache["log_p"], _targets(labels, p, smoothing) if y is None else y
+    log_p = logits - tape.logsumexp(logits, axis=-1, keepdims=True)
+    return tape.exp(log_p), log_p, _targets(labels, log_p, smoothing)
+
+
+def _upstream(g: Any, logits: Any, reduction: str) -> Any:
+    """The upstream gradient per row, shaped to broadcast over the class axis."""
+    if reduction == "none":
+        return np.expand_dims(g, -1)
+    return g / (logits.size // logits.shape[-1]) if reduction == "mean" else g
+
+
+def _xent_grad_logits(g: Any, ans: Any, logits: Any, labels: Any, *, reduction: str,
+                      smoothing: float, cache: dict[str, Any]) -> Any:
+    p, _, y = _residuals(logits, labels, smoothing, cache)
+    if labels.dtype.kind not in "iu":  # rows need not sum to one: d/dz = p * sum(y) - y
+        p = p * np.sum(y, axis=-1, keepdims=True)
+    return (p - y) * _upstream(g, logits, reduction)
+
+
+def _xent_grad_labels(g: Any, ans: Any, logits: Any, labels: Any, *, reduction: str,
+                      smoothing: float, cache: dict[str, Any]) -> Any:
+    _, log_p, _ = _residuals(logits, labels, smoothing, cache)
+    return -(1 - smoothing) * log_p * _upstream(g, logits, reduction)
+
+
+_softmax_xent = tape.Primitive("nn.softmax_cross_entropy", _xent_forward).defvjp(
+    _xent_grad_logits, _xent_grad_labels)
+
+
+def _check_labels(logits: Any, labels: Any) -> Any:
+    """Validate labels against logits; return them as class ids or as rows of logits' dtype."""
+    batch, classes = logits.shape[:-1], logits.shape[-1]
+    kind = labels.dtype.kind
+    if labels.shape == batch and kind in "iu":
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            bad = np.flatnonzero((labels < 0) | (labels >= classes))[0]
+            raise ValueError(f"class ids must lie in [0, {classes}) for logits of shape "
+                             f"{logits.shape}; got labels from {labels.min()} to {labels.max()} "
+                             f"(first out of range: {labels.flat[bad]} at flat index {bad})")
+        return labels
+    if labels.shape == batch:
+        raise ValueError(f"labels of shape {labels.shape} and dtype {labels.dtype} for logits of "
+                         f"shape {logits.shape}: class ids must be integers in [0, {classes}) "
+                         f"(use labels.astype(int)), or pass one-hot/probability rows of shape "
+                         f"{logits.shape}")
+    if labels.shape == logits.shape:
+        if kind in "fc" or isinstance(labels, Tensor):
+            return labels if isinstance(labels, Tensor) else labels.astype(logits.dtype, copy=False)
+        if kind in "iub" and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(-1) == 1):
+            return labels.astype(logits.dtype)
+        raise ValueError(f"integer labels of shape {labels.shape} match the logits' shape but are "
+                         f"not one-hot rows; pass class ids of shape {batch} or float rows")
+    if labels.ndim and logits.ndim > 1 and labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"labels hold {labels.shape[0]} examples (shape {labels.shape}) but the "
+                         f"logits hold {logits.shape[0]} (shape {logits.shape})")
+    raise ValueError(f"labels of shape {labels.shape} do not fit logits of shape {logits.shape}: "
+                     f"pass class ids of shape {batch} with values in [0, {classes}), or "
+                     f"one-hot/probability rows of shape {logits.shape}")
+
+
+def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
+                          label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy between `softmax(logits)` and the labels: `-sum(y * log_softmax(logits))`.
+
+    `labels` are integer class ids (shape `logits.shape[:-1]`, values in `[0, C)`) or rows of
+    one-hot / probabilities (shape of `logits`). `label_smoothing=e` uses
+    `(1 - e) * y + e / C`. `reduction`: `'mean'` over examples (default), `'sum'`, or `'none'`
+    (one loss per example). One fused primitive: the gradient is `(softmax(logits) - y) / m`,
+    and it is itself differentiable (second derivatives work). NaN logits give a NaN loss.
+
+    Example:
+        >>> float(softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1])))
+        0.6931471805599453
+    """
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
+    logits = _as_value(logits)
+    if logits.ndim == 0 or logits.dtype.kind not in "fc":
+        raise ValueError(f"logits must be a floating array with a class axis, got shape "
+                         f"{logits.shape} and dtype {logits.dtype}")
+    labels = _as_value(labels)
+    if isinstance(labels, Tensor) and labels.dtype.kind not in "fc":
+        labels = labels.numpy()  # class ids: constants
+    labels = _check_labels(logits, labels)
+    return _softmax_xent(logits, labels, reduction=reduction, smoothing=float(label_smoothing),
+                         cache={})
+
+
+# ---- composed losses ------------------------------------------------------------------------
+def _check_same_shape(name: str, predictions: Any, targets: Any) -> None:
+    if predictions.shape != targets.shape:
+        raise ValueError(f"{name}: predictions of shape {predictions.shape} and labels of shape "
+                         f"{targets.shape} differ; reshape one of them (e.g. labels.reshape"
+                         f"({predictions.shape}))")
+
+
+def sigmoid_binary_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean"
+                                 ) -> Tensor:
+    """Binary cross-entropy of `sigmoid(logits)` against labels in [0, 1], from the logits.
+
+    Computed as `softplus(z) - z * y` with `softplus(z) = logsumexp([0, z])`: exact for any z,
+    with gradient `sigmoid(z) - y` (also at z = 0). `reduction` as in `softmax_cross_entropy`
+    (`'none'` gives one loss per element).
+
+    Example:
+        >>> float(sigmoid_binary_cross_entropy(np.array([0.0]), np.array([1.0])))
+        0.6931471805599453
+    """
+    _check_reduction(reduction)
+    logits, labels = _as_value(logits), _as_value(labels)
+    _check_same_shape("sigmoid_binary_cross_entropy", logits, labels)
+    if not isinstance(labels, Tensor):
+        if labels.size and (labels.min() < 0 or labels.max() > 1):
+            raise ValueError(f"binary labels must lie in [0, 1]; got values from {labels.min()} "
+                             f"to {labels.max()}")
+        labels = labels.astype(logits.dtype, copy=False)
+    zero = np.zeros(logits.shape, logits.dtype)
+    softplus = tape.logsumexp(tape.stack([zero, logits], axis=-1), axis=-1)
+    return _reduce(softplus - logits * labels, reduction)
+
+
+def mean_squared_error(predictions: Any, targets: Any, *, reduction: str = "mean") -> Tensor:
+    """Mean of `(predictions - targets) ** 2`.
+
+    With `reduction='none'`, one value per example: the mean over all axes but the first
+    (for 1-D inputs, the squared errors themselves).
+
+    Example:
+        >>> float(mean_squared_error(np.array([1.0, 3.0]), np.array([0.0, 0.0])))
+        5.0
+    """
+    _check_reduction(reduction)
+    predictions, targets = _as_value(predictions), _as_value(targets)
+    _check_same_shape("mean_squared_error", predictions, targets)
+    if not isinstance(targets, Tensor) and predictions.dtype.kind == "f":
+        targets = targets.astype(predictions.dtype, copy=False)
+    d = tape.subtract(predictions, targets)
+    sq = d * d
+    if reduction == "none" and sq.ndim > 1:
+        return tape.mean(sq, axis=tuple(range(1, sq.ndim)))
+    return _reduce(sq, reduction)

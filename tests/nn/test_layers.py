@@ -1,0 +1,124 @@
+"""Dense, Sequential, initializers and activations."""
+
+import numpy as np
+import pytest
+
+import nn
+import tape
+from tape import Tape
+
+
+def test_dense_forward_and_shapes():
+    layer = nn.Dense(3, activation="relu", seed=0)
+    assert not layer.built and layer.variables == []
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    y = layer(x)
+    assert layer.built and y.dtype == np.float32 and y.shape == (4, 3)
+    expected = np.maximum(x.astype(np.float32) @ layer.kernel.numpy() + layer.bias.numpy(), 0)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6)
+    assert layer.variables == [layer.kernel, layer.bias] == layer.trainable_variables
+    assert nn.Dense(2, use_bias=False, input_dim=7).kernel.shape == (7, 2)
+
+
+def test_dense_batches_over_leading_axes():
+    layer = nn.Dense(2, seed=0, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((3, 4, 5))
+    np.testing.assert_allclose(layer(x).numpy()[1], layer(x[1]).numpy())
+
+
+def test_dense_gradients():
+    layer = nn.Dense(3, activation="tanh", seed=0, dtype=np.float64)
+    x = np.random.default_rng(2).standard_normal((4, 5))
+    tape.check_gradients(lambda x: layer(x), x, order=2)
+    with Tape() as t:
+        y = tape.sum(layer(x))
+    assert [g.shape for g in t.gradient(y, layer.trainable_variables)] == [(5, 3), (3,)]
+
+
+def test_dense_width_mismatch():
+    layer = nn.Dense(3, input_dim=5)
+    with pytest.raises(ValueError, match=r"width 4.*built for width 5"):
+        layer(np.ones((2, 4)))
+
+
+def test_initializers_are_seeded_and_scaled():
+    a, b = nn.Dense(300, seed=1, input_dim=400), nn.Dense(300, seed=1, input_dim=400)
+    assert np.array_equal(a.kernel.numpy(), b.kernel.numpy())
+    assert not np.array_equal(a.kernel.numpy(), nn.Dense(300, seed=2, input_dim=400).kernel.numpy())
+    assert a.kernel.numpy().std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    rng = np.random.default_rng(3)
+    g = nn.Dense(300, kernel_initializer="glorot_uniform", rng=rng, input_dim=400).kernel.numpy()
+    limit = np.sqrt(6 / 700)
+    assert np.abs(g).max() <= limit and g.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)
+    custom = nn.Dense(2, kernel_initializer=lambda shape, rng, dtype: np.full(shape, 0.5, dtype),
+                      input_dim=3, dtype=np.float64)
+    assert custom.kernel.dtype == np.float64 and (custom.kernel.numpy() == 0.5).all()
+    with pytest.raises(ValueError, match="unknown initializer"):
+        nn.Dense(2, kernel_initializer="nope")
+    with pytest.raises(ValueError, match="either seed or rng"):
+        nn.Dense(2, seed=0, rng=rng)
+    stacked = nn.initializers.he_normal((50, 400, 30), rng)  # leading axis: 50 kernels
+    assert stacked.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh", "sigmoid", "softmax",
+                                  "log_softmax"])
+def test_activation_gradients(name):
+    x = np.random.default_rng(4).standard_normal((3, 4))
+    tape.check_gradients(getattr(nn, name), x, order=2)
+
+
+def test_activation_values_and_layers():
+    x = np.array([[-2.0, 0.5, 3.0]])
+    assert nn.relu(x).numpy().tolist() == [[0, 0.5, 3]]
+    np.testing.assert_allclose(nn.leaky_relu(x).numpy(), [[-0.4, 0.5, 3]])
+    np.testing.assert_allclose(nn.softmax(x).numpy(), np.exp(x) / np.exp(x).sum())
+    np.testing.assert_allclose(nn.log_softmax(x, axis=0).numpy(), 0)
+    big = np.array([1e4, -1e4, 1e4 - 1])
+    np.testing.assert_allclose(nn.sigmoid(big).numpy(), [1, 0, 1])
+    np.testing.assert_allclose(nn.log_softmax(big).numpy()[[0, 2]],
+                               [-np.log1p(np.exp(-1)), -1 - np.log1p(np.exp(-1))])
+    for layer, fn in ((nn.ReLU(), nn.relu), (nn.Tanh(), nn.tanh), (nn.Sigmoid(), nn.sigmoid),
+                      (nn.Softmax(), nn.softmax), (nn.LogSoftmax(), nn.log_softmax),
+                      (nn.LeakyReLU(0.1), lambda v: nn.leaky_relu(v, 0.1)),
+                      (nn.Activation("tanh"), nn.tanh)):
+        np.testing.assert_array_equal(layer(x).numpy(), fn(x).numpy())
+        assert layer.variables == []
+    with pytest.raises(ValueError, match="unknown activation"):
+        nn.Dense(2, activation="swishy")
+
+
+def test_sequential_nesting_and_order():
+    inner = nn.Sequential([nn.Dense(4, use_bias=False, seed=0), nn.BatchNorm(), nn.relu])
+    model = nn.Sequential([inner, nn.Dense(2, seed=1)])
+    assert model.variables == []
+    model.build((None, 3))
+    assert list(model.state_dict()) == ["0/0/kernel", "0/1/gamma", "0/1/beta",
+                                        "0/1/moving_mean", "0/1/moving_variance",
+                                        "1/kernel", "1/bias"]
+    names = [v.name for v in model.trainable_variables]
+    assert names == ["dense/kernel", "batch_norm/gamma", "batch_norm/beta", "dense/kernel",
+                     "dense/bias"]
+    assert [v.name for v in model.non_trainable_variables] == ["batch_norm/moving_mean",
+                                                               "batch_norm/moving_variance"]
+    assert model.trainable_variables == model.trainable_variables  # stable
+    assert isinstance(model.layers[0].layers[2], nn.Activation)
+    assert model(np.ones((5, 3)), training=True).shape == (5, 2)
+
+
+def test_custom_module_with_shared_layer():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [nn.Dense(3, seed=0, activation="tanh")]
+            self.again = self.blocks[0]  # shared: its variables count once
+            self.head = {"out": nn.Dense(1, seed=1)}
+
+        def call(self, x, training=False):
+            return self.head["out"](self.again(self.blocks[0](x)))
+
+    model = Twice()
+    model(np.ones((2, 3)))
+    assert list(model.state_dict()) == ["blocks/0/kernel", "blocks/0/bias", "head/out/kernel",
+                                        "head/out/bias"]
+    assert len(model.submodules) == 3

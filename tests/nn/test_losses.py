@@ -1,0 +1,159 @@
+"""Losses: the fused softmax cross-entropy against its composition, the others, bad labels."""
+
+import numpy as np
+import pytest
+
+import nn
+import tape
+from tape import Tape
+
+RNG = np.random.default_rng(0)
+LOGITS = RNG.standard_normal((6, 4)) * 2
+IDS = np.array([0, 3, 1, 1, 2, 0])
+ROWS = RNG.dirichlet(np.ones(4), size=6)
+
+
+def composed(logits, y, reduction="mean", label_smoothing=0.0):
+    y = y * (1 - label_smoothing) + label_smoothing / 4
+    losses = -tape.sum(y * nn.log_softmax(logits), axis=-1)
+    return {"mean": tape.mean, "sum": tape.sum}.get(reduction, lambda v: v)(losses)
+
+
+def derivatives(f, z, y, order):
+    z, y = tape.constant(z), tape.constant(y)
+    w = np.random.default_rng(1).standard_normal(z.shape)
+    with Tape() as outer:
+        outer.watch([z, y])
+        with Tape() as inner:
+            inner.watch([z, y])
+            out = f(z, y)
+        first = inner.gradient(out, [z, y])
+        total = tape.sum(first[0] * w) + tape.sum(first[1] * w * w)
+    result = first if order == 1 else outer.gradient(total, [z, y])
+    return [g.numpy() for g in result]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("order", [1, 2])
+def test_fused_matches_composition(reduction, smoothing, order):
+    kw = {"reduction": reduction, "label_smoothing": smoothing}
+    np.testing.assert_allclose(nn.softmax_cross_entropy(LOGITS, ROWS, **kw).numpy(),
+                               composed(LOGITS, ROWS, **kw).numpy(), rtol=1e-12)
+    fused = derivatives(lambda z, y: nn.softmax_cross_entropy(z, y, **kw), LOGITS, ROWS, order)
+    reference = derivatives(lambda z, y: composed(z, y, **kw), LOGITS, ROWS, order)
+    for a, b in zip(fused, reference, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_against_finite_differences(order):
+    tape.check_gradients(lambda z: nn.softmax_cross_entropy(z, IDS), LOGITS, order=order)
+    tape.check_gradients(lambda z, y: nn.softmax_cross_entropy(z, y, reduction="none"),
+                         LOGITS, ROWS * 1.5, order=order)  # rows need not sum to one
+    tape.check_gradients(lambda z: nn.softmax_cross_entropy(z, IDS, label_smoothing=0.1),
+                         LOGITS, order=order)
+
+
+def test_ids_equal_one_hot_and_gradient_is_course_formula():
+    one_hot = np.eye(4)[IDS]
+    z = tape.constant(LOGITS)
+    with Tape() as t:
+        t.watch(z)
+        loss = nn.softmax_cross_entropy(z, IDS)
+    assert float(loss) == pytest.approx(float(nn.softmax_cross_entropy(LOGITS, one_hot)))
+    p = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
+    np.testing.assert_allclose(t.gradient(loss, z).numpy(), (p - one_hot) / 6, rtol=1e-12)
+    assert float(nn.softmax_cross_entropy(LOGITS, np.eye(4, dtype=int)[IDS])) == float(loss)
+
+
+def test_stable_for_huge_logits_and_float32():
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], np.float32)
+    loss = nn.softmax_cross_entropy(z, np.array([0, 2]), reduction="none")
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.numpy(), [0.0, np.log(3)], rtol=1e-6)
+    np.testing.assert_allclose(nn.softmax(z).numpy().sum(1), 1, rtol=1e-6)
+    assert np.isfinite(nn.log_softmax(z).numpy()).all()
+
+
+def test_nan_logits_give_nan_loss():
+    z = LOGITS.copy()
+    z[2, 1] = np.nan
+    assert np.isnan(float(nn.softmax_cross_entropy(z, IDS)))
+
+
+@pytest.mark.parametrize("labels, pattern", [
+    (np.array([0, 1, 2, 3, 4, 0]), r"\[0, 4\).*4 at flat index 4"),
+    (np.array([0, -1, 2, 3, 1, 0]), r"\[0, 4\).*-1"),
+    (np.array([0, 1, 2]), r"labels hold 3 examples.*\(3,\).*logits hold 6.*\(6, 4\)"),
+    (IDS.astype(float), r"shape \(6,\) and dtype float64.*integers in \[0, 4\)"),
+    (IDS[:, None], r"\(6, 1\).*class ids of shape \(6,\)"),
+    (np.ones((6, 4), int), r"not one-hot"),
+])
+def test_bad_labels(labels, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        nn.softmax_cross_entropy(LOGITS, labels)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="reduction"):
+        nn.softmax_cross_entropy(LOGITS, IDS, reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        nn.softmax_cross_entropy(LOGITS, IDS, label_smoothing=2)
+    with pytest.raises(ValueError, match="logits"):
+        nn.softmax_cross_entropy(np.arange(3), IDS)
+
+
+def test_sigmoid_binary_cross_entropy():
+    z = np.array([-1e4, -2.0, 0.0, 3.0, 1e4])
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    expected = np.logaddexp(0, z) - z * y
+    np.testing.assert_allclose(
+        nn.sigmoid_binary_cross_entropy(z, y, reduction="none").numpy(), expected)
+    x = tape.constant(z)
+    with Tape() as t:
+        t.watch(x)
+        loss = nn.sigmoid_binary_cross_entropy(x, y, reduction="sum")
+    np.testing.assert_allclose(t.gradient(loss, x).numpy(), 0.5 + 0.5 * np.tanh(z / 2) - y)
+    tape.check_gradients(lambda z, y: nn.sigmoid_binary_cross_entropy(z, y), LOGITS, ROWS,
+                         order=2)
+    with pytest.raises(ValueError, match=r"\(5,\).*\(5, 1\)"):
+        nn.sigmoid_binary_cross_entropy(z, y[:, None])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        nn.sigmoid_binary_cross_entropy(z, y + 1)
+
+
+def test_mean_squared_error():
+    p, y = LOGITS, ROWS
+    assert float(nn.mean_squared_error(p, y)) == pytest.approx(np.mean((p - y) ** 2))
+    np.testing.assert_allclose(nn.mean_squared_error(p, y, reduction="none").numpy(),
+                               np.mean((p - y) ** 2, axis=1))
+    assert float(nn.mean_squared_error(p, y, reduction="sum")) == pytest.approx(
+        np.sum((p - y) ** 2))
+    tape.check_gradients(lambda p: nn.mean_squared_error(p, y), p, order=2)
+    with pytest.raises(ValueError, match=r"\(6, 4\).*\(6,\)"):
+        nn.mean_squared_error(p, y[:, 0])
+
+
+def test_softmax_regression_with_two_classes_is_logistic_regression():
+    """Softmax with C=2 sees only z1 - z0: trained from zeros with learning rate a, it makes
+    exactly the predictions of logistic regression trained with learning rate 2a."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((40, 3))
+    y = (X @ [1.0, -2.0, 0.5] + 0.3 * rng.standard_normal(40) > 0).astype(int)
+    W, b = tape.Variable(np.zeros((3, 2))), tape.Variable(np.zeros(2))
+    w, c = tape.Variable(np.zeros(3)), tape.Variable(0.0)
+    for _ in range(50):
+        with Tape() as t:
+            loss = nn.softmax_cross_entropy(X @ W + b, y)
+        for v, g in zip((W, b), t.gradient(loss, [W, b]), strict=True):
+            v.assign_sub(0.5 * g)
+        with Tape() as t:
+            loss = nn.sigmoid_binary_cross_entropy(X @ w + c, y)
+        for v, g in zip((w, c), t.gradient(loss, [w, c]), strict=True):
+            v.assign_sub(1.0 * g)
+    p_softmax = nn.softmax(X @ W + b).numpy()[:, 1]
+    p_logistic = nn.sigmoid(X @ w + c).numpy()
+    np.testing.assert_allclose(p_softmax, p_logistic, rtol=1e-10)
+    assert np.array_equal(p_softmax > 0.5, p_logistic > 0.5)
+    assert nn.accuracy(X @ W + b, y) == nn.accuracy(X @ w + c, y) > 0.9
