@@ -1,0 +1,340 @@
+"""`Optimizer`: a chain of update transforms with the TensorFlow-style API on top.
+
+`apply_gradients(zip(grads, vars))` and `minimize(loss_fn, var_list)`; a learning rate that is a
+number, K numbers (stacked models) or a schedule; clipping; a refusal to apply non-finite
+gradients; hyperparameters that can be changed between steps (re-validated); and a state dict
+of plain arrays and numbers for bit-for-bit resumption.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from optim.gradients import clip_factors, nonfinite, require_variables, split_pairs
+from optim.hyperparams import (
+    Check,
+    check_learning_rate,
+    check_norm,
+    check_rate,
+    fit_to,
+    population_size,
+)
+from optim.transforms import Transform, VariableState
+from tape import Tape, Variable
+
+_BASE_HYPERPARAMETERS: dict[str, Check] = {
+    "learning_rate": check_learning_rate, "clipnorm": check_norm, "global_clipnorm": check_norm,
+}
+
+
+class Optimizer:
+    """Updates Variables in place: `w -= learning_rate * direction(transforms, gradient)`.
+
+    `transforms` is the chain of `optim.transforms` links (empty: plain gradient descent);
+    their hyperparameters are keyword arguments here and attributes afterwards
+    (`opt.beta_1 = 0.95` is validated like at construction). Any hyperparameter may be a 1-D
+    array of K values, one per model when K same-shaped models are stacked along the leading
+    axis of every variable. `clipnorm` clips each gradient to that L2 norm, `global_clipnorm`
+    all of them jointly (set at most one). A NaN or infinite gradient raises
+    `FloatingPointError` and nothing is updated; with `skip_nonfinite=True` the step is skipped
+    with a warning instead (and `iterations` does not advance). For stacked models the refusal
+    is still whole-step; a per-member guard would reduce the finite check over all axes but the
+    leading one and give the diverged members a zero factor (through the same `fit` path as the
+    hyperparameters) while their slots keep their old values.
+
+    Example:
+        >>> from tape import Variable
+        >>> from optim.transforms import Trace
+        >>> w = Variable(0.0)
+        >>> opt = Optimizer(0.1, [Trace()], momentum=0.5)
+        >>> for _ in range(100):
+        ...     _ = opt.minimize(lambda: (w - 3.0) ** 2, [w])
+        >>> round(float(w), 6), opt.iterations
+        (3.0, 100)
+    """
+
+    def __init__(self, learning_rate: Any, transforms: Sequence[Transform] = (), *,
+                 clipnorm: Any = None, global_clipnorm: Any = None,
+                 skip_nonfinite: bool = False, **hyperparameters: Any) -> None:
+        checks = dict(_BASE_HYPERPARAMETERS)
+        defaults: dict[str, Any] = {}
+        for link in transforms:
+            for name, (check, default) in link.hyperparameters.items():
+                checks[name] = check
+                defaults[name] = default
+        object.__setattr__(self, "_checks", checks)
+        self._transforms = tuple(transforms)
+        self._slot_names = tuple(name for link in self._transforms for name in link.slots)
+        self._hyper: dict[str, Any] = {}
+        self._variables: list[Variable] = []
+        self._states: list[VariableState] = []
+        self._positions: dict[int, int] = {}  # id(var) -> position; we hold the var alive
+        self._iterations = 0
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.set_hyperparameters(learning_rate=learning_rate, **{**defaults, **hyperparameters},
+                                 clipnorm=clipnorm, global_clipnorm=global_clipnorm)
+
+    # -- hyperparameters --------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        hyper = self.__dict__.get("_hyper")
+        if hyper is not None and name in hyper:
+            return hyper[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._checks:
+            self.set_hyperparameters(**{name: value})
+        else:
+            object.__setattr__(self, name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._checks))
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The current hyperparameters by name (a copy; the learning rate as set).
+
+        Example:
+            >>> from optim import SGD
+            >>> SGD(0.1, momentum=0.9).hyperparameters["momentum"]
+            0.9
+        """
+        return dict(self._hyper)
+
+    def set_hyperparameters(self, **values: Any) -> None:
+        """Change hyperparameters between steps; all are validated before any is changed.
+
+        An unknown name or an invalid value is a `ValueError` (a non-number a `TypeError`),
+        and then nothing changes. Array values must all have the same length K.
+
+        Example:
+            >>> from optim import Adam
+            >>> opt = Adam(0.001)
+            >>> opt.set_hyperparameters(learning_rate=0.01, beta_1=0.95)
+            >>> opt.learning_rate, opt.beta_1
+            (0.01, 0.95)
+        """
+        unknown = sorted(set(values) - set(self._checks))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no hyperparameters {unknown}; it has "
+                             f"{sorted(self._checks)}")
+        checked = {name: self._checks[name](name, v) for name, v in values.items()}
+        merged = {**self._hyper, **checked}
+        k = population_size({n: v for n, v in merged.items() if not callable(v)})
+        if merged.get("clipnorm") is not None and merged.get("global_clipnorm") is not None:
+            raise ValueError("set only one of clipnorm and global_clipnorm")
+        self._hyper = merged
+        self._k = k
+
+    @property
+    def iterations(self) -> int:
+        """The number of steps applied so far (the step a schedule sees next)."""
+        return self._iterations
+
+    @property
+    def current_learning_rate(self) -> Any:
+        """The learning rate the next step will use (a schedule evaluated at `iterations`).
+
+        Example:
+            >>> from optim import SGD
+            >>> SGD(lambda step: 0.1 / (1 + step)).current_learning_rate
+            0.1
+        """
+        lr = self._hyper["learning_rate"]
+        if not callable(lr):
+            return lr
+        return check_rate(f"learning rate from schedule {lr!r} at step {self._iterations}",
+                          lr(self._iterations))
+
+    # -- variables and their state ----------------------------------------------------------
+    def build(self, var_list: Iterable[Variable]) -> None:
+        """Create the state of `var_list`'s variables now, in this order (their positions in
+        `state_dict`), instead of when they first receive gradients.
+
+        Example:
+            >>> from tape import Variable
+            >>> from optim import Adam
+            >>> opt = Adam()
+            >>> opt.build([Variable([1.0, 2.0])])
+            >>> sorted(opt.state_dict())
+            ['hyperparameters/beta_1', 'hyperparameters/beta_2', 'hyperparameters/epsilon', \
+'hyperparameters/learning_rate', 'iterations', 'slots/0/m', 'slots/0/v']
+        """
+        self._states_of(require_variables(var_list, "build"))
+
+    def _states_of(self, variables: list[Variable]) -> list[VariableState]:
+        positions, states = self._positions, self._states
+        out = []
+        for var in variables:
+            i = positions.get(id(var))
+            if i is None:
+                i = positions[id(var)] = len(states)
+                self._variables.append(var)
+                states.append(VariableState(var, self._slot_names))
+            out.append(states[i])
+        return out
+
+    # -- the step ---------------------------------------------------------------------------
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> bool:
+        """Update each variable in place from its gradient; returns whether the step was applied.
+
+        Accepts any iterable of `(gradient, variable)` pairs, a `zip` included. `None`
+        gradients are skipped with one warning; all-`None` is a `ValueError`. Updates are
+        plain writes into the variables' arrays, never recorded by an active tape.
+
+        Example:
+            >>> from tape import Tape, Variable
+            >>> from optim import SGD
+            >>> w = Variable(1.0)
+            >>> with Tape() as t:
+            ...     cost = w ** 2
+            >>> SGD(0.25).apply_gradients(zip(t.gradient(cost, [w]), [w]))
+            True
+            >>> float(w)
+            0.5
+        """
+        grads, variables = split_pairs(grads_and_vars)
+        hp, k = self._hyper, self._k
+        if callable(hp["learning_rate"]):
+            hp = {**hp, "learning_rate": self.current_learning_rate}
+            k = population_size(hp)
+        lr = hp["learning_rate"]
+        fits = [fit_to(var, k) for var in variables]
+        bad = nonfinite(grads)
+        if bad:
+            names = [variables[i].name for i in bad]
+            if not self.skip_nonfinite:
+                raise FloatingPointError(
+                    f"non-finite (NaN or inf) gradients for variables {names}; no variable was "
+                    f"updated. Lower the learning rate, clip gradients (clipnorm=...), or pass "
+                    f"skip_nonfinite=True to skip such steps with a warning")
+            warnings.warn(f"skipped step {self._iterations}: non-finite gradients for "
+                          f"variables {names}", RuntimeWarning, stacklevel=2)
+            return False
+        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
+        states = self._states_of(variables)
+        t = self._iterations + 1
+        links = [(link, link.coefficients(hp, t)) for link in self._transforms]
+        for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
+            d = g
+            for link, c in links:
+                d, s = link.update(d, s, c, fit, state)
+            out = d if state.owns(d) else state.free_buffer()
+            np.multiply(d, fit(lr if s is None else lr * s), out=out)
+            state.var.assign_sub(out)
+        self._iterations = t
+        return True
+
+    def minimize(self, loss_fn: Callable[[], Any], var_list: Iterable[Variable]) -> Any:
+        """Record `loss_fn()` on a fresh tape, apply its gradients to `var_list`, return the loss.
+
+        Example:
+            >>> import numpy as np
+            >>> from tape import Variable
+            >>> from optim import Adam
+            >>> w, x = Variable(0.0), np.array([1.0, -10.0, 25.0])
+            >>> opt = Adam(0.1)
+            >>> for _ in range(1000):
+            ...     loss = opt.minimize(lambda: x[0] * w**2 + x[1] * w + x[2], [w])
+            >>> round(float(w), 3)
+            5.0
+        """
+        variables = require_variables(var_list, "minimize")
+        with Tape() as t:  # trainable variables are watched when read; others must be told
+            frozen = [v for v in variables if not v.trainable]
+            if frozen:
+                t.watch(frozen)
+            loss = loss_fn()
+        self.apply_gradients(zip(t.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume bit-for-bit, as a flat dict of numbers and array copies.
+
+        Keys: `iterations`; `hyperparameters/<name>` (a schedule, or clipping that is off, is
+        code or absent and is not saved); `slots/<position>/<slot>` where position is the
+        variable's place in the order the optimizer first saw it (its `var_list` order, or
+        `build`'s). Positions rather than object identities, so the state loads into fresh
+        Variables. `np.savez(path, **opt.state_dict())` saves it without pickle.
+
+        Example:
+            >>> from tape import Variable
+            >>> from optim import SGD
+            >>> opt = SGD(0.1, momentum=0.9)
+            >>> _ = opt.minimize(lambda: w ** 2, [w := Variable(1.0)])
+            >>> opt.state_dict()["slots/0/momentum"], opt.state_dict()["iterations"]
+            (array(2.), 1)
+        """
+        state: dict[str, Any] = {"iterations": self._iterations}
+        for name, v in self._hyper.items():
+            if v is not None and not callable(v):
+                state[f"hyperparameters/{name}"] = v.copy() if isinstance(v, np.ndarray) else v
+        for i, st in enumerate(self._states):
+            for name, arr in st.slots.items():
+                state[f"slots/{i}/{name}"] = arr.copy()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any],
+                        var_list: Iterable[Variable] | None = None) -> None:
+        """Restore a `state_dict`, for `var_list` in the saved order (default: the variables
+        this optimizer already knows). A missing, extra or misshapen entry is a `ValueError`,
+        and then the optimizer is left unchanged.
+
+        Example:
+            >>> from tape import Variable
+            >>> from optim import Adam
+            >>> w = Variable([1.0, 2.0])
+            >>> opt = Adam(0.1)
+            >>> _ = opt.minimize(lambda: (w * w).sum(), [w])
+            >>> fresh = Adam(0.1)
+            >>> fresh.load_state_dict(opt.state_dict(), [w])
+            >>> fresh.iterations
+            1
+        """
+        variables = (list(self._variables) if var_list is None
+                     else require_variables(var_list, "load_state_dict"))
+        state = dict(state)
+        try:
+            iterations = int(state.pop("iterations"))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("load_state_dict: 'iterations' is missing or not an integer") from None
+        if iterations < 0:
+            raise ValueError(f"load_state_dict: iterations must be >= 0, got {iterations}")
+        prefix = "hyperparameters/"
+        hyper = {k[len(prefix):]: state.pop(k) for k in list(state) if k.startswith(prefix)}
+        states = [self._loaded_state(var, i, state) for i, var in enumerate(variables)]
+        if state:
+            hint = (" (pass var_list: this optimizer has no variables yet)"
+                    if not variables else "")
+            raise ValueError(f"load_state_dict: unexpected entries {sorted(state)}{hint}")
+        self.set_hyperparameters(**hyper)  # the last check: it changes nothing if it raises
+        self._variables = variables
+        self._states = states
+        self._positions = {id(var): i for i, var in enumerate(variables)}
+        self._iterations = iterations
+
+    def _loaded_state(self, var: Variable, i: int, state: dict[str, Any]) -> VariableState:
+        st = VariableState(var, ())
+        for name in self._slot_names:
+            key = f"slots/{i}/{name}"
+            if key not in state:
+                raise ValueError(f"load_state_dict: missing slot {key!r} for Variable "
+                                 f"'{var.name}' (shape {var.shape})")
+            arr = np.asarray(state.pop(key))
+            if arr.shape != var.shape:
+                raise ValueError(f"load_state_dict: slot {key!r} has shape {arr.shape}, but "
+                                 f"Variable '{var.name}' has shape {var.shape}")
+            if not np.can_cast(arr.dtype, var.dtype, "same_kind"):
+                raise ValueError(f"load_state_dict: slot {key!r} has dtype {arr.dtype}, which "
+                                 f"cannot be cast to Variable '{var.name}''s {var.dtype}")
+            st.slots[name] = arr.astype(var.dtype, copy=True)
+        return st
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items() if v is not None)
+        return f"{type(self).__name__}({params})"
