@@ -202,7 +202,7 @@ def training_step(quick: bool) -> list[Row]:
 
 
 def digits_run() -> list[Row]:
-    """The issue's demo: 20 epochs on digits, batch 64, Adam(1e-2), wall time and accuracy."""
+    """The digits run: 20 epochs, batch 64, Adam(1e-2); wall time and accuracy."""
     try:
         X_train, y_train, X_test, y_test = nn.datasets.load_digits(seed=0)
     except ImportError as e:

@@ -48,7 +48,7 @@ class RMSprop(Optimizer):
 
     The definition of PyTorch's `RMSprop` (whose `alpha` is our `rho`) and of Keras 3's, and the
     course's `S_dW` form with `beta_2 = rho`; epsilon is added outside the square root (the old
-    TF1 kernel added it inside). The defaults follow the issue: `rho=0.9, epsilon=1e-8`.
+    TF1 kernel added it inside). Defaults: `rho=0.9` (Keras'), `epsilon=1e-8` (PyTorch's).
 
     Example:
         >>> from tape import Variable

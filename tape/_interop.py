@@ -88,15 +88,17 @@ def _raw_tree(x: Any) -> Any:
 
 def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]
                    ) -> Any:
+    if method == "__call__" and not kwargs:
+        op = _UFUNCS.get(ufunc)
+        if op is not None:  # the common case first: `np.float64(2) * tensor` lands here
+            return op(*inputs)
     if ufunc in _CONSTANT_UFUNCS and method == "__call__":
         return getattr(ufunc, method)(*_raw_tree(inputs), **_raw_tree(kwargs))
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
     if method != "__call__" or ufunc not in _UFUNCS:
         raise _unsupported(name)
-    if kwargs:
-        raise TypeError(f"{name} on tensors does not support the arguments {sorted(kwargs)} "
-                        f"(tensors are immutable, so `out=` cannot be used)")
-    return _UFUNCS[ufunc](*inputs)
+    raise TypeError(f"{name} on tensors does not support the arguments {sorted(kwargs)} "
+                    f"(tensors are immutable, so `out=` cannot be used)")
 
 
 def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
