@@ -30,24 +30,27 @@ def seed_loop() -> list[Row]:
                 note="target: <= 30 us/step")]
 
 
+OPS_PER_CALL = 100
+
+
 def op_overhead() -> list[Row]:
     rows = []
+    n = OPS_PER_CALL
     for label, value in (("0-d", np.float64(1.5)), ("1000-element", np.ones(1000))):
         x = tape.constant(value)
-        n = 100
 
         def recorded(x=x) -> None:
             with Tape() as t:
                 t.watch(x)
-                for _ in range(n):
+                for _ in range(OPS_PER_CALL):
                     x * 1.0001
 
         def unrecorded(x=x) -> None:
-            for _ in range(n):
+            for _ in range(OPS_PER_CALL):
                 x * 1.0001
 
         def raw(value=value) -> None:
-            for _ in range(n):
+            for _ in range(OPS_PER_CALL):
                 value * 1.0001
 
         engine_time, raw_time = compare(recorded, raw)
