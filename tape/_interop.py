@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ def _where(condition: Any, *xy: Any) -> Any:
     return ops.where(condition, *xy)
 
 
-_FUNCTIONS = {
+_FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.sum: ops.sum, np.mean: ops.mean, np.max: ops.max, np.min: ops.min, np.amax: ops.max,
     np.amin: ops.min, np.var: ops.var, np.std: ops.std, np.reshape: ops.reshape,
     np.ravel: lambda a: ops.reshape(a, (-1,)), np.copy: ops.identity,

@@ -13,19 +13,19 @@ from tape.primitive import Primitive
 # ---- binary operators ----------------------------------------------------------------------
 # Python operators, not ufunc calls, as forwards: same NumPy semantics, far less overhead on
 # NumPy scalars (the results of 0-d computations).
-add = Primitive("add", operator.add, uses_inputs=False).defvjp(
+add: Primitive = Primitive("add", operator.add, uses_inputs=False).defvjp(
     lambda g, ans, x, y: unbroadcast(g, x),
     lambda g, ans, x, y: unbroadcast(g, y),
 )
-subtract = Primitive("subtract", operator.sub, uses_inputs=False).defvjp(
+subtract: Primitive = Primitive("subtract", operator.sub, uses_inputs=False).defvjp(
     lambda g, ans, x, y: unbroadcast(g, x),
     lambda g, ans, x, y: unbroadcast(-g, y),
 )
-multiply = Primitive("multiply", operator.mul).defvjp(
+multiply: Primitive = Primitive("multiply", operator.mul).defvjp(
     lambda g, ans, x, y: unbroadcast(g * y, x),
     lambda g, ans, x, y: unbroadcast(g * x, y),
 )
-divide = Primitive("divide", operator.truediv).defvjp(
+divide: Primitive = Primitive("divide", operator.truediv).defvjp(
     lambda g, ans, x, y: unbroadcast(g / y, x),
     lambda g, ans, x, y: unbroadcast(-g * ans / y, y),
 )
@@ -51,22 +51,22 @@ def _power_grad_exponent(g: Any, ans: Any, x: Any, y: Any) -> Any:
     return unbroadcast(g * ans * log_x, y)
 
 
-power = Primitive("power", operator.pow).defvjp(_power_grad_base, _power_grad_exponent)
+power: Primitive = Primitive("power", operator.pow).defvjp(_power_grad_base, _power_grad_exponent)
 
 # ---- unary -------------------------------------------------------------------------------
-negative = Primitive("negative", operator.neg, uses_inputs=False).defvjp(
+negative: Primitive = Primitive("negative", operator.neg, uses_inputs=False).defvjp(
     lambda g, ans, x: -g,
 )
-identity = Primitive("identity", lambda x: np.array(x, copy=True), uses_inputs=False).defvjp(
-    lambda g, ans, x: g,
-)
+identity: Primitive = Primitive(
+    "identity", lambda x: np.array(x, copy=True), uses_inputs=False
+).defvjp(lambda g, ans, x: g)
 
 
 def _cast(x: Any, dtype: Any) -> Any:
     return np.asarray(x).astype(dtype)
 
 
-cast = Primitive("cast", _cast, uses_inputs=False).defvjp(
+cast: Primitive = Primitive("cast", _cast, uses_inputs=False).defvjp(
     lambda g, ans, x, dtype: _cast_grad(g, np.result_type(raw(x))),
 )
 

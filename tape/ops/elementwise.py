@@ -10,16 +10,16 @@ from tape.ops._util import raw, unbroadcast
 from tape.primitive import Primitive
 
 # ---- exponentials and powers ---------------------------------------------------------------
-exp = Primitive("exp", np.exp).defvjp(lambda g, ans, x: g * ans)
-log = Primitive("log", np.log).defvjp(lambda g, ans, x: g / x)
-log1p = Primitive("log1p", np.log1p).defvjp(lambda g, ans, x: g / (1 + x))
-sqrt = Primitive("sqrt", np.sqrt).defvjp(lambda g, ans, x: g * 0.5 / ans)
-square = Primitive("square", np.square).defvjp(lambda g, ans, x: g * 2 * x)
+exp: Primitive = Primitive("exp", np.exp).defvjp(lambda g, ans, x: g * ans)
+log: Primitive = Primitive("log", np.log).defvjp(lambda g, ans, x: g / x)
+log1p: Primitive = Primitive("log1p", np.log1p).defvjp(lambda g, ans, x: g / (1 + x))
+sqrt: Primitive = Primitive("sqrt", np.sqrt).defvjp(lambda g, ans, x: g * 0.5 / ans)
+square: Primitive = Primitive("square", np.square).defvjp(lambda g, ans, x: g * 2 * x)
 
 # ---- trigonometric and activations ---------------------------------------------------------
-sin = Primitive("sin", np.sin).defvjp(lambda g, ans, x: g * np.cos(x))
-cos = Primitive("cos", np.cos).defvjp(lambda g, ans, x: -g * np.sin(x))
-tanh = Primitive("tanh", np.tanh).defvjp(lambda g, ans, x: g * (1 - ans * ans))
+sin: Primitive = Primitive("sin", np.sin).defvjp(lambda g, ans, x: g * np.cos(x))
+cos: Primitive = Primitive("cos", np.cos).defvjp(lambda g, ans, x: -g * np.sin(x))
+tanh: Primitive = Primitive("tanh", np.tanh).defvjp(lambda g, ans, x: g * (1 - ans * ans))
 
 
 def _sigmoid(x: Any) -> Any:
@@ -27,21 +27,23 @@ def _sigmoid(x: Any) -> Any:
     return np.exp(-np.logaddexp(0, -x))
 
 
-sigmoid = Primitive("sigmoid", _sigmoid).defvjp(lambda g, ans, x: g * ans * (1 - ans))
-relu = Primitive("relu", lambda x: np.maximum(x, 0)).defvjp(lambda g, ans, x: g * (raw(x) > 0))
-abs = Primitive("abs", np.abs).defvjp(lambda g, ans, x: g * np.sign(raw(x)))
+sigmoid: Primitive = Primitive("sigmoid", _sigmoid).defvjp(lambda g, ans, x: g * ans * (1 - ans))
+relu: Primitive = Primitive("relu", lambda x: np.maximum(x, 0)).defvjp(
+    lambda g, ans, x: g * (raw(x) > 0)
+)
+abs: Primitive = Primitive("abs", np.abs).defvjp(lambda g, ans, x: g * np.sign(raw(x)))
 
 # ---- selections: ties go to the first argument, as in TensorFlow ---------------------------
-maximum = Primitive("maximum", np.maximum).defvjp(
+maximum: Primitive = Primitive("maximum", np.maximum).defvjp(
     lambda g, ans, x, y: unbroadcast(g * (raw(x) >= raw(y)), x),
     lambda g, ans, x, y: unbroadcast(g * (raw(x) < raw(y)), y),
 )
-minimum = Primitive("minimum", np.minimum).defvjp(
+minimum: Primitive = Primitive("minimum", np.minimum).defvjp(
     lambda g, ans, x, y: unbroadcast(g * (raw(x) <= raw(y)), x),
     lambda g, ans, x, y: unbroadcast(g * (raw(x) > raw(y)), y),
 )
 
-_where = Primitive("where", np.where, uses_inputs=False).defvjp(
+_where: Primitive = Primitive("where", np.where, uses_inputs=False).defvjp(
     None,
     lambda g, ans, c, x, y: unbroadcast(np.where(raw(c), g, 0), x),
     lambda g, ans, c, x, y: unbroadcast(np.where(raw(c), 0, g), y),
@@ -68,7 +70,7 @@ def _clip_mask(x: Any, lo: Any, hi: Any) -> Any:
     return mask
 
 
-_clip = Primitive("clip", np.clip).defvjp(
+_clip: Primitive = Primitive("clip", np.clip).defvjp(
     lambda g, ans, x, lo, hi: unbroadcast(g * _clip_mask(x, lo, hi), x),
     None,
     None,

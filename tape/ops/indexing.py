@@ -26,7 +26,7 @@ def _scatter_add_forward(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     return out
 
 
-_scatter_add = Primitive("scatter_add", _scatter_add_forward, uses_inputs=False).defvjp(
+_scatter_add: Primitive = Primitive("scatter_add", _scatter_add_forward, uses_inputs=False).defvjp(
     lambda g, ans, x, index, shape: g[index],
 )
 
@@ -45,7 +45,7 @@ def scatter_add(g: Any, index: Any, shape: Any) -> Any:
     return _scatter_add_forward(g, index, tuple(shape))
 
 
-getitem = Primitive("getitem", lambda x, index: x[index], uses_inputs=False).defvjp(
+getitem: Primitive = Primitive("getitem", lambda x, index: x[index], uses_inputs=False).defvjp(
     lambda g, ans, x, index: scatter_add(g, index, shape_of(x)),
 )
 

@@ -18,12 +18,14 @@ def _count(x: Any, axis: Any) -> int:
     return n
 
 
-_sum = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
-                 uses_inputs=False).defvjp(
+_sum: Primitive = Primitive(
+    "sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), uses_inputs=False
+).defvjp(
     lambda g, ans, x, axis, keepdims: expand_reduced(g, shape_of(x), axis, keepdims),
 )
-_mean = Primitive("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
-                  uses_inputs=False).defvjp(
+_mean: Primitive = Primitive(
+    "mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), uses_inputs=False
+).defvjp(
     lambda g, ans, x, axis, keepdims:
         expand_reduced(g, shape_of(x), axis, keepdims) / _count(x, axis),
 )
@@ -37,9 +39,9 @@ def _extremum_grad(g: Any, ans: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     return expand_reduced(g, shape, axis, keepdims) * share
 
 
-_max = Primitive("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims)
+_max: Primitive = Primitive("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims)
                  ).defvjp(_extremum_grad)
-_min = Primitive("min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims)
+_min: Primitive = Primitive("min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims)
                  ).defvjp(_extremum_grad)
 
 
@@ -55,9 +57,9 @@ def _std_grad(g: Any, ans: Any, x: Any, axis: Any, ddof: int, keepdims: bool) ->
     return expand_reduced(g, shape_of(x), axis, keepdims) * centered / denominator
 
 
-_var = Primitive("var", lambda x, axis, ddof, keepdims:
+_var: Primitive = Primitive("var", lambda x, axis, ddof, keepdims:
                  np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)).defvjp(_var_grad)
-_std = Primitive("std", lambda x, axis, ddof, keepdims:
+_std: Primitive = Primitive("std", lambda x, axis, ddof, keepdims:
                  np.std(x, axis=axis, ddof=ddof, keepdims=keepdims)).defvjp(_std_grad)
 
 
@@ -68,7 +70,7 @@ def _logsumexp(x: Any, axis: Any, keepdims: bool) -> Any:
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-_logsumexp_p = Primitive("logsumexp", _logsumexp).defvjp(
+_logsumexp_p: Primitive = Primitive("logsumexp", _logsumexp).defvjp(
     lambda g, ans, x, axis, keepdims: expand_reduced(g, shape_of(x), axis, keepdims)
     * np.exp(x - expand_reduced(ans, shape_of(x), axis, keepdims)),
 )

@@ -10,7 +10,7 @@ from tape.ops._util import normalize_axes, shape_of, unbroadcast
 from tape.primitive import Primitive
 from tape.tensor import Tensor
 
-_reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape), uses_inputs=False
+_reshape: Primitive = Primitive("reshape", lambda x, shape: np.reshape(x, shape), uses_inputs=False
                      ).defvjp(lambda g, ans, x, shape: np.reshape(g, shape_of(x)))
 
 
@@ -18,14 +18,15 @@ def _transpose_grad(g: Any, ans: Any, x: Any, axes: Any) -> Any:
     return np.transpose(g, None if axes is None else tuple(np.argsort(axes)))
 
 
-_transpose = Primitive("transpose", lambda x, axes: np.transpose(x, axes), uses_inputs=False
-                       ).defvjp(_transpose_grad)
-_expand_dims = Primitive("expand_dims", lambda x, axis: np.expand_dims(x, axis),
+_transpose: Primitive = Primitive(
+    "transpose", lambda x, axes: np.transpose(x, axes), uses_inputs=False
+).defvjp(_transpose_grad)
+_expand_dims: Primitive = Primitive("expand_dims", lambda x, axis: np.expand_dims(x, axis),
                          uses_inputs=False
                          ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x)))
-_squeeze = Primitive("squeeze", lambda x, axis: np.squeeze(x, axis), uses_inputs=False
+_squeeze: Primitive = Primitive("squeeze", lambda x, axis: np.squeeze(x, axis), uses_inputs=False
                      ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x)))
-_broadcast_to = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+_broadcast_to: Primitive = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
                           uses_inputs=False).defvjp(lambda g, ans, x, shape: unbroadcast(g, x))
 
 
@@ -34,7 +35,7 @@ def _sum_to_forward(x: Any, shape: tuple[int, ...]) -> Any:
     return sum_to_raw(x, shape)
 
 
-_sum_to = Primitive("sum_to", _sum_to_forward, uses_inputs=False).defvjp(
+_sum_to: Primitive = Primitive("sum_to", _sum_to_forward, uses_inputs=False).defvjp(
     lambda g, ans, x, shape: np.broadcast_to(g, shape_of(x)),
 )
 
@@ -51,9 +52,9 @@ def _stack_grad(i: int, g: Any, ans: Any, *xs: Any, axis: int) -> Any:
     return g[(slice(None),) * axis + (i,)]
 
 
-_concatenate = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+_concatenate: Primitive = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
                          uses_inputs=False).defvjp_argnum(_concatenate_grad)
-_stack = Primitive("stack", lambda *xs, axis: np.stack(xs, axis=axis), uses_inputs=False
+_stack: Primitive = Primitive("stack", lambda *xs, axis: np.stack(xs, axis=axis), uses_inputs=False
                    ).defvjp_argnum(_stack_grad)
 
 
