@@ -27,17 +27,22 @@ from nn.activations import (
     softmax,
     tanh,
 )
+from nn.babysitter import Babysitter, RunHistory
 from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
+from nn.callbacks import EarlyStopping, RestoreBest
 from nn.data import MiniBatches, accuracy
-from nn.layers import Dense, Sequential
+from nn.layers import Dense, Sequential, seeded
 from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from nn.module import Module
+from nn.population import Population
 from nn.training import Callback, History, TrainingState, evaluate, fit, train_step
 
 __all__ = [
-    "Activation", "BatchNorm", "Callback", "Dense", "History", "LeakyReLU", "LogSoftmax",
-    "MiniBatches", "Module", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
+    "Activation", "Babysitter", "BatchNorm", "Callback", "Dense", "EarlyStopping", "History",
+    "LeakyReLU", "LogSoftmax", "MiniBatches", "Module", "Population", "ReLU", "RestoreBest",
+    "RunHistory", "Sequential", "Sigmoid", "Softmax", "Tanh",
     "TrainingState", "accuracy", "batch_norm", "batch_norm_with_stats", "datasets", "evaluate",
     "fit", "initializers", "leaky_relu", "log_softmax", "mean_squared_error", "relu", "sigmoid",
-    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "train_step",
+    "seeded", "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh",
+    "train_step",
 ]

@@ -41,14 +41,23 @@ def _count(x: Any, axes: tuple[int, ...]) -> int:
     return math.prod(x.shape[a] for a in axes)
 
 
+def _sum(x: Any, axes: tuple[int, ...]) -> Any:
+    """`x.sum(axis=axes, keepdims=True)`. For a population's per-member batch sums (axis 1 of
+    (K, B, F) arrays) `einsum` is about three times faster than NumPy's reduction over a
+    middle axis, and adds in the same order (row after row), so the bits are the same."""
+    if axes == (1,) and x.ndim == 3 and not isinstance(x, Tensor):
+        return np.einsum("kbf->kf", x)[:, None, :]
+    return x.sum(axis=axes, keepdims=True)
+
+
 # The formulas below are written once for arrays and tensors. Augmented assignments (`t -= u`)
 # work in place on the fresh arrays of the first-order path and rebind on (immutable) tensors.
 def _normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
     """(x_hat, mean, var, 1/std) over `axes`; also records when `x` is a tensor."""
     n = _count(x, axes)
-    mean = x.sum(axis=axes, keepdims=True) / n
+    mean = _sum(x, axes) / n
     xhat = x - mean
-    var = (xhat * xhat).sum(axis=axes, keepdims=True) / n
+    var = _sum(xhat * xhat, axes) / n
     rstd = 1 / np.sqrt(var + epsilon)
     xhat *= rstd
     return xhat, mean, var, rstd
@@ -85,13 +94,13 @@ def _grad_x(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int,
         g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
     n = _count(x, axes)
     scale = rstd / n if gamma is None else _expand(gamma, x, axes) * (rstd / n)
-    g_xhat = (g * xhat).sum(axis=axes, keepdims=True)
+    g_xhat = _sum(g * xhat, axes)
     if gamma is not None and not isinstance(g, Tensor):
         # The gamma rule, called next with this same g, reuses the sum (a weak reference:
         # the cache must not keep g alive, nor match a later gradient of a persistent tape).
         cache["g_xhat"] = (weakref.ref(g), g_xhat)
     dx = g * n
-    dx -= g.sum(axis=axes, keepdims=True)
+    dx -= _sum(g, axes)
     dx -= xhat * g_xhat
     dx *= scale
     return dx
@@ -103,12 +112,12 @@ def _grad_gamma(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[
     if shared is not None and shared[0]() is g:
         return shared[1].reshape(gamma.shape)
     xhat, _ = _residuals(x, gamma, beta, axes, epsilon, cache)
-    return (g * xhat).sum(axis=axes).reshape(gamma.shape)
+    return _sum(g * xhat, axes).reshape(gamma.shape)
 
 
 def _grad_beta(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
                epsilon: float, cache: dict[str, Any]) -> Any:
-    return g.sum(axis=axes).reshape(beta.shape)
+    return _sum(g, axes).reshape(beta.shape)
 
 
 _batch_norm_p = tape.Primitive("nn.batch_norm", _forward).defvjp(_grad_x, _grad_gamma, _grad_beta)
@@ -180,12 +189,18 @@ class BatchNorm(Module):
     0.1 is 0.9 here) and `epsilon = e`. PyTorch stores the unbiased running variance
     (`var * n / (n - 1)` for a batch of n); this layer, like Keras, stores the biased one.
 
+    Inside an `nn.Population` of K members (`population == K`) every variable is (K, features)
+    and each member normalizes over its own batch: axis 0 of the input is the member axis and
+    is never reduced; a member whose batch statistics are not finite keeps its running ones.
+
     Example:
         >>> bn = BatchNorm()
         >>> y = bn(np.array([[0.0, 1.0], [2.0, 5.0]]), training=True)
         >>> bn.moving_mean.numpy()
         array([0.01, 0.03], dtype=float32)
     """
+
+    population: int | None = None  # set by nn.Population on its stacked copy
 
     def __init__(self, axis: int | tuple[int, ...] = -1, momentum: float = 0.99,
                  epsilon: float = 1e-3, center: bool = True, scale: bool = True,
@@ -222,20 +237,16 @@ class BatchNorm(Module):
 
     def call(self, x: Any, training: bool = False) -> Any:
         x = as_floating(x, self.dtype)
-        axes, kept = _axes(x.ndim, self.axis)
-        if tuple(x.shape[a] for a in kept) != self.features:
+        axes, kept, features = self._layout(x.ndim)
+        if tuple(x.shape[a] for a in kept) != features:
             raise ValueError(f"{self.name}: the input of shape {x.shape} has features of shape "
                              f"{tuple(x.shape[a] for a in kept)} on axis {self.axis}, but the "
-                             f"layer was built for {self.features}")
+                             f"layer was built for {features}")
         gamma = self.gamma if self.scale else None
         beta = self.beta if self.center else None
         if training:
             y, mean, var = _training_forward(x, gamma, beta, axes, self.epsilon)
-            if np.isfinite(var).all():  # a non-finite mean makes the variance NaN too
-                rate = 1 - self.momentum
-                for running, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
-                    running.assign_sub((np.asarray(running) - batch.reshape(self.features))
-                                       * rate)
+            self._update_running(mean.reshape(features), var.reshape(features))
             return y
         # y = x * s + (beta - mean * s),  s = gamma / sqrt(running_var + epsilon)
         s = 1 / tape.sqrt(self.moving_variance + self.epsilon)
@@ -245,3 +256,27 @@ class BatchNorm(Module):
         if beta is not None:
             shift = shift + beta
         return x * _expand(s, x, axes) + _expand(shift, x, axes)
+
+    def _layout(self, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(reduced axes, kept axes, features' shape) for inputs of `ndim` axes; in a
+        population the member axis 0 is kept and `axis` counts within one member's input."""
+        if self.population is None:
+            return (*_axes(ndim, self.axis), self.features)
+        axes, kept = _axes(ndim - 1, self.axis)
+        return (tuple(a + 1 for a in axes), (0, *(a + 1 for a in kept)),
+                (self.population, *self.features))
+
+    def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
+        """`running -= (running - batch) * (1 - momentum)`, skipped where the batch statistics
+        are not finite (the whole layer, or those members of a population)."""
+        finite = np.isfinite(var)  # a non-finite mean makes the variance NaN too
+        keep = (finite.all() if self.population is None
+                else finite.reshape(self.population, -1).all(axis=1))
+        if not keep.any():
+            return
+        rate = 1 - self.momentum
+        for running, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+            delta = (np.asarray(running) - batch) * rate
+            if not keep.all():
+                delta[~keep] = 0
+            running.assign_sub(delta)

@@ -16,24 +16,31 @@ class MiniBatches:
     epoch and advances to the next; `epoch(e)` gives a given one. The last batch is smaller
     when `batch_size` does not divide the data, or dropped with `drop_last=True`.
 
+    `axis=1` takes the examples along the second axis instead, for data with one slice per
+    member of an `nn.Population`: X of shape (K, N, ...), y of shape (K, N, ...).
+
     Example:
         >>> batches = MiniBatches(np.arange(10.0), np.arange(10), batch_size=4, seed=0)
         >>> [len(xb) for xb, yb in batches]
         [4, 4, 2]
-        >>> len(batches)
-        3
+        >>> len(batches), batches.num_examples
+        (3, 10)
     """
 
     def __init__(self, X: Any, y: Any = None, batch_size: int = 32, *, shuffle: bool = True,
-                 seed: int | None = 0, drop_last: bool = False) -> None:
+                 seed: int | None = 0, drop_last: bool = False, axis: int = 0) -> None:
         self.X = np.asarray(X)
         self.y = None if y is None else np.asarray(y)
-        if self.X.ndim == 0:
-            raise ValueError("MiniBatches needs an array of examples along the first axis, "
-                             "got a scalar")
-        if self.y is not None and (self.y.ndim == 0 or len(self.y) != len(self.X)):
-            raise ValueError(f"X holds {len(self.X)} examples (shape {self.X.shape}) but y holds "
-                             f"{len(self.y) if self.y.ndim else 0} (shape {self.y.shape})")
+        self.axis = int(axis)
+        if self.X.ndim <= self.axis:
+            raise ValueError(f"MiniBatches needs an array of examples along axis {self.axis}, "
+                             f"got shape {self.X.shape}")
+        self.num_examples = self.X.shape[self.axis]
+        if self.y is not None and (self.y.ndim <= self.axis
+                                   or self.y.shape[self.axis] != self.num_examples):
+            raise ValueError(f"X holds {self.num_examples} examples (shape {self.X.shape}) but "
+                             f"y holds {self.y.shape[self.axis] if self.y.ndim > self.axis else 0}"
+                             f" (shape {self.y.shape})")
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
@@ -43,17 +50,19 @@ class MiniBatches:
         self._next_epoch = 0
 
     def __len__(self) -> int:
-        n, b = len(self.X), self.batch_size
+        n, b = self.num_examples, self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
     def epoch(self, e: int) -> Iterator[Any]:
         """The batches of epoch `e`: `(xb, yb)` pairs, or `xb` alone when there is no `y`."""
-        n = len(self.X)
+        n = self.num_examples
         order = np.random.default_rng((self.seed, e)).permutation(n) if self.shuffle else None
         for k in range(len(self)):
             index: Any = slice(k * self.batch_size, (k + 1) * self.batch_size)
             if order is not None:
                 index = order[index]
+            if self.axis:
+                index = (slice(None),) * self.axis + (index,)
             yield self.X[index] if self.y is None else (self.X[index], self.y[index])
 
     def __iter__(self) -> Iterator[Any]:
@@ -61,13 +70,16 @@ class MiniBatches:
         return self.epoch(e)
 
 
-def accuracy(predictions: Any, labels: Any, *, threshold: float = 0.0) -> float:
+def accuracy(predictions: Any, labels: Any, *, threshold: float = 0.0,
+             per_member: bool = False) -> Any:
     """The fraction of examples predicted right.
 
     Multi-class (`predictions` of shape (..., C), C > 1): the arg-max class against class ids
     of shape (...,) or against the arg-max of one-hot/probability rows. Binary (`predictions`
     and `labels` of the same shape with one column, or 1-D): `predictions > threshold` against
     `labels > 0.5`; the default threshold 0 suits logits, use 0.5 for probabilities.
+    `per_member=True` (a population's outputs and labels, both with a leading member axis K)
+    gives K fractions, one per member.
 
     Example:
         >>> accuracy(np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([0, 0]))
@@ -84,4 +96,6 @@ def accuracy(predictions: Any, labels: Any, *, threshold: float = 0.0) -> float:
         raise ValueError(f"accuracy: predictions of shape {p.shape} and labels of shape "
                          f"{y.shape} do not fit (expected class ids of shape {p.shape[:-1]}, "
                          f"rows of shape {p.shape}, or binary labels of shape {p.shape})")
+    if per_member:
+        return hits.reshape(len(hits), -1).mean(axis=1)
     return float(np.mean(hits)) if hits.size else float("nan")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -13,10 +15,39 @@ from nn.module import Module, as_floating
 from tape import Variable
 
 
+_SEEDING = threading.local()  # .stack: [seed, layers seeded so far] per open `seeded` block
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed the layers created inside the block that get neither `seed` nor `rng`.
+
+    The i-th such layer (0-based, in creation order) draws its weights from
+    `np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))`; layers given a
+    `seed` or an `rng` keep theirs. `nn.Population` builds member k inside
+    `seeded(pop.seeds[k])`. Blocks nest (the innermost counts) and are per thread.
+
+    Example:
+        >>> with seeded(7):
+        ...     a = Dense(2, input_dim=3)
+        >>> with seeded(7):
+        ...     b = Dense(2, input_dim=3)
+        >>> bool((a.kernel.numpy() == b.kernel.numpy()).all())
+        True
+    """
+    stack = _SEEDING.__dict__.setdefault("stack", [])
+    stack.append([int(seed), 0])
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
 def make_rng(seed: int | None, rng: np.random.Generator | None) -> np.random.Generator:
     """The generator a layer draws its initial weights from: `rng`, else one seeded by `seed`.
 
-    With neither, a fresh generator seeded from the OS (like an unseeded NumPy run).
+    With neither, the next generator of the innermost `seeded` block, else a fresh generator
+    seeded from the OS (like an unseeded NumPy run).
 
     Example:
         >>> int(make_rng(0, None).integers(10)) == int(make_rng(0, None).integers(10))
@@ -26,7 +57,24 @@ def make_rng(seed: int | None, rng: np.random.Generator | None) -> np.random.Gen
         if seed is not None:
             raise ValueError("pass either seed or rng, not both")
         return rng
+    stack = getattr(_SEEDING, "stack", None)
+    if seed is None and stack:
+        block = stack[-1]
+        block[1] += 1
+        return np.random.default_rng(np.random.SeedSequence(block[0], spawn_key=(block[1] - 1,)))
     return np.random.default_rng(seed)
+
+
+def per_member(v: Any, ndim: int) -> Any:
+    """A population's stacked variable `v` (members on axis 0) reshaped to broadcast against
+    stacked arrays of `ndim` axes: unit axes inserted after the member axis.
+
+    Example:
+        >>> per_member(np.zeros((4, 3)), 3).shape
+        (4, 1, 3)
+    """
+    extra = ndim - v.ndim
+    return v if extra <= 0 else tape.reshape(v, v.shape[:1] + (1,) * extra + v.shape[1:])
 
 
 class Dense(Module):
@@ -37,6 +85,9 @@ class Dense(Module):
     `'glorot_uniform'` or a callable `(shape, rng, dtype) -> array`; the weights are drawn from
     `rng`, or from a generator seeded with `seed` (with neither, from a fresh OS-seeded one).
 
+    Inside an `nn.Population` of K members (`population == K`) the kernel is (K, in, units)
+    and the bias (K, units), and inputs carry the member axis first: (K, batch, in).
+
     Example:
         >>> layer = Dense(3, activation="relu", seed=0)
         >>> layer(np.ones((2, 5))).shape
@@ -44,6 +95,8 @@ class Dense(Module):
         >>> layer.kernel.shape, layer.bias.shape
         ((5, 3), (3,))
     """
+
+    population: int | None = None  # set by nn.Population on its stacked copy
 
     def __init__(self, units: int, use_bias: bool = True,
                  activation: str | Callable[..., Any] | None = None,
@@ -82,9 +135,14 @@ class Dense(Module):
         if x.ndim == 0 or x.shape[-1] != width:
             raise ValueError(f"{self.name}: the input has width {x.shape[-1] if x.ndim else 0} "
                              f"(shape {x.shape}) but the layer was built for width {width}")
-        y = tape.matmul(x, self.kernel)
-        if self.use_bias:
-            y = tape.add(y, self.bias)
+        if self.population is None:
+            y = tape.matmul(x, self.kernel)
+            if self.use_bias:
+                y = tape.add(y, self.bias)
+        else:
+            y = tape.matmul(x, per_member(self.kernel, x.ndim))
+            if self.use_bias:
+                y = tape.add(y, per_member(self.bias, y.ndim))
         return y if self.activation is None else self.activation(y)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from nn import losses
 from nn.data import MiniBatches, accuracy
 from nn.module import Module
+from nn.population import Population
 from tape import Tape, Variable
 
 Metric = Callable[[Any, Any], float]
@@ -23,7 +24,9 @@ class History:
     """Per-epoch results, as lists a user can plot: `history.val_accuracy[-1]`.
 
     `history.history` is the same as a dict of lists (Keras' form); `stop_reason` says why a
-    callback ended training early (None if it ran all epochs).
+    callback ended training early (None if it ran all epochs). For an `nn.Population` each
+    value is an array with one entry per member, and `frozen` maps each member that diverged
+    to when and why (training went on without it).
 
     Example:
         >>> h = History(); h.record({"loss": 0.5}); h.loss
@@ -35,6 +38,7 @@ class History:
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     stop_reason: str | None = None
+    frozen: dict[int, str] = field(default_factory=dict)
 
     def record(self, logs: dict[str, float]) -> None:
         """Append one epoch's logs (keys: loss, accuracy, val_loss, val_accuracy)."""
@@ -120,7 +124,8 @@ def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimize
     """One step: forward (`training=True`) and loss on a tape, gradients, `apply_gradients`.
 
     Returns `(loss value, model outputs)`. A NaN or infinite loss raises `FloatingPointError`
-    before any variable changes.
+    before any variable changes. For an `nn.Population` this is `Population.train_step` (one
+    loss value per member; diverged members are frozen instead).
 
     Example:
         >>> import nn, optim
@@ -128,6 +133,8 @@ def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimize
         >>> value, _ = train_step(model, np.ones((4, 2)), np.zeros((4, 1)),
         ...                       nn.mean_squared_error, optim.SGD(0.1))
     """
+    if isinstance(model, Population):
+        return model.train_step(x, y, loss, optimizer)
     with Tape() as t:
         outputs = model(x, training=True)
         value = loss(outputs, y)
@@ -150,7 +157,8 @@ def evaluate(model: Module, X: Any, y: Any, *, loss: Callable[..., Any],
     """Loss (and accuracy) of `model` on `(X, y)` in inference mode (`training=False`).
 
     Batches of `batch_size` (all at once by default) are averaged weighted by their size, which
-    is the mean over all examples for a mean-reduced loss.
+    is the mean over all examples for a mean-reduced loss. For an `nn.Population`, one value
+    per member.
 
     Example:
         >>> import nn
@@ -159,17 +167,36 @@ def evaluate(model: Module, X: Any, y: Any, *, loss: Callable[..., Any],
         ...                 loss=nn.softmax_cross_entropy))
         ['accuracy', 'loss']
     """
-    metric_fn = _resolve_metric(metric, loss)
-    batches = MiniBatches(X, y, batch_size or max(len(np.asarray(X)), 1), shuffle=False)
-    totals: dict[str, float] = {}
+    loss, metric_fn, axis = _per_member(model, X, loss, _resolve_metric(metric, loss))
+    batches = MiniBatches(X, y, batch_size or max(np.shape(X)[axis], 1), shuffle=False,
+                          axis=axis)
+    totals: dict[str, Any] = {}
     for xb, yb in batches:
         outputs = model(xb, training=False)
-        logs = {"loss": float(loss(outputs, yb))}
+        value = loss(outputs, yb)
+        logs = {"loss": np.asarray(value) if isinstance(model, Population) else float(value)}
         if metric_fn is not None:
             logs["accuracy"] = metric_fn(outputs, yb)
         for key, value in logs.items():
-            totals[key] = totals.get(key, 0.0) + value * len(xb)
-    return {key: total / len(batches.X) for key, total in totals.items()}
+            totals[key] = totals.get(key, 0.0) + value * xb.shape[axis]
+    return {key: total / batches.num_examples for key, total in totals.items()}
+
+
+def _per_member(model: Module, X: Any, loss: Callable[..., Any], metric_fn: Metric | None
+                ) -> tuple[Callable[..., Any], Metric | None, int]:
+    """(loss, metric, examples' axis) for `model` on data like `X`: for a Population, one
+    value per member, and axis 1 when `X` has one slice per member."""
+    if not isinstance(model, Population):
+        return loss, metric_fn, 0
+    shared = model.is_shared(X)
+    loss = functools.partial(model.member_losses, loss, shared=shared)
+    if metric_fn is not None:
+        metric_fn = functools.partial(model.member_metric, metric_fn, shared=shared)
+    return loss, metric_fn, 0 if shared else 1
+
+
+def _show(v: Any) -> str:
+    return f"{v:.4f}" if np.ndim(v) == 0 else f"{np.nanmin(v):.4f}..{np.nanmax(v):.4f}"
 
 
 def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: Any,
@@ -177,7 +204,7 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
         validation_data: tuple[Any, Any] | None = None, seed: int | None = 0,
         callbacks: Iterable[Callback | Callable[[TrainingState], Any]] = (),
         shuffle: bool = True, drop_last: bool = False, verbose: int = 0,
-        metric: Metric | str | None = "auto") -> History:
+        metric: Metric | str | None = "auto", initial_epoch: int = 0) -> History:
     """Train `model` on mini-batches of `(X, y)` for `epochs` epochs; return the `History`.
 
     Each step records `loss(model(xb, training=True), yb)` on a fresh tape and calls
@@ -186,7 +213,9 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
     mode), then every callback (a `Callback` or a function of the `TrainingState`), any of
     which may stop training. `metric='auto'` reports accuracy for the classification losses.
     A NaN/inf loss raises `FloatingPointError` naming the epoch and step, before that step's
-    update. `verbose=1` prints one line per epoch.
+    update. `verbose=1` prints one line per epoch. `initial_epoch` (Keras' meaning) resumes
+    at that 0-based epoch index: epochs `initial_epoch .. epochs - 1` run, with the data order
+    of those epochs, so the history holds `epochs - initial_epoch` entries.
 
     Example:
         >>> import nn, optim
@@ -197,11 +226,16 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
         >>> len(h.loss), h.accuracy[-1] > 0.9
         (5, True)
     """
+    if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
+            or initial_epoch < 0:
+        raise ValueError(f"initial_epoch must be an integer >= 0, got {initial_epoch!r}")
     metric_fn = _resolve_metric(metric, loss)
-    batches = MiniBatches(X, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    _, step_metric, axis = _per_member(model, X, loss, metric_fn)
+    batches = MiniBatches(X, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                          axis=axis)
     if len(batches) == 0:
-        raise ValueError(f"no batches: {len(batches.X)} examples with batch_size={batch_size} "
-                         f"and drop_last=True")
+        raise ValueError(f"no batches: {batches.num_examples} examples with "
+                         f"batch_size={batch_size} and drop_last=True")
     if validation_data is not None and len(validation_data) != 2:
         raise ValueError("validation_data must be a pair (X_val, y_val)")
     hooks = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in callbacks]
@@ -210,7 +244,7 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
     for cb in hooks:
         cb.on_train_begin(state)
     variables = None
-    for epoch in range(epochs):
+    for epoch in range(int(initial_epoch), epochs):
         start = time.perf_counter()
         totals = {"loss": 0.0, "accuracy": 0.0}
         for step, (xb, yb) in enumerate(batches.epoch(epoch)):
@@ -220,10 +254,19 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
                 raise FloatingPointError(f"training diverged at epoch {epoch + 1}/{epochs}, "
                                          f"step {step + 1}/{len(batches)}: {e}") from None
             variables = variables or model.trainable_variables
-            totals["loss"] += value * len(xb)
-            if metric_fn is not None:
-                totals["accuracy"] += metric_fn(outputs, yb) * len(xb)
-        seen = len(batches) * batches.batch_size if drop_last else len(batches.X)
+            totals["loss"] += value * xb.shape[axis]
+            if step_metric is not None:
+                totals["accuracy"] += step_metric(outputs, yb) * xb.shape[axis]
+            if isinstance(model, Population) and model.last_frozen.size:
+                for k in model.last_frozen:
+                    why = f"the loss is {value[k]}" if not np.isfinite(value[k]) else \
+                        "non-finite gradients"
+                    history.frozen[int(k)] = (f"training diverged at epoch {epoch + 1}/{epochs}"
+                                              f", step {step + 1}/{len(batches)}: {why}")
+                if model.frozen.all():
+                    state.stop("every member of the population diverged")
+                    break
+        seen = len(batches) * batches.batch_size if drop_last else batches.num_examples
         logs = {"loss": totals["loss"] / seen}
         if metric_fn is not None:
             logs["accuracy"] = totals["accuracy"] / seen
@@ -232,7 +275,7 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
             logs.update({f"val_{k}": v for k, v in val.items()})
         history.record(logs)
         if verbose:
-            print(f"epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k} {v:.4f}" for k, v in
+            print(f"epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k} {_show(v)}" for k, v in
                   logs.items()) + f" - {time.perf_counter() - start:.2f}s", flush=True)
         state.epoch, state.logs = epoch, logs
         for cb in hooks:

@@ -97,13 +97,32 @@ def _gradient_array(g: Any, var: Variable) -> np.ndarray:
 def nonfinite(grads: list[np.ndarray]) -> list[int]:
     """Indices of the gradients holding a NaN or an infinity.
 
-    (A per-member guard for stacked models will reduce over all axes but the leading one.)
+    (`nonfinite_members` is the per-member form for stacked models.)
 
     Example:
         >>> nonfinite([np.ones(3), np.array([1.0, np.nan]), np.array(np.inf)])
         [1, 2]
     """
     return [i for i, g in enumerate(grads) if not _is_finite(g)]
+
+
+def nonfinite_members(grads: list[np.ndarray], k: int) -> np.ndarray:
+    """A (K,) boolean mask of the stacked members (leading axis) with a NaN or an infinity in
+    any of `grads`.
+
+    Example:
+        >>> nonfinite_members([np.array([[1.0, 2.0], [np.inf, 0.0]]), np.ones(2)], 2)
+        array([False,  True])
+    """
+    bad = np.zeros(k, bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for g in grads:
+            rows = g.reshape(k, -1)
+            # as in _is_finite: a finite sum proves a row finite; others get the exact test
+            suspect = ~np.isfinite(np.add.reduce(rows, axis=1))
+            if suspect.any():
+                bad[suspect] |= ~np.isfinite(rows[suspect]).all(axis=1)
+    return bad
 
 
 def _is_finite(g: np.ndarray) -> bool:

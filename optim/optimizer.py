@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from optim.gradients import clip_factors, nonfinite, require_variables, split_pairs
+from optim.gradients import (
+    clip_factors,
+    nonfinite,
+    nonfinite_members,
+    require_variables,
+    split_pairs,
+)
 from optim.hyperparams import (
     Check,
     check_learning_rate,
@@ -41,10 +47,10 @@ class Optimizer:
     axis of every variable. `clipnorm` clips each gradient to that L2 norm, `global_clipnorm`
     all of them jointly (set at most one). A NaN or infinite gradient raises
     `FloatingPointError` and nothing is updated; with `skip_nonfinite=True` the step is skipped
-    with a warning instead (and `iterations` does not advance). For stacked models the refusal
-    is still whole-step; a per-member guard would reduce the finite check over all axes but the
-    leading one and give the diverged members a zero factor (through the same `fit` path as the
-    hyperparameters) while their slots keep their old values.
+    with a warning instead (and `iterations` does not advance). For stacked models,
+    `per_member_nonfinite=True` refuses per member instead: a member (a slice along the leading
+    axis) with a NaN/inf gradient gets no update and keeps its slots, the others step (see
+    `apply_gradients`' `active`; `nn.Population` switches it on).
 
     Example:
         >>> from tape import Variable
@@ -59,7 +65,8 @@ class Optimizer:
 
     def __init__(self, learning_rate: Any, transforms: Sequence[Transform] = (), *,
                  clipnorm: Any = None, global_clipnorm: Any = None,
-                 skip_nonfinite: bool = False, **hyperparameters: Any) -> None:
+                 skip_nonfinite: bool = False, per_member_nonfinite: bool = False,
+                 **hyperparameters: Any) -> None:
         checks = dict(_BASE_HYPERPARAMETERS)
         defaults: dict[str, Any] = {}
         for link in transforms:
@@ -75,6 +82,7 @@ class Optimizer:
         self._positions: dict[int, int] = {}  # id(var) -> position; we hold the var alive
         self._iterations = 0
         self.skip_nonfinite = bool(skip_nonfinite)
+        self.per_member_nonfinite = bool(per_member_nonfinite)
         self.set_hyperparameters(learning_rate=learning_rate, **{**defaults, **hyperparameters},
                                  clipnorm=clipnorm, global_clipnorm=global_clipnorm)
 
@@ -179,12 +187,19 @@ class Optimizer:
         return out
 
     # -- the step ---------------------------------------------------------------------------
-    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> bool:
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]], *,
+                        active: Any = None) -> Any:
         """Update each variable in place from its gradient; returns whether the step was applied.
 
         Accepts any iterable of `(gradient, variable)` pairs, a `zip` included. `None`
         gradients are skipped with one warning; all-`None` is a `ValueError`. Updates are
         plain writes into the variables' arrays, never recorded by an active tape.
+
+        Stacked models (K members along every variable's leading axis): `active`, a (K,)
+        boolean mask, updates only those members; with `per_member_nonfinite`, members with a
+        NaN/inf gradient are left out too (else they raise). A member left out keeps its
+        weights and slots exactly; `iterations` advances if any member stepped. Then the
+        result is the (K,) mask of members updated.
 
         Example:
             >>> from tape import Tape, Variable
@@ -204,8 +219,15 @@ class Optimizer:
             k = population_size(hp)
         lr = hp["learning_rate"]
         fits = [fit_to(var, k) for var in variables]
-        bad = nonfinite(grads)
-        if bad:
+        update = held = None
+        if active is not None or self.per_member_nonfinite:
+            update = self._members_to_update(grads, variables, k, active)
+            if not update.any():
+                return update
+            if not update.all():
+                held = ~update
+                grads = [_zero_rows(g, held) for g in grads]  # keeps their arithmetic finite
+        elif bad := nonfinite(grads):
             names = [variables[i].name for i in bad]
             if not self.skip_nonfinite:
                 raise FloatingPointError(
@@ -215,19 +237,90 @@ class Optimizer:
             warnings.warn(f"skipped step {self._iterations}: non-finite gradients for "
                           f"variables {names}", RuntimeWarning, stacklevel=2)
             return False
-        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
+        members = k if update is None else len(update)  # scalar hyperparameters: K from vars
+        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], members)
         states = self._states_of(variables)
         t = self._iterations + 1
         links = [(link, link.coefficients(hp, t)) for link in self._transforms]
         for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
+            kept = None if held is None else _rows_of(state, held)
             d = g
             for link, c in links:
                 d, s = link.update(d, s, c, fit, state)
             out = d if state.owns(d) else state.free_buffer()
             np.multiply(d, fit(lr if s is None else lr * s), out=out)
             state.var.assign_sub(out)
+            if kept is not None:
+                _restore_rows(state, held, kept)
         self._iterations = t
-        return True
+        return True if update is None else update
+
+    def _members_to_update(self, grads: list[np.ndarray], variables: list[Variable],
+                           k: int | None, active: Any) -> np.ndarray:
+        """The (K,) mask of stacked members this step updates (see `apply_gradients`)."""
+        if k is None and variables[0].ndim:
+            k = variables[0].shape[0]
+        odd = [f"'{v.name}' {v.shape}" for v in variables if not v.ndim or v.shape[0] != k]
+        if k is None or odd:
+            raise ValueError(f"a per-member update needs stacked variables with the same leading "
+                             f"(member) axis; got {odd}")
+        update = np.ones(k, bool)
+        if active is not None:
+            mask = np.asarray(active)
+            if mask.shape != (k,) or mask.dtype != bool:
+                raise ValueError(f"active must be a boolean mask of shape ({k},) (one flag per "
+                                 f"member), got {mask.dtype} of shape {mask.shape}")
+            update &= mask
+        bad = nonfinite_members(grads, k) & update
+        if bad.any():
+            if not self.per_member_nonfinite:
+                raise FloatingPointError(
+                    f"non-finite (NaN or inf) gradients for members {np.flatnonzero(bad)}; no "
+                    f"variable was updated. Pass per_member_nonfinite=True to leave such "
+                    f"members out of the step")
+            update &= ~bad
+        return update
+
+    def select_members(self, indices: Any,
+                       replacements: Iterable[tuple[Variable, Variable]] = ()) -> None:
+        """Keep the stacked members `indices` (in that order) of the per-member state: array
+        hyperparameters and the rows of every slot; e.g. when a population culls members.
+
+        `replacements` are `(old, new)` variable pairs: the state of `old` now belongs to `new`,
+        which must have `len(indices)` members. Everything is checked before anything changes.
+
+        Example:
+            >>> from tape import Variable
+            >>> from optim import Adam
+            >>> w = Variable(np.ones((3, 2)))
+            >>> opt = Adam([0.1, 0.2, 0.3])
+            >>> _ = opt.minimize(lambda: (w * w).sum(), [w])
+            >>> w2 = Variable(w.numpy()[[2, 0]])
+            >>> opt.select_members([2, 0], [(w, w2)])
+            >>> opt.learning_rate, opt.state_dict()["slots/0/m"].shape
+            (array([0.3, 0.1]), (2, 2))
+        """
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
+            raise ValueError(f"select_members needs a non-empty 1-D array of member indices, got "
+                             f"{indices!r}")
+        new_of = {id(old): new for old, new in replacements}
+        states = []
+        for st in self._states:
+            var = new_of.get(id(st.var), st.var)
+            shape = (idx.size, *st.var.shape[1:])
+            if not st.var.ndim or var.shape != shape or idx.max() >= st.var.shape[0]:
+                raise ValueError(f"select_members: Variable '{st.var.name}' of shape "
+                                 f"{st.var.shape} cannot keep members {idx.tolist()} as a "
+                                 f"variable of shape {var.shape}")
+            new = VariableState(var, ())
+            new.slots = {name: arr[idx] for name, arr in st.slots.items()}
+            states.append(new)
+        self.set_hyperparameters(**{name: v[idx] for name, v in self._hyper.items()
+                                    if isinstance(v, np.ndarray)})
+        self._variables = [st.var for st in states]
+        self._states = states
+        self._positions = {id(var): i for i, var in enumerate(self._variables)}
 
     def minimize(self, loss_fn: Callable[[], Any], var_list: Iterable[Variable]) -> Any:
         """Record `loss_fn()` on a fresh tape, apply its gradients to `var_list`, return the loss.
@@ -338,3 +431,19 @@ class Optimizer:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items() if v is not None)
         return f"{type(self).__name__}({params})"
+
+
+def _zero_rows(g: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    g = g.copy()
+    g[rows] = 0
+    return g
+
+
+def _rows_of(state: VariableState, rows: np.ndarray) -> list[np.ndarray]:
+    """Copies of the weights' and the slots' `rows` (members sitting this step out)."""
+    return [np.asarray(state.var)[rows], *(arr[rows] for arr in state.slots.values())]
+
+
+def _restore_rows(state: VariableState, rows: np.ndarray, kept: list[np.ndarray]) -> None:
+    for arr, old in zip([np.asarray(state.var), *state.slots.values()], kept, strict=True):
+        arr[rows] = old  # the live arrays (the weights: like DecoupledWeightDecay, in place)

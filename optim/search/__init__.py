@@ -15,6 +15,7 @@ parameters (and optionally a ``report(step, value)`` callback) and returning a n
 """
 
 from .plots import plot_learning_curves, plot_pairs
+from .retest import RetestResult, RetestRow
 from .runner import coarse_to_fine, random_search
 from .spaces import (
     Choice,
@@ -33,5 +34,5 @@ __all__ = [
     "Distribution", "Uniform", "LogUniform", "IntUniform", "LogIntUniform", "Choice",
     "OneMinusLogUniform", "Fixed",
     "random_search", "coarse_to_fine", "Study", "Trial", "TrialPruned", "load_study",
-    "plot_pairs", "plot_learning_curves",
+    "plot_pairs", "plot_learning_curves", "RetestResult", "RetestRow",
 ]

@@ -9,12 +9,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .report import atomic_write, to_csv_text, trials_table
 from .spaces import Distribution
+
+if TYPE_CHECKING:
+    from .retest import RetestResult
 
 __all__ = ["Trial", "Study", "TrialPruned"]
 
@@ -129,6 +133,20 @@ class Study:
         ranked = self.ranked()
         rest = [t for t in self.trials if t.status != "ok"]
         return trials_table((ranked + rest)[:top], list(self.space))
+
+    def retest(self, objective: Any, *, top: int = 3, seeds: int | Sequence[int] = 5,
+               seed: int = 0, executor: Executor | None = None) -> RetestResult:
+        """Re-run the best ``top`` configurations with new seeds (passed as ``params["seed"]``)
+        and report mean and spread per configuration; see ``optim.search.retest``.
+
+        >>> from optim.search import Uniform
+        >>> s = Study({"x": Uniform(0, 1)}); s.add(Trial(0, {"x": 0.5}, 0.25, "ok"))
+        >>> s.retest(lambda p: p["x"] + p["seed"], top=1, seeds=[1, 2]).best.mean
+        2.0
+        """
+        from .retest import retest  # retest uses the runner, which imports this module
+
+        return retest(self, objective, top=top, seeds=seeds, seed=seed, executor=executor)
 
     def to_csv(self, path: str | None = None) -> str:
         """The trials as CSV text (trial order); also written atomically to ``path`` if given.

@@ -1,0 +1,564 @@
+"""`Babysitter`: train one model epoch by epoch, checkpointing after each epoch, with changes of
+hyperparameters mid-run, rollbacks, learning-curve plots and exact resumption in a new process.
+
+The course's "panda" strategy: with one big model and little compute, watch its learning curve,
+nudge the learning rate, and go back to yesterday's model when a change made things worse.
+
+A run directory holds:
+
+- `epoch-NNNN.npz`, one per kept epoch (N counts completed epochs, from 1): the model's
+  variables (`model/<path>`, trainable and not), the optimizer's `state_dict` (`optimizer/...`)
+  and a JSON `meta` entry with the run's settings, the optimizer's hyperparameters and the event
+  log up to that epoch. Written with `nn.checkpoint.save_arrays` (temporary file, fsync,
+  rename), so a crash leaves the previous checkpoint intact.
+- `log.json`: the whole event log (epochs with their metrics, `set` changes, rollbacks and the
+  abandoned branches, resumes), rewritten atomically after every event.
+- `.lock`: held with `fcntl.flock` while a `Babysitter` is open, so a second process gets a
+  clear error; the OS drops it when the process dies, so a killed run never blocks its resume.
+
+Example:
+    >>> import numpy as np, nn, optim, tempfile
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((64, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> run = nn.Babysitter(nn.Dense(2, seed=0), loss=nn.softmax_cross_entropy,
+    ...                     optimizer=optim.Adam(0.01), train=(X, y), validation=(X, y),
+    ...                     batch_size=16, directory=tempfile.mkdtemp())
+    >>> _ = run.train(epochs=2); run.set(learning_rate=0.05); _ = run.train(epochs=1)
+    >>> run.rollback(epoch=2); run.epoch, run.checkpoints
+    (2, [1, 2])
+    >>> run.close()
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nn.callbacks import _Monitor
+from nn.checkpoint import load_arrays, save_arrays
+from nn.data import MiniBatches
+from nn.module import Module
+from nn.runlog import (
+    _METRICS,
+    Event,
+    RunHistory,
+    _changes,
+    _checked,
+    _decode,
+    _encode,
+    _replay,
+)
+from nn.training import Callback, History, Metric, TrainingState, fit
+
+__all__ = ["Babysitter", "RunHistory"]
+
+FORMAT = 1
+LOG, LOCK = "log.json", ".lock"
+_CHECKPOINT = re.compile(r"^epoch-(\d{4,})\.npz$")
+_TEMPORARY = re.compile(r"^\.(epoch-\d{4,}\.npz|log\.json|curves\.png)\..*\.tmp$")
+
+
+def _checkpoint_name(epoch: int) -> str:
+    return f"epoch-{epoch:04d}.npz"
+
+
+# -- files --------------------------------------------------------------------------------------
+def _write_atomic(path: str, data: bytes) -> None:
+    """Write `data` to a temporary file next to `path`, fsync, rename over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _lock(directory: str) -> Callable[[], None]:
+    """Take the directory's OS lock (released on close or when the process dies); returns the
+    function that releases it."""
+    path = os.path.join(directory, LOCK)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform (Windows): the directory is not guarded
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(f"the run directory {directory!r} is in use by another "
+                               f"Babysitter (it holds an OS lock on {path!r}); close that one "
+                               f"(or wait for its process to end) or use another directory"
+                               ) from None
+    for name in os.listdir(directory):  # temporary files of a write that was killed
+        if _TEMPORARY.match(name):
+            os.unlink(os.path.join(directory, name))
+    return lambda: os.close(fd)
+
+
+def _fingerprint(data: tuple[Any, Any] | None) -> str | None:
+    """A short hash of the arrays' shapes, dtypes and bytes: resuming on other data would not
+    be the same run."""
+    if data is None:
+        return None
+    h = hashlib.sha256()
+    for a in map(np.ascontiguousarray, data):
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class _Checkpoint:
+    path: str
+    model: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def _read_checkpoint(path: str) -> _Checkpoint:
+    """Read and check one checkpoint file; `ValueError` naming it if it is unreadable."""
+    try:
+        arrays = load_arrays(path)
+        meta = json.loads(str(arrays.pop("meta")))
+        match = _CHECKPOINT.match(os.path.basename(path))
+        if meta.get("format") != FORMAT or not match or meta["epoch"] != int(match[1]):
+            raise ValueError(f"unknown format or epoch {meta.get('format')}/{meta.get('epoch')}")
+        last = meta["events"][-1]
+        if (last["event"], last["epoch"]) != ("epoch", meta["epoch"]):
+            raise ValueError("its log does not end with its epoch")
+    except Exception as e:  # a truncated zip, a bad CRC, bad JSON, a missing entry...
+        raise ValueError(f"checkpoint {path!r} is unreadable or corrupt "
+                         f"({type(e).__name__}: {e})") from None
+    split: dict[str, dict[str, np.ndarray]] = {"model/": {}, "optimizer/": {}}
+    for key, value in arrays.items():
+        prefix = key[: key.index("/") + 1] if "/" in key else ""
+        if prefix in split:
+            split[prefix][key[len(prefix):]] = value
+    return _Checkpoint(path, split["model/"], split["optimizer/"], meta)
+
+
+def _curve(ax: Any, events: list[Event], key: str, fmt: str, **style: Any) -> None:
+    points = [(ev["epoch"], ev["logs"][key]) for ev in events if key in ev["logs"]]
+    if points:
+        ax.plot(*zip(*points), fmt, **style)
+
+
+# -- the Babysitter -----------------------------------------------------------------------------
+class Babysitter:
+    """Train one model epoch by epoch; watch, nudge, roll back and resume it.
+
+    Every completed epoch is checkpointed in `directory` (see the module docstring for the
+    files). `train(epochs=n)` trains n more epochs with `nn.fit`; epoch `e`'s data order comes
+    from `(seed, e)` as in `nn.MiniBatches`, so it is the same after a rollback or a resume.
+    `set(**hyperparameters)` changes optimizer hyperparameters between epochs (a number, K
+    numbers, or a schedule); `rollback(epoch)` restores the model and the optimizer (its slots,
+    step count and hyperparameters: changes made after that epoch are undone) from that
+    epoch's checkpoint, removes the later checkpoints and keeps their metrics in the log as an
+    abandoned branch. `history` is the live branch with the whole log, `plot()` draws it.
+
+    `keep="all"` keeps every checkpoint; `keep=k` keeps the last k plus the best by `monitor`
+    (`"auto"`: `val_loss` with validation data, else `loss`; accuracies are maximized). A
+    schedule is saved by its description (its class and fields, as for `optim.schedules`, or
+    `get_config()`), so a plain function or lambda as learning rate is refused with a
+    `ValueError` at construction or in `set`. If training raises (a divergence, Ctrl-C), the
+    model and optimizer go back to the last checkpoint (if any) before the error propagates. The
+    directory is locked while the Babysitter is open: `close()` it (or use `with`).
+
+    Resuming in a new process needs the objects the checkpoint cannot hold, freshly built with
+    the same architecture: `Babysitter.resume(directory, model, loss=..., optimizer=...,
+    train=..., validation=...)`. Everything else (variables, optimizer state and
+    hyperparameters, epoch, seed, batch size, history and log) comes from the checkpoint.
+
+    Example:
+        >>> import numpy as np, nn, optim, tempfile
+        >>> X = np.random.default_rng(0).standard_normal((64, 2)); y = (X[:, 0] > 0).astype(int)
+        >>> d = tempfile.mkdtemp()
+        >>> with nn.Babysitter(nn.Dense(2, seed=0), loss=nn.softmax_cross_entropy,
+        ...                    optimizer=optim.Adam(0.01), train=(X, y), directory=d) as run:
+        ...     _ = run.train(epochs=3)
+        >>> with nn.Babysitter.resume(d, nn.Dense(2, seed=5), loss=nn.softmax_cross_entropy,
+        ...                           optimizer=optim.Adam(), train=(X, y)) as run:
+        ...     run.epoch, run.optimizer.learning_rate
+        (3, 0.01)
+    """
+
+    def __init__(self, model: Module, *, loss: Callable[..., Any], optimizer: Any,
+                 train: tuple[Any, Any], directory: str | os.PathLike[str],
+                 validation: tuple[Any, Any] | None = None, batch_size: int = 32,
+                 seed: int | None = 0, keep: int | str = "all", monitor: str = "auto",
+                 shuffle: bool = True, drop_last: bool = False,
+                 metric: Metric | str | None = "auto", verbose: int = 0) -> None:
+        if keep != "all" and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise ValueError(f"keep must be 'all' or an integer >= 1, got {keep!r}")
+        if monitor == "auto":
+            monitor = "loss" if validation is None else "val_loss"
+        if monitor not in _METRICS or (monitor.startswith("val_") and validation is None):
+            raise ValueError(f"monitor must be one of {_METRICS} (val_* needs validation data), "
+                             f"got {monitor!r}")
+        if seed is None:  # a fresh seed, then stored like a given one
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        config = {"batch_size": batch_size, "seed": int(seed), "keep": keep, "monitor": monitor,
+                  "shuffle": bool(shuffle), "drop_last": bool(drop_last),
+                  "optimizer": type(optimizer).__name__, "train": _fingerprint(train),
+                  "validation": _fingerprint(validation)}
+        self._setup(model, loss, optimizer, train, validation, directory, config, metric,
+                    verbose)
+        try:
+            if self.checkpoints:
+                raise FileExistsError(f"{self.directory!r} already holds a run (checkpoints of "
+                                      f"epochs {self.checkpoints}); continue it with "
+                                      f"Babysitter.resume(...) or use another directory")
+            _checked(optimizer.hyperparameters)
+            self._events: list[Event] = []
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, model: Module, loss: Callable[..., Any], optimizer: Any,
+               train: tuple[Any, Any], validation: tuple[Any, Any] | None,
+               directory: str | os.PathLike[str], config: dict[str, Any],
+               metric: Metric | str | None, verbose: int) -> None:
+        """What `__init__` and `resume` share: check the data, take the directory's lock."""
+        for name, data in (("train", train), ("validation", validation)):
+            if data is not None and (not isinstance(data, (tuple, list)) or len(data) != 2):
+                raise ValueError(f"{name} must be a pair (X, y), got {type(data).__name__}")
+        batches = MiniBatches(*train, config["batch_size"], seed=config["seed"])  # checks them
+        config["batch_size"] = batches.batch_size
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.train_data, self.validation_data = tuple(train), validation
+        self.metric, self.verbose, self.config = metric, verbose, config
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self._release = weakref.finalize(self, _lock(self.directory))
+
+    # -- what there is ------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        """The number of completed epochs on the live branch (what the next `train` continues)."""
+        return _replay(self._events).head
+
+    @property
+    def history(self) -> RunHistory:
+        """Per-epoch metrics of the live branch, plus every event (`RunHistory`)."""
+        return RunHistory(events=copy.deepcopy(self._events))
+
+    @property
+    def checkpoints(self) -> list[int]:
+        """The epochs that have a checkpoint file (what `rollback` accepts), ascending."""
+        found = (_CHECKPOINT.match(name) for name in os.listdir(self.directory))
+        return sorted(int(m[1]) for m in found if m)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The checkpointed live epoch with the best `monitor` value (None before training)."""
+        watch, best, kept = _Monitor(self.config["monitor"], "auto", 0.0), None, set()
+        kept.update(self.checkpoints)
+        for ev in _replay(self._events).live:
+            value = ev["logs"].get(self.config["monitor"])
+            if ev["epoch"] in kept and value is not None and watch.improves(value):
+                watch.best, best = value, ev["epoch"]
+        return best
+
+    def _path(self, epoch: int) -> str:
+        return os.path.join(self.directory, _checkpoint_name(epoch))
+
+    # -- training -----------------------------------------------------------------------------
+    def train(self, epochs: int = 1,
+              callbacks: Iterable[Callback | Callable[[TrainingState], Any]] = ()) -> History:
+        """Train `epochs` more epochs, checkpointing after each; returns their `History`.
+
+        `callbacks` are passed to `nn.fit` and run after the checkpoint; `nn.EarlyStopping`
+        fits here, while to restore the best weights use `rollback(run.best_epoch)`, which
+        restores the optimizer too (a `RestoreBest` would leave the model off its checkpoint).
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        self._check_open()
+        c, start = self.config, self.epoch
+        try:
+            return fit(self.model, *self.train_data, loss=self.loss, optimizer=self.optimizer,
+                       epochs=start + epochs, initial_epoch=start, batch_size=c["batch_size"],
+                       validation_data=self.validation_data, seed=c["seed"],
+                       shuffle=c["shuffle"], drop_last=c["drop_last"], metric=self.metric,
+                       verbose=self.verbose,
+                       callbacks=[lambda s: self._checkpoint(s.epoch + 1, s.logs), *callbacks])
+        except BaseException:
+            if self.epoch > 0:  # an epoch cut short leaves the model between checkpoints
+                self._restore(_read_checkpoint(self._path(self.epoch)))
+            raise
+
+    def _checkpoint(self, epoch: int, logs: dict[str, float]) -> None:
+        event = {"event": "epoch", "epoch": epoch, "logs": _encode(logs), "time": time.time()}
+        meta = {"format": FORMAT, "epoch": epoch, "config": self.config,
+                "hyperparameters": _encode(self.optimizer.hyperparameters),
+                "events": [*self._events, event]}
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        arrays.update({f"optimizer/{k}": np.asarray(v)
+                       for k, v in self.optimizer.state_dict().items()})
+        arrays["meta"] = np.asarray(json.dumps(meta))
+        save_arrays(self._path(epoch), arrays)
+        self._log(event)
+        self._prune()
+
+    def _log(self, event: Event) -> None:
+        self._events.append(event)
+        data = {"format": FORMAT, "config": self.config, "events": self._events}
+        _write_atomic(os.path.join(self.directory, LOG), json.dumps(data, indent=1).encode())
+
+    def _prune(self) -> None:
+        k = self.config["keep"]
+        if k == "all":
+            return
+        files = self.checkpoints
+        for epoch in set(files[:-k]) - {self.best_epoch}:
+            os.unlink(self._path(epoch))
+
+    # -- changes ------------------------------------------------------------------------------
+    def set(self, **hyperparameters: Any) -> None:
+        """Change optimizer hyperparameters from the next epoch on; the change is logged.
+
+        Any hyperparameter of the optimizer (`learning_rate` may be a schedule). An unknown
+        name, an invalid value or a schedule that cannot be saved is a `ValueError`, and then
+        nothing changes.
+
+        Example:
+            >>> import numpy as np, nn, optim, tempfile
+            >>> X = np.zeros((8, 2)); y = np.zeros(8, int)
+            >>> with nn.Babysitter(nn.Dense(2), loss=nn.softmax_cross_entropy,
+            ...                    optimizer=optim.Adam(), train=(X, y),
+            ...                    directory=tempfile.mkdtemp()) as run:
+            ...     run.set(learning_rate=optim.schedules.ExponentialDecay(0.01, 0.9))
+            ...     run.set(beta_1=1.5)
+            Traceback (most recent call last):
+            ValueError: beta_1 must be in [0, 1), got 1.5
+        """
+        if not hyperparameters:
+            raise ValueError("set() needs at least one hyperparameter, e.g. "
+                             "set(learning_rate=1e-3)")
+        self._check_open()
+        _checked(hyperparameters)
+        before = self.optimizer.hyperparameters
+        try:
+            self.optimizer.set_hyperparameters(**hyperparameters)
+        except TypeError as e:
+            raise ValueError(str(e)) from None
+        after = self.optimizer.hyperparameters
+        self._log({"event": "set", "epoch": self.epoch,
+                   "changes": _encode({k: after[k] for k in hyperparameters}),
+                   "before": _encode({k: before.get(k) for k in hyperparameters})})
+
+    def rollback(self, epoch: int) -> None:
+        """Go back to the model and optimizer state after `epoch` (hyperparameters included).
+
+        Later checkpoints are removed; their epochs stay in the log as an abandoned branch
+        (shown by `plot` and `print(run.history)`). An epoch without a checkpoint (never
+        trained, or pruned by `keep`) is a `ValueError` listing the available ones.
+        """
+        self._check_open()
+        available = self.checkpoints
+        if epoch not in available:
+            raise ValueError(f"no checkpoint of epoch {epoch!r} in {self.directory!r}; "
+                             f"available epochs: {available}"
+                             + ("" if self.config["keep"] == "all" else
+                                f" (keep={self.config['keep']} prunes the others)"))
+        self._restore(_read_checkpoint(self._path(epoch)))
+        head = self.epoch
+        for later in available:  # removed before the log says so: see `resume`
+            if later > epoch:
+                os.unlink(self._path(later))
+        self._log({"event": "rollback", "epoch": epoch, "from": head})
+
+    def _restore(self, ck: _Checkpoint) -> None:
+        try:
+            self.model.load_state_dict(ck.model)
+            self.optimizer.load_state_dict(ck.optimizer, self.model.trainable_variables)
+            self.optimizer.set_hyperparameters(**_decode(ck.meta["hyperparameters"]))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"cannot load checkpoint {ck.path!r} into this model and "
+                             f"optimizer: {e}") from None
+
+    # -- resuming -----------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, directory: str | os.PathLike[str], model: Module, *,
+               loss: Callable[..., Any], optimizer: Any, train: tuple[Any, Any],
+               validation: tuple[Any, Any] | None = None,
+               metric: Metric | str | None = "auto", verbose: int = 0) -> Babysitter:
+        """Continue a run from its newest readable checkpoint, in this process.
+
+        `model` and `optimizer` are fresh objects of the run's architecture and optimizer
+        class (their values are replaced); `loss`, `train` and `validation` must be the run's
+        (the data is checked against a hash). A corrupt newest checkpoint is set aside as
+        `*.corrupt` with a warning and the previous one is used (its lost epochs stay in the
+        log as an abandoned branch); `set` changes made after the checkpoint are re-applied.
+        No checkpoint, or none readable, is an error naming the directory or the files.
+        """
+        directory = os.fspath(directory)
+        names = sorted(n for n in os.listdir(directory) if _CHECKPOINT.match(n)) \
+            if os.path.isdir(directory) else []
+        if not names:
+            raise FileNotFoundError(f"no checkpoint (epoch-NNNN.npz) in {directory!r}: "
+                                    f"nothing to resume")
+        self = cls.__new__(cls)
+        ck = None
+        for name in reversed(names):
+            try:
+                ck = _read_checkpoint(os.path.join(directory, name))
+                break
+            except ValueError as e:
+                warnings.warn(f"{e}; falling back to the previous checkpoint", RuntimeWarning,
+                              stacklevel=2)
+        if ck is None:
+            raise ValueError(f"no readable checkpoint in {directory!r} (tried {names})")
+        config = ck.meta["config"]
+        given = {"optimizer": type(optimizer).__name__, "train": _fingerprint(train),
+                 "validation": _fingerprint(validation)}
+        for key, value in given.items():
+            if config[key] != value:
+                raise ValueError(f"{ck.path!r}: the run was trained with {key} {config[key]!r}, "
+                                 f"got {value!r}; resume with the run's own {key}")
+        self._setup(model, loss, optimizer, train, validation, directory, config, metric,
+                    verbose)
+        try:
+            self._events = self._resumed_events(ck)
+            if not model.variables:  # build it, so that its variables can be loaded
+                model(np.asarray(train[0])[:1], training=False)
+            self._restore(ck)
+            tl = _replay(self._events)
+            for ev in self._events[tl.anchor + 1:]:
+                if ev["event"] == "set":
+                    self.optimizer.set_hyperparameters(**_decode(ev["changes"]))
+            for name in names:  # set aside what the fallback skipped
+                if int(_CHECKPOINT.match(name)[1]) > ck.meta["epoch"]:  # type: ignore[index]
+                    os.replace(os.path.join(directory, name),
+                               os.path.join(directory, name + ".corrupt"))
+            self._log({"event": "resume", "epoch": ck.meta["epoch"]})
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _resumed_events(self, ck: _Checkpoint) -> list[Event]:
+        """The checkpoint's log, continued by `log.json` when that agrees with it (so changes
+        and rollbacks after the checkpoint are kept), ending on the checkpoint's epoch."""
+        events, epoch = ck.meta["events"], ck.meta["epoch"]
+        try:
+            with open(os.path.join(self.directory, LOG), "rb") as f:
+                logged = json.load(f)["events"]
+        except FileNotFoundError:
+            logged = None
+        except (ValueError, KeyError, TypeError) as e:
+            warnings.warn(f"{os.path.join(self.directory, LOG)!r} is unreadable ({e}); using "
+                          f"the log saved in {ck.path!r}", RuntimeWarning, stacklevel=3)
+            logged = None
+        if logged is not None and json.dumps(logged[:len(events)]) == json.dumps(events):
+            events = logged
+        tl = _replay(events)
+        if epoch not in [ev["epoch"] for ev in tl.live]:  # should not happen: trust the file
+            events, tl = ck.meta["events"], _replay(ck.meta["events"])
+        if tl.head != epoch:  # the checkpoints of the later epochs are lost
+            events = [*events, {"event": "rollback", "epoch": epoch, "from": tl.head,
+                                "reason": f"resumed from {os.path.basename(ck.path)}, the "
+                                          f"newest readable checkpoint"}]
+        return events
+
+    # -- plots --------------------------------------------------------------------------------
+    def figure(self) -> Any:
+        """The learning curves as a matplotlib `Figure` (object API, no pyplot state): loss
+        (and accuracy) per epoch, abandoned branches dashed grey, `set` changes as green dotted
+        lines labelled with the new values (grey and "undone" once a rollback undid them),
+        rollbacks as red dash-dotted lines. Labels at one epoch are stacked in log order.
+        """
+        try:
+            from matplotlib.figure import Figure
+            from matplotlib.ticker import MaxNLocator
+        except ImportError:
+            raise ImportError("plotting needs matplotlib: pip install 'tape-autodiff[plot]'"
+                              ) from None
+        tl = _replay(self._events)
+        if not tl.live and not tl.branches:
+            raise ValueError("nothing to plot yet: train at least one epoch")
+        dead = {id(ev) for ev in tl.dead_sets}
+        marks = []  # (epoch, label, color, line style), in log order
+        for ev in self._events:
+            if ev["event"] == "set":
+                label = _changes(ev)
+                marks.append((ev["epoch"], label + " (undone)", "0.5", ":") if id(ev) in dead
+                             else (ev["epoch"], label, "tab:green", ":"))
+            elif ev["event"] == "rollback":
+                marks.append((ev["epoch"], f"rollback from {ev['from']}", "tab:red", "-."))
+        panels = [p for p in (("loss", "val_loss"), ("accuracy", "val_accuracy"))
+                  if any(p[0] in ev["logs"] for ev in tl.live + sum(tl.branches, []))]
+        fig = Figure(figsize=(7, 3.2 * len(panels) + 0.4), layout="constrained")
+        axes = [fig.add_subplot(len(panels), 1, k + 1) for k in range(len(panels))]
+        for ax, keys in zip(axes, panels):
+            for key, color in zip(keys, ("tab:blue", "tab:orange")):
+                for n, branch in enumerate(tl.branches):
+                    name = "abandoned" if n == 0 and key == keys[0] else None
+                    _curve(ax, branch, key, "--", color="0.6", marker=".", label=name)
+                _curve(ax, tl.live, key, "-o", color=color, markersize=3, label=key)
+            for epoch, _, color, style in marks:
+                ax.axvline(epoch, color=color, linestyle=style, linewidth=1)
+            ax.set_ylabel(keys[0])
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        ax0, row = axes[0], dict.fromkeys(m[0] for m in marks)
+        for epoch, label, color, _ in marks:
+            row[epoch] = k = (row[epoch] or 0) + 1
+            ax0.annotate(label, (epoch, 1.0 - 0.07 * k), xycoords=ax0.get_xaxis_transform(),
+                         xytext=(3, 0), textcoords="offset points", fontsize=7, color=color,
+                         bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 1})
+        axes[-1].set_xlabel("epoch")
+        ax0.legend(fontsize=8, loc="lower left")
+        ax0.set_title(f"{os.path.basename(os.path.abspath(self.directory))}: epoch {self.epoch}")
+        return fig
+
+    def plot(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Draw `figure()` to the PNG file `path` (default `<directory>/curves.png`)
+        atomically; returns the path. Needs matplotlib (extra `plot`)."""
+        path = os.path.join(self.directory, "curves.png") if path is None else os.fspath(path)
+        buf = io.BytesIO()
+        self.figure().savefig(buf, format="png", dpi=100)
+        _write_atomic(path, buf.getvalue())
+        return path
+
+    # -- the lock -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the directory's lock (the Babysitter should not be used afterwards)."""
+        release = getattr(self, "_release", None)
+        if release is not None:
+            release()
+
+    def _check_open(self) -> None:
+        if not self._release.alive:
+            raise RuntimeError(f"this Babysitter of {self.directory!r} is closed; continue the "
+                               f"run with Babysitter.resume(...)")
+
+    def __enter__(self) -> Babysitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<nn.Babysitter {self.directory!r} at epoch {self.epoch}>"
