@@ -37,7 +37,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 import weakref
@@ -62,6 +61,7 @@ from nn.runlog import (
     _replay,
 )
 from nn.training import Callback, History, Metric, TrainingState, fit
+from tape.io import atomic_write
 
 __all__ = ["Babysitter", "RunHistory"]
 
@@ -76,22 +76,6 @@ def _checkpoint_name(epoch: int) -> str:
 
 
 # -- files --------------------------------------------------------------------------------------
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write `data` to a temporary file next to `path`, fsync, rename over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _lock(directory: str) -> Callable[[], None]:
     """Take the directory's OS lock (released on close or when the process dies); returns the
     function that releases it."""
@@ -324,7 +308,7 @@ class Babysitter:
     def _log(self, event: Event) -> None:
         self._events.append(event)
         data = {"format": FORMAT, "config": self.config, "events": self._events}
-        _write_atomic(os.path.join(self.directory, LOG), json.dumps(data, indent=1).encode())
+        atomic_write(os.path.join(self.directory, LOG), json.dumps(data, indent=1).encode())
 
     def _prune(self) -> None:
         k = self.config["keep"]
@@ -539,7 +523,7 @@ class Babysitter:
         path = os.path.join(self.directory, "curves.png") if path is None else os.fspath(path)
         buf = io.BytesIO()
         self.figure().savefig(buf, format="png", dpi=100)
-        _write_atomic(path, buf.getvalue())
+        atomic_write(path, buf.getvalue())
         return path
 
     # -- the lock -----------------------------------------------------------------------------
