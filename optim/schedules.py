@@ -57,7 +57,22 @@ class _Decay:
 
 
 @dataclass
-class InverseTimeDecay(_Decay):
+class _RateDecay(_Decay):
+    """A decay with a `decay_rate`: the fields of the inverse-time and exponential forms."""
+
+    initial_learning_rate: Any
+    decay_rate: float
+    decay_steps: float = 1
+    staircase: bool = False
+    steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        self._check()
+        self.decay_rate = float(check_rate("decay_rate", self.decay_rate))
+
+
+@dataclass
+class InverseTimeDecay(_RateDecay):
     """`lr0 / (1 + decay_rate * epoch / decay_steps)` (the course's "1/(1 + decay_rate*epoch)").
 
     With `staircase=True` the quotient is floored: the course's scheduled decay
@@ -71,22 +86,12 @@ class InverseTimeDecay(_Decay):
         [0.2, 0.1, 0.0667, 0.05]
     """
 
-    initial_learning_rate: Any
-    decay_rate: float
-    decay_steps: float = 1
-    staircase: bool = False
-    steps_per_epoch: int | None = None
-
-    def __post_init__(self) -> None:
-        self._check()
-        self.decay_rate = float(check_rate("decay_rate", self.decay_rate))
-
     def __call__(self, step: int) -> Value:
         return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))
 
 
 @dataclass
-class ExponentialDecay(_Decay):
+class ExponentialDecay(_RateDecay):
     """`lr0 * decay_rate ** (epoch / decay_steps)` (the course's `0.95**epoch * lr0`).
 
     Example:
@@ -94,16 +99,6 @@ class ExponentialDecay(_Decay):
         >>> s(2) == 0.1 * 0.95**2
         True
     """
-
-    initial_learning_rate: Any
-    decay_rate: float
-    decay_steps: float = 1
-    staircase: bool = False
-    steps_per_epoch: int | None = None
-
-    def __post_init__(self) -> None:
-        self._check()
-        self.decay_rate = float(check_rate("decay_rate", self.decay_rate))
 
     def __call__(self, step: int) -> Value:
         return self.initial_learning_rate * self.decay_rate ** self._progress(step)
