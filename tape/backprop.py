@@ -23,7 +23,9 @@ def backprop(records: list[tuple[Any, ...]], seeds: dict[int, Any], sources: set
         if g is None:
             continue
         if versions:
-            _check_versions(prim, versions)
+            for var, version in versions:
+                if var._version != version:
+                    raise _stale(prim, var)
         if differentiable:
             ins, ans = args, out
         else:
@@ -59,11 +61,9 @@ def _reachable(records: list[tuple[Any, ...]], sources: set[int]) -> set[int]:
     return reach
 
 
-def _check_versions(prim: Any, versions: tuple[tuple[Any, int], ...]) -> None:
-    for var, version in versions:
-        if var._version != version:
-            raise RuntimeError(
-                f"Variable '{var.name}' was assigned after the tape recorded {prim.name!r} on it, "
-                f"and that gradient rule needs the value it had then. Compute gradients before "
-                f"updating variables, or record the computation again on a fresh tape."
-            )
+def _stale(prim: Any, var: Any) -> RuntimeError:
+    return RuntimeError(
+        f"Variable '{var.name}' was assigned after the tape recorded {prim.name!r} on it, and "
+        f"that gradient rule needs the value it had then. Compute gradients before updating "
+        f"variables, or record the computation again on a fresh tape."
+    )
