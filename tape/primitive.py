@@ -3,7 +3,7 @@
 This is the one mechanism every built-in op uses, and the public way to add a new one:
 
     >>> import numpy as np, tape
-    >>> cube = tape.Primitive("cube", lambda x: x ** 3)
+    >>> cube = tape.Primitive("cube", lambda x: x ** 3, register=False)  # a private example
     >>> cube.defvjp(lambda g, ans, x: g * 3 * x ** 2)   # doctest: +ELLIPSIS
     <tape.Primitive 'cube'>
     >>> x = tape.Variable(2.0)
