@@ -1,12 +1,15 @@
 """The main job: tune the batch-norm softmax network on digits, coarse to fine, on all cores.
 
-    python -m benchmarks.tune_digits            # about a minute or two on 2 cores
-    python -m benchmarks.tune_digits --quick    # a few seconds (what CI runs)
+    python -m benchmarks.tune_digits                  # about a minute on 2 cores
+    python -m benchmarks.tune_digits --quick          # a few seconds (what CI runs)
+    python -m benchmarks.tune_digits --no-population  # each trial on its own, to compare
 
 Searches the learning rate (log scale), Adam's beta_1 (on the `1 - 10**r` scale), the hidden
 width and the mini-batch size of `Dense -> BatchNorm -> ReLU -> Dense -> BatchNorm -> ReLU ->
 Dense -> softmax` on scikit-learn's digits, coarse to fine; prints the trials table and the
 best configuration's test accuracy; writes the study file and, with matplotlib, the plots.
+Trials that share the hidden width and batch size are trained together as one `nn.Population`
+(learning rate and beta_1 per member); each member trains exactly as its trial would alone.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import nn
 import optim
 from optim.search import (
     Choice,
-    IntUniform,
     LogUniform,
     OneMinusLogUniform,
+    PopulationObjective,
     coarse_to_fine,
     plot_learning_curves,
     plot_pairs,
@@ -35,9 +38,10 @@ from optim.search import (
 SPACE = {
     "learning_rate": LogUniform(1e-4, 3e-1),
     "beta_1": OneMinusLogUniform(0.5, 0.999),
-    "hidden_units": IntUniform(16, 96),
+    "hidden_units": Choice([32, 64, 96]),
     "batch_size": Choice([32, 64, 128]),
 }
+STRUCTURAL = ("hidden_units", "batch_size", "epochs")  # what the members of a population share
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,13 +76,49 @@ def train(params: dict[str, Any], epochs: int, train_data: Any, validation: Any,
     return model, history
 
 
+def train_population(batch: list[dict[str, Any]], epochs: int, train_data: Any, validation: Any,
+                     seed: int = 0) -> tuple[nn.Population, Any]:
+    """`train` for every configuration of `batch` (one hidden width and batch size) at once:
+    member k starts, and is trained, exactly as `train(batch[k], ...)` would train it."""
+    first = batch[0]
+    pop = nn.Population(functools.partial(build_model, int(first["hidden_units"])), len(batch),
+                        seed=[seed] * len(batch))
+    optimizer = optim.Adam(np.array([p["learning_rate"] for p in batch]),
+                           beta_1=np.array([p["beta_1"] for p in batch]))
+    history = nn.fit(pop, *train_data, loss=nn.softmax_cross_entropy, optimizer=optimizer,
+                     epochs=epochs, batch_size=int(first["batch_size"]),
+                     validation_data=validation, seed=seed, verbose=False)
+    return pop, history
+
+
+def _errors(accuracies: Any, report: Any) -> float:
+    """Report the validation errors epoch by epoch; return the last."""
+    errors = [1.0 - float(accuracy) for accuracy in accuracies]
+    for epoch, error in enumerate(errors, start=1):
+        report(epoch, error)
+    return errors[-1]
+
+
 def objective(params: dict[str, Any], report: Any) -> float:
     """Validation error after training; the learning curve is reported epoch by epoch."""
     data = _splits()
     _, history = train(params, params["epochs"], data["train"], data["val"])
-    for epoch, accuracy in enumerate(history.val_accuracy, start=1):
-        report(epoch, 1.0 - float(accuracy))
-    return 1.0 - float(history.val_accuracy[-1])
+    return _errors(history.val_accuracy, report)
+
+
+def population_objective(batch: list[dict[str, Any]], report: Any) -> list[Any]:
+    """`objective` for a batch of trials trained as one population; a member that diverged
+    fails with the error its trial would have raised alone."""
+    if len(batch) == 1:  # a population of one is slower than the model alone
+        try:
+            return [objective(batch[0], functools.partial(report, 0))]
+        except Exception as e:
+            return [e]
+    data = _splits()
+    _, history = train_population(batch, batch[0]["epochs"], data["train"], data["val"])
+    return [FloatingPointError(history.frozen[k]) if k in history.frozen else
+            _errors([a[k] for a in history.val_accuracy], functools.partial(report, k))
+            for k in range(len(batch))]
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -93,6 +133,11 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--out", type=Path, default=Path("runs/tune_digits"))
     parser.add_argument("--resume", action="store_true",
                         help="continue the study in --out instead of starting afresh")
+    parser.add_argument("--population", type=int, default=32,
+                        help="train trials that share hidden units and batch size as "
+                             "populations of up to this many models")
+    parser.add_argument("--no-population", action="store_true",
+                        help="train every trial on its own (same trials, to compare)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.trials_per_round, args.epochs = 2, 4, 3
@@ -103,9 +148,12 @@ def main(argv: list[str] | None = None) -> float:
         storage.unlink()
     space = {**SPACE, "epochs": args.epochs}
     start = time.perf_counter()
-    study = coarse_to_fine(objective, space, rounds=args.rounds,
+    batched = not args.no_population
+    study = coarse_to_fine(PopulationObjective(population_objective, STRUCTURAL) if batched
+                           else objective, space, rounds=args.rounds,
                            trials_per_round=args.trials_per_round, seed=args.seed,
-                           n_jobs=args.n_jobs, storage=str(storage), progress=True)
+                           n_jobs=args.n_jobs, storage=str(storage), progress=True,
+                           population=args.population if batched else None)
     search_seconds = time.perf_counter() - start
     print(study.table(top=10))
     print(f"{len(study)} trials in {search_seconds:.1f} s on {args.n_jobs} process(es); "

@@ -50,6 +50,14 @@ def _sum(x: Any, axes: tuple[int, ...]) -> Any:
     return x.sum(axis=axes, keepdims=True)
 
 
+def _dot(a: Any, b: Any, axes: tuple[int, ...]) -> Any:
+    """`_sum(a * b, axes)`; for a population's (K, B, F) arrays one einsum pass, without the
+    temporary product (the same bits: each product is rounded, then added in order)."""
+    if axes == (1,) and a.ndim == 3 and not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return np.einsum("kbf,kbf->kf", a, b)[:, None, :]
+    return _sum(a * b, axes)
+
+
 # The formulas below are written once for arrays and tensors. Augmented assignments (`t -= u`)
 # work in place on the fresh arrays of the first-order path and rebind on (immutable) tensors.
 def _normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
@@ -57,7 +65,7 @@ def _normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]
     n = _count(x, axes)
     mean = _sum(x, axes) / n
     xhat = x - mean
-    var = _sum(xhat * xhat, axes) / n
+    var = _dot(xhat, xhat, axes) / n
     rstd = 1 / np.sqrt(var + epsilon)
     xhat *= rstd
     return xhat, mean, var, rstd
@@ -94,13 +102,15 @@ def _grad_x(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int,
         g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
     n = _count(x, axes)
     scale = rstd / n if gamma is None else _expand(gamma, x, axes) * (rstd / n)
-    g_xhat = _sum(g * xhat, axes)
-    if gamma is not None and not isinstance(g, Tensor):
-        # The gamma rule, called next with this same g, reuses the sum (a weak reference:
-        # the cache must not keep g alive, nor match a later gradient of a persistent tape).
-        cache["g_xhat"] = (weakref.ref(g), g_xhat)
+    g_xhat = _dot(g, xhat, axes)
+    g_sum = _sum(g, axes)
+    if not isinstance(g, Tensor):
+        # The gamma and beta rules, called next with this same g, reuse these sums (a weak
+        # reference: the cache must not keep g alive, nor match a later gradient of a
+        # persistent tape; each sum is handed out once).
+        cache["sums"] = (weakref.ref(g), {"gamma": g_xhat, "beta": g_sum})
     dx = g * n
-    dx -= _sum(g, axes)
+    dx -= g_sum
     dx -= xhat * g_xhat
     dx *= scale
     return dx
@@ -108,16 +118,23 @@ def _grad_x(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int,
 
 def _grad_gamma(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
                 epsilon: float, cache: dict[str, Any]) -> Any:
-    shared = cache.pop("g_xhat", None)
-    if shared is not None and shared[0]() is g:
-        return shared[1].reshape(gamma.shape)
+    shared = _shared_sum(cache, g, "gamma")
+    if shared is not None:
+        return shared.reshape(gamma.shape)
     xhat, _ = _residuals(x, gamma, beta, axes, epsilon, cache)
-    return _sum(g * xhat, axes).reshape(gamma.shape)
+    return _dot(g, xhat, axes).reshape(gamma.shape)
 
 
 def _grad_beta(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
                epsilon: float, cache: dict[str, Any]) -> Any:
-    return _sum(g, axes).reshape(beta.shape)
+    shared = _shared_sum(cache, g, "beta")
+    return (_sum(g, axes) if shared is None else shared).reshape(beta.shape)
+
+
+def _shared_sum(cache: dict[str, Any], g: Any, name: str) -> Any:
+    """The sum the x rule left for rule `name` for this very `g`, or None."""
+    ref, sums = cache.get("sums", (None, {}))
+    return sums.pop(name, None) if ref is not None and ref() is g else None
 
 
 _batch_norm_p = tape.Primitive("nn.batch_norm", _forward).defvjp(_grad_x, _grad_gamma, _grad_beta)

@@ -14,7 +14,6 @@ from nn import activations, initializers
 from nn.module import Module, as_floating
 from tape import Variable
 
-
 _SEEDING = threading.local()  # .stack: [seed, layers seeded so far] per open `seeded` block
 
 

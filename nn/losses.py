@@ -47,10 +47,22 @@ def _pick(a: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return rows[np.arange(len(rows)), ids.reshape(-1)].reshape(ids.shape)
 
 
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """`a.max(axis=-1, keepdims=True)`. NumPy spends ~75 ns per row reducing short rows; with
+    many rows of few classes (a population's logits) a running maximum over the columns is
+    several times faster, and a maximum is exact in any order."""
+    if a.shape[-1] > 16 or a.size < 4096:
+        return np.maximum.reduce(a, axis=-1, keepdims=True)
+    m = a[..., :1].copy()
+    for j in range(1, a.shape[-1]):
+        np.maximum(m, a[..., j:j + 1], out=m)
+    return m
+
+
 def _xent_forward(logits: Any, labels: Any, *, reduction: str, smoothing: float,
                   cache: dict[str, Any]) -> Any:
     # Ufunc reductions rather than np.max/np.sum: the same arithmetic, less call overhead.
-    log_p = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
+    log_p = logits - _row_max(logits)
     e = np.exp(log_p)
     s = np.add.reduce(e, axis=-1, keepdims=True)
     log_p -= np.log(s)

@@ -10,6 +10,7 @@ member k's gradient is its standalone gradient.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -39,38 +40,63 @@ def member_seeds(seed: int | Sequence[int] | None, size: int) -> list[int]:
     return seeds
 
 
-def _signature(model: Module) -> list[tuple[str, str]]:
-    """(path, description) of every module and variable: what members must share."""
-    out: list[tuple[str, str]] = []
+def _signature(model: Module) -> list[tuple[str, tuple[Any, ...]]]:
+    """(path, what) for every module (type, plain settings, functions) and variable (shape,
+    dtype, trainable): what the members of a population must share."""
+    out: list[tuple[str, tuple[Any, ...]]] = []
 
     def walk(m: Module, path: str) -> None:
-        config = {k: v for k, v in vars(m).items()
-                  if isinstance(v, (bool, int, float, str, tuple, type(None)))}
-        fns = {k: getattr(v, "__qualname__", type(v).__name__) for k, v in vars(m).items()
-               if callable(v) and not isinstance(v, (Module, Variable))}
-        out.append((path or "the model", f"{type(m).__name__} {config} {fns}"))
+        settings = tuple((k, v) for k, v in vars(m).items()
+                         if isinstance(v, (bool, int, float, str, tuple, type(None))))
+        fns = tuple((k, getattr(v, "__qualname__", type(v).__name__))
+                    for k, v in vars(m).items()
+                    if callable(v) and not isinstance(v, (Module, Variable)))
+        out.append((path.rstrip("/") or "the model", (type(m).__name__, settings, fns)))
         for name, v in m._members():
             if isinstance(v, Variable):
-                out.append((f"{path}{name}", f"shape {v.shape} dtype {v.dtype} "
-                                            f"trainable={v.trainable}"))
+                out.append((path + name, (v.shape, v.dtype, v.trainable)))
             else:
                 walk(v, f"{path}{name}/")
     walk(model, "")
     return out
 
 
+def _mismatch(path: str, a: tuple[Any, ...], b: tuple[Any, ...], k: int) -> str:
+    if isinstance(a[0], str) and a[0] == b[0]:  # two modules of the same type: the settings
+        da, db = dict(a[1] + a[2]), dict(b[1] + b[2])
+        shown = [{n: d.get(n) for n in {**da, **db} if da.get(n) != db.get(n)} for d in (da, db)]
+    else:
+        shown = [f"a {w[0]}" if isinstance(w[0], str) else
+                 f"shape {w[0]}, {w[1]}{'' if w[2] else ', not trainable'}" for w in (a, b)]
+    return f"at {path!r}, member 0 has {shown[0]} but member {k} has {shown[1]}"
+
+
 def _check_same_structure(models: list[Module]) -> None:
     first = _signature(models[0])
     for k, model in enumerate(models[1:], start=1):
         other = _signature(model)
+        if other == first:
+            continue
         for (path, a), (path_k, b) in zip(first, other):
-            if (path, a) != (path_k, b):
-                raise ValueError(f"build() returned models of different structure: member 0 "
-                                 f"has {path!r}: {a}; member {k} has {path_k!r}: {b}")
-        if len(first) != len(other):
-            extra = (first if len(first) > len(other) else other)[min(len(first), len(other))]
-            raise ValueError(f"build() returned models of different structure: {extra[0]!r} "
-                             f"is in member {0 if len(first) > len(other) else k} only")
+            if path != path_k:
+                detail = f"member 0 has {path!r} where member {k} has {path_k!r}"
+                break
+            if a != b:
+                detail = _mismatch(path, a, b, k)
+                break
+        else:
+            longer, owner = (first, 0) if len(first) > len(other) else (other, k)
+            detail = f"{longer[min(len(first), len(other))][0]!r} is in member {owner} only"
+        raise ValueError(f"build() returned models of different structure: {detail}")
+
+
+@functools.lru_cache(maxsize=64)
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether `fn` takes a parameter `name`."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -123,7 +149,7 @@ class Population(Module):
             raise ValueError(f"a population needs an integer size >= 1, got {size!r}")
         self.seeds = member_seeds(seed, int(size))
         self.input_ndim = int(input_ndim)
-        takes_seed = "seed" in inspect.signature(build).parameters
+        takes_seed = _accepts(build, "seed")
         self._pending: list[Module] = []
         for s in self.seeds:
             with seeded(s):
@@ -183,6 +209,17 @@ class Population(Module):
             if hasattr(m, "population"):
                 m.population = self.size
         self._model = model
+        self._named = model.named_variables()  # the structure is fixed: walk it once
+
+    def named_variables(self) -> list[tuple[str, Variable]]:
+        """(path, stacked variable) pairs, as in the model `build()` returns; empty until built.
+
+        Example:
+            >>> import nn
+            >>> [n for n, _ in Population(lambda: nn.Dense(2, input_dim=3), 2, 0).named_variables()]
+            ['kernel', 'bias']
+        """
+        return list(self.__dict__.get("_named", ()))
 
     def _members(self) -> Iterator[tuple[str, Any]]:
         model = self.__dict__.get("_model")
@@ -221,10 +258,15 @@ class Population(Module):
         a = np.asarray(a)
         return np.broadcast_to(a, (self.size, *a.shape))
 
-    def __call__(self, x: Any, training: bool = False) -> Any:
+    def _built_for(self, x: Any) -> bool:
+        """`is_shared(x)`, after building the members for `x` if they are not built yet."""
         shared = self.is_shared(x)
         if not self.built:
             self.build(_shape(x)[0 if shared else 1:])
+        return shared
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        shared = self._built_for(x)
         if shared:
             if not isinstance(x, Tensor):
                 x = np.asarray(x)
@@ -251,12 +293,7 @@ class Population(Module):
             (2,)
         """
         labels = self.stack(labels) if shared else labels
-        base = getattr(loss, "func", loss)  # see through functools.partial
-        try:
-            takes_reduction = "reduction" in inspect.signature(base).parameters
-        except (TypeError, ValueError):
-            takes_reduction = False
-        if not takes_reduction:
+        if not _accepts(loss, "reduction"):
             return tape.stack([loss(outputs[k], labels[k]) for k in range(self.size)])
         values = loss(outputs, labels, reduction="none")
         return values if values.ndim == 1 else tape.mean(values, axis=tuple(range(1, values.ndim)))
@@ -299,18 +336,20 @@ class Population(Module):
             >>> values.shape
             (2,)
         """
-        shared = self.is_shared(x)
+        shared = self._built_for(x)  # before the tape: building records nothing there
         self.check_hyperparameters(optimizer)
         stats = self.non_trainable_variables
         before = [v.numpy() for v in stats]
-        with Tape() as t:
+        # Overflow in a diverging member is reported by freezing it, not by warnings.
+        with np.errstate(over="ignore", invalid="ignore"), Tape() as t:
             outputs = self(x, training=True)
             losses = self.member_losses(loss, outputs, y, shared=shared)
             total = tape.sum(losses)
         values = losses.numpy()
         active = ~self.frozen & np.isfinite(values)
         variables = self.trainable_variables
-        grads = t.gradient(total, variables)
+        with np.errstate(over="ignore", invalid="ignore"):
+            grads = t.gradient(total, variables)
         optimizer.per_member_nonfinite = True
         updated = optimizer.apply_gradients(zip(grads, variables), active=active)
         idle = ~updated
@@ -331,7 +370,7 @@ class Population(Module):
             >>> Population(lambda: nn.Dense(1), size=2, seed=0).check_hyperparameters(
             ...     optim.Adam([0.1, 0.2, 0.3]))
             Traceback (most recent call last):
-            ValueError: optimizer hyperparameter 'learning_rate' has 3 values, but the population has 2 members
+            ValueError: optimizer hyperparameter 'learning_rate' has 3 values, but the ...
         """
         for name, v in getattr(optimizer, "hyperparameters", {}).items():
             if isinstance(v, np.ndarray) and len(v) != self.size:
@@ -371,7 +410,8 @@ class Population(Module):
         """Keep only the members `indices` (in that order), e.g. to cull bad ones.
 
         Pass the `optimizer` that trains the population to select its per-member state
-        (slots, array hyperparameters) the same way; seeds and `frozen` follow too.
+        (slots, array hyperparameters) the same way; seeds and `frozen` follow too. A `fit`
+        callback may cull this way between epochs (with data shared by all members).
 
         Example:
             >>> import nn, optim

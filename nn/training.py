@@ -213,9 +213,12 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
     mode), then every callback (a `Callback` or a function of the `TrainingState`), any of
     which may stop training. `metric='auto'` reports accuracy for the classification losses.
     A NaN/inf loss raises `FloatingPointError` naming the epoch and step, before that step's
-    update. `verbose=1` prints one line per epoch. `initial_epoch` (Keras' meaning) resumes
-    at that 0-based epoch index: epochs `initial_epoch .. epochs - 1` run, with the data order
-    of those epochs, so the history holds `epochs - initial_epoch` entries.
+    update. For an `nn.Population`, `(X, y)` is shared by every member, or has one slice per
+    member (X of shape (K, N, ...)); logs hold one value per member, and a member that
+    diverges is frozen and listed in `history.frozen` while the others go on (training stops
+    when all have). `verbose=1` prints one line per epoch. `initial_epoch` (Keras' meaning)
+    resumes at that 0-based epoch index: epochs `initial_epoch .. epochs - 1` run, with the data
+    order of those epochs, so the history holds `epochs - initial_epoch` entries.
 
     Example:
         >>> import nn, optim

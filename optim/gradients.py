@@ -6,6 +6,7 @@ Everything here only reads the gradients; nothing is written before all checks h
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterable
@@ -114,15 +115,24 @@ def nonfinite_members(grads: list[np.ndarray], k: int) -> np.ndarray:
         >>> nonfinite_members([np.array([[1.0, 2.0], [np.inf, 0.0]]), np.ones(2)], 2)
         array([False,  True])
     """
-    bad = np.zeros(k, bool)
+    # As in _is_finite: a finite sum proves a member finite (NaN and inf propagate through the
+    # sums; BLAS's matrix-vector product sums fastest); suspects get the exact test.
+    total = np.zeros(k)
     with np.errstate(over="ignore", invalid="ignore"):
         for g in grads:
             rows = g.reshape(k, -1)
-            # as in _is_finite: a finite sum proves a row finite; others get the exact test
-            suspect = ~np.isfinite(np.add.reduce(rows, axis=1))
-            if suspect.any():
-                bad[suspect] |= ~np.isfinite(rows[suspect]).all(axis=1)
+            total += rows @ _ones(rows.shape[1], rows.dtype)
+    bad = ~np.isfinite(total)
+    if bad.any():
+        bad &= np.any([~np.isfinite(g.reshape(k, -1)).all(axis=1) for g in grads], axis=0)
     return bad
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones(n, dtype)
+    ones.setflags(write=False)
+    return ones
 
 
 def _is_finite(g: np.ndarray) -> bool:

@@ -218,10 +218,10 @@ class Optimizer:
             hp = {**hp, "learning_rate": self.current_learning_rate}
             k = population_size(hp)
         lr = hp["learning_rate"]
-        fits = [fit_to(var, k) for var in variables]
         update = held = None
         if active is not None or self.per_member_nonfinite:
             update = self._members_to_update(grads, variables, k, active)
+            k = len(update)  # also when every hyperparameter is a scalar
             if not update.any():
                 return update
             if not update.all():
@@ -237,8 +237,8 @@ class Optimizer:
             warnings.warn(f"skipped step {self._iterations}: non-finite gradients for "
                           f"variables {names}", RuntimeWarning, stacklevel=2)
             return False
-        members = k if update is None else len(update)  # scalar hyperparameters: K from vars
-        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], members)
+        fits = [fit_to(var, k) for var in variables]
+        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
         states = self._states_of(variables)
         t = self._iterations + 1
         links = [(link, link.coefficients(hp, t)) for link in self._transforms]

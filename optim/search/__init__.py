@@ -16,7 +16,7 @@ parameters (and optionally a ``report(step, value)`` callback) and returning a n
 
 from .plots import plot_learning_curves, plot_pairs
 from .retest import RetestResult, RetestRow
-from .runner import coarse_to_fine, random_search
+from .runner import PopulationObjective, coarse_to_fine, random_search
 from .spaces import (
     Choice,
     Distribution,
@@ -33,6 +33,7 @@ from .study import Study, Trial, TrialPruned
 __all__ = [
     "Distribution", "Uniform", "LogUniform", "IntUniform", "LogIntUniform", "Choice",
     "OneMinusLogUniform", "Fixed",
-    "random_search", "coarse_to_fine", "Study", "Trial", "TrialPruned", "load_study",
+    "random_search", "coarse_to_fine", "PopulationObjective", "Study", "Trial", "TrialPruned",
+    "load_study",
     "plot_pairs", "plot_learning_curves", "RetestResult", "RetestRow",
 ]

@@ -4,6 +4,9 @@ Trial ``i`` draws its unit coordinates from ``SeedSequence(seed, spawn_key=(i,))
 ``i``-th child ``SeedSequence(seed).spawn`` would give) in the calling process, so the
 parameters of a trial depend only on ``(seed, i)`` and the space it is drawn from: a search
 gives the same trials serially, on a process pool, on a dask cluster, or resumed from storage.
+With ``population=K`` and a ``PopulationObjective``, trials that share their structural
+parameters are evaluated together, up to K at a time (e.g. as one ``nn.Population``), and
+recorded one by one as usual.
 
 >>> from optim.search import LogUniform, random_search
 >>> study = random_search(lambda p: abs(p["lr"] - 0.01), {"lr": LogUniform(1e-4, 1)}, 30,
@@ -14,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -32,7 +36,7 @@ from .spaces import Choice, Distribution, Fixed, as_space, space_to_dict
 from .storage import TrialStore
 from .study import Study, Trial, TrialPruned
 
-__all__ = ["random_search", "coarse_to_fine", "draw", "restrict_space"]
+__all__ = ["random_search", "coarse_to_fine", "draw", "restrict_space", "PopulationObjective"]
 
 Objective = Callable[..., Any]
 Box = dict[str, Any]  # name -> [lo_u, hi_u] (numeric) or list of kept options (Choice)
@@ -81,6 +85,21 @@ def _not_a_number(value: Any) -> str | None:
     return None if math.isfinite(x) else f"ValueError: objective returned {x}"
 
 
+def _outcome(result: Any, curve: list[tuple[int, float]], duration: float) -> dict[str, Any]:
+    """The outcome fields of a ``Trial`` from what its objective returned (or raised)."""
+    out: dict[str, Any] = {"value": None, "status": "failed", "error": None}
+    if isinstance(result, TrialPruned):
+        out.update(status="pruned", error=_error_text(result),
+                   value=curve[-1][1] if curve else None)
+    elif isinstance(result, Exception):
+        out["error"] = _error_text(result)
+    else:
+        out["error"] = _not_a_number(result)
+        if out["error"] is None:
+            out.update(status="ok", value=float(result))
+    return {**out, "duration": duration, "intermediate": curve}
+
+
 def _execute(objective: Objective, wants_report: bool, params: dict[str, Any]) -> dict[str, Any]:
     """Run one trial (in a worker); returns the outcome fields of a ``Trial``."""
     curve: list[tuple[int, float]] = []
@@ -89,18 +108,90 @@ def _execute(objective: Objective, wants_report: bool, params: dict[str, Any]) -
         curve.append((int(step), float(value)))
 
     start = time.perf_counter()
-    out: dict[str, Any] = {"value": None, "status": "failed", "error": None}
     try:
-        value = objective(*((params, report) if wants_report else (params,)))
-    except TrialPruned as e:
-        out.update(status="pruned", error=_error_text(e), value=curve[-1][1] if curve else None)
+        result = objective(*((params, report) if wants_report else (params,)))
     except Exception as e:  # the search goes on; KeyboardInterrupt still stops it
-        out["error"] = _error_text(e)
-    else:
-        out["error"] = _not_a_number(value)
-        if out["error"] is None:
-            out.update(status="ok", value=float(value))
-    return {**out, "duration": time.perf_counter() - start, "intermediate": curve}
+        result = e
+    return _outcome(result, curve, time.perf_counter() - start)
+
+
+class PopulationObjective:
+    """An objective that evaluates several trials at once: ``fn(batch, report)``.
+
+    ``batch`` is a list of parameter dicts that agree on every name in ``structural`` (e.g.
+    units, layers, batch size: what one ``nn.Population`` must share); the other parameters
+    (learning rate, betas, ...) may differ. ``fn`` returns one result per member, in order: a
+    number, or an exception instance for a member that failed (a ``TrialPruned`` marks it
+    pruned). ``report(member, step, value)`` records member ``member``'s learning curve.
+    ``random_search``/``coarse_to_fine`` with ``population=K`` pass batches of up to K trials;
+    called as a plain objective, ``objective(params, report)``, it runs a batch of one.
+
+    >>> def fn(batch, report):
+    ...     return [(p["lr"] - 0.01) ** 2 * p["units"] for p in batch]
+    >>> objective = PopulationObjective(fn, structural=["units"])
+    >>> objective({"lr": 0.02, "units": 2})
+    0.0002
+    """
+
+    def __init__(self, fn: Callable[..., Any], structural: Iterable[str] = ()) -> None:
+        if not callable(fn):
+            raise TypeError(f"PopulationObjective needs a callable fn(batch, report), got "
+                            f"{type(fn).__name__}")
+        self.fn = fn
+        self.structural = tuple(structural)
+
+    def __call__(self, params: dict[str, Any], report: Callable[[int, float], None] | None = None
+                 ) -> Any:
+        results = self.fn([params], lambda member, step, value: report and report(step, value))
+        result = _check_results(results, 1)[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def key(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What trials evaluated together share: their structural parameters' values."""
+        missing = [n for n in self.structural if n not in params]
+        if missing:
+            raise ValueError(f"structural parameters {missing} are not in the trial's "
+                             f"parameters {sorted(params)}")
+        return tuple(repr(params[n]) for n in self.structural)
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"PopulationObjective({name}, structural={self.structural})"
+
+
+def _check_results(results: Any, n: int) -> list[Any]:
+    results = list(results)
+    if len(results) != n:
+        raise ValueError(f"a PopulationObjective returned {len(results)} results for a batch "
+                         f"of {n} trials")
+    return results
+
+
+def _execute_batch(objective: PopulationObjective, batch: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """Run a batch of trials together (in a worker); the outcome fields of each ``Trial``.
+    Each trial's ``duration`` is the batch's wall time shared out evenly."""
+    curves: list[list[tuple[int, float]]] = [[] for _ in batch]
+
+    def report(member: int, step: int, value: float) -> None:
+        curves[member].append((int(step), float(value)))
+
+    start = time.perf_counter()
+    try:
+        results = _check_results(objective.fn(batch, report), len(batch))
+    except Exception as e:  # the whole batch failed (or was pruned) together
+        results = [e] * len(batch)
+    duration = (time.perf_counter() - start) / len(batch)
+    return [_outcome(r, c, duration) for r, c in zip(results, curves)]
+
+
+def _execute_task(objective: Objective, wants_report: bool, batched: bool,
+                  batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if batched:
+        return _execute_batch(objective, batch)  # type: ignore[arg-type]
+    return [_execute(objective, wants_report, params) for params in batch]
 
 
 # ---------------------------------------------------------------- a search session
@@ -111,10 +202,18 @@ class _Session:
 
     def __init__(self, objective: Objective, space: dict[str, Distribution], header: dict,
                  total: int, *, seed: int, direction: str, executor: Executor | None,
-                 n_jobs: int, storage: str | os.PathLike | None, progress: bool) -> None:
+                 n_jobs: int, storage: str | os.PathLike | None, progress: bool,
+                 population: int | None = None) -> None:
         _check_choice("direction", direction, ("minimize", "maximize"))
         _check_int("seed", seed, 0)
         _check_int("n_jobs", n_jobs, -1)
+        if population is not None:
+            _check_int("population", population, 1)
+            if not isinstance(objective, PopulationObjective):
+                raise TypeError(f"population={population} needs an objective that evaluates "
+                                f"several trials at once: wrap it as PopulationObjective(fn, "
+                                f"structural=[...]); got {objective!r:.80}")
+        self.population = population
         if n_jobs == 0 or (executor is not None and n_jobs != 1):
             raise ValueError(f"n_jobs must be >= 1 or -1 (all CPUs), and 1 when an executor is "
                              f"given; got n_jobs={n_jobs!r}, executor={executor!r}")
@@ -152,20 +251,36 @@ class _Session:
         done = {t.number for t in self.study.trials}
         todo = {i: draw(space, self.study.seed, i) for i in numbers  # type: ignore[arg-type]
                 if i not in done}
+        tasks = self._tasks(todo)
+        call = functools.partial(_execute_task, self.objective, self.wants_report,
+                                 self.population is not None)
+
+        def record(task: list[int], outcomes: list[dict[str, Any]]) -> None:
+            for i, outcome in zip(task, outcomes):
+                self._record(Trial(i, todo[i], round=round_, box=box, **outcome))
+
         if self.executor is None:
-            for i, params in todo.items():
-                self._record(Trial(i, params, round=round_, box=box,
-                                   **_execute(self.objective, self.wants_report, params)))
+            for task in tasks:
+                record(task, call([todo[i] for i in task]))
             return
-        futures = {self.executor.submit(_execute, self.objective, self.wants_report, p): i
-                   for i, p in todo.items()}
+        futures = {self.executor.submit(call, [todo[i] for i in task]): task for task in tasks}
         try:
             for f in as_completed(futures):
-                i = futures[f]
-                self._record(Trial(i, todo[i], round=round_, box=box, **f.result()))
+                record(futures[f], f.result())
         finally:
             for f in futures:
                 f.cancel()
+
+    def _tasks(self, todo: dict[int, dict[str, Any]]) -> list[list[int]]:
+        """Trial numbers to run together: one by one, or (population=K) batches of up to K
+        trials with the same structural parameters, in order of their first trial."""
+        if self.population is None:
+            return [[i] for i in todo]
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, params in todo.items():
+            groups.setdefault(self.objective.key(params), []).append(i)
+        k = self.population
+        return [g[j:j + k] for g in groups.values() for j in range(0, len(g), k)]
 
     def _record(self, trial: Trial) -> None:
         self.study.add(trial)
@@ -202,7 +317,7 @@ def _check_picklable(objective: Objective) -> None:
 def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int, *, seed: int,
                   direction: str = "minimize", executor: Executor | None = None,
                   n_jobs: int = 1, storage: str | os.PathLike | None = None,
-                  progress: bool = True) -> Study:
+                  progress: bool = True, population: int | None = None) -> Study:
     """Evaluate ``objective`` at ``n_trials`` random points of ``space``.
 
     ``objective(params)`` or ``objective(params, report)`` returns a number; ``report(step,
@@ -211,7 +326,10 @@ def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int,
     process pool, ``executor`` on any ``concurrent.futures.Executor`` (e.g. a dask client's
     ``get_executor()``). With ``storage="study.jsonl"`` every finished trial is appended to
     that file, and re-running the same call runs only the missing trials (calling again with a
-    larger ``n_trials`` extends the search).
+    larger ``n_trials`` extends the search). ``population=K`` with a ``PopulationObjective``
+    evaluates the trials that share its structural parameters in batches of up to K (one task
+    per batch on the executor); the trials, their numbers and parameters are the same as
+    without it, and each is recorded on its own (``duration``: its share of the batch's time).
 
     >>> from optim.search import LogUniform
     >>> study = random_search(lambda p: (p["lr"] - 0.01) ** 2, {"lr": LogUniform(1e-4, 1)},
@@ -223,7 +341,7 @@ def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int,
     space = as_space(space)
     with _Session(objective, space, {"search": "random_search"}, n_trials, seed=seed,
                   direction=direction, executor=executor, n_jobs=n_jobs, storage=storage,
-                  progress=progress) as session:
+                  progress=progress, population=population) as session:
         session.run(range(n_trials), space)
         return session.study
 
@@ -232,7 +350,8 @@ def coarse_to_fine(objective: Objective, space: Mapping[str, Any], *, rounds: in
                    trials_per_round: int, keep: float = 0.2, seed: int,
                    direction: str = "minimize", executor: Executor | None = None,
                    n_jobs: int = 1, storage: str | os.PathLike | None = None,
-                   progress: bool = True, padding: float = 0.1) -> Study:
+                   progress: bool = True, padding: float = 0.1,
+                   population: int | None = None) -> Study:
     """Random search in ``rounds``, each zooming into the region of the best trials so far.
 
     After each round, the box (in each dimension's warped unit coordinates) around the best
@@ -261,7 +380,7 @@ def coarse_to_fine(objective: Objective, space: Mapping[str, Any], *, rounds: in
               "keep": keep, "padding": padding}
     with _Session(objective, space, header, rounds * trials_per_round, seed=seed,
                   direction=direction, executor=executor, n_jobs=n_jobs, storage=storage,
-                  progress=progress) as session:
+                  progress=progress, population=population) as session:
         study = session.study
         box = _full_box(space)
         for r in range(rounds):
