@@ -26,7 +26,7 @@ def sum_to_raw(x: Any, shape: tuple[int, ...]) -> Any:
     lead = len(xs) - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
                                       if n == 1 and xs[lead + i] != 1)
-    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
+    return x.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def unbroadcast(g: Any, like: Any) -> Any:
@@ -53,12 +53,18 @@ def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(int(a) % ndim if ndim else 0 for a in axis)
 
 
+def keep_dims(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+    """The result (or gradient) of a reduction over `axis`, reshaped to broadcast against the
+    input's `shape` (unit length on the reduced axes)."""
+    if keepdims or g.ndim == 0:  # a 0-d value broadcasts against anything as it is
+        return g
+    axes = normalize_axes(axis, len(shape))
+    return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+
+
 def expand_reduced(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
     """Broadcast the gradient of a reduction over `axis` back to the input's `shape`."""
-    if not keepdims:
-        axes = normalize_axes(axis, len(shape))
-        g = np.reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
-    return np.broadcast_to(g, shape)
+    return np.broadcast_to(keep_dims(g, shape, axis, keepdims), shape)
 
 
 def dtype_of(x: Any) -> np.dtype:

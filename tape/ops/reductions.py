@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from tape.ops._util import expand_reduced, normalize_axes, raw, shape_of
+from tape.ops._util import expand_reduced, keep_dims, normalize_axes, raw, shape_of
 from tape.primitive import Primitive
 
 
@@ -27,16 +27,16 @@ _mean: Primitive = Primitive(
     "mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), uses_inputs=False
 ).defvjp(
     lambda g, ans, x, axis, keepdims:
-        expand_reduced(g, shape_of(x), axis, keepdims) / _count(x, axis),
+        expand_reduced(g / _count(x, axis), shape_of(x), axis, keepdims),
 )
 
 
 def _extremum_grad(g: Any, ans: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     # The gradient is shared equally among the elements that attain the extremum.
     shape = shape_of(x)
-    hit = raw(x) == expand_reduced(raw(ans), shape, axis, keepdims)
+    hit = raw(x) == keep_dims(raw(ans), shape, axis, keepdims)
     share = (hit / np.sum(hit, axis=axis, keepdims=True)).astype(raw(g).dtype, copy=False)
-    return expand_reduced(g, shape, axis, keepdims) * share
+    return keep_dims(g, shape, axis, keepdims) * share
 
 
 _max: Primitive = Primitive("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims)
@@ -48,13 +48,13 @@ _min: Primitive = Primitive("min", lambda x, axis, keepdims: np.min(x, axis=axis
 def _var_grad(g: Any, ans: Any, x: Any, axis: Any, ddof: int, keepdims: bool) -> Any:
     centered = x - np.mean(x, axis=axis, keepdims=True)
     scale = 2.0 / (_count(x, axis) - ddof)
-    return expand_reduced(g, shape_of(x), axis, keepdims) * centered * scale
+    return keep_dims(g, shape_of(x), axis, keepdims) * centered * scale
 
 
 def _std_grad(g: Any, ans: Any, x: Any, axis: Any, ddof: int, keepdims: bool) -> Any:
     centered = x - np.mean(x, axis=axis, keepdims=True)
-    denominator = expand_reduced(ans, shape_of(x), axis, keepdims) * (_count(x, axis) - ddof)
-    return expand_reduced(g, shape_of(x), axis, keepdims) * centered / denominator
+    denominator = keep_dims(ans, shape_of(x), axis, keepdims) * (_count(x, axis) - ddof)
+    return keep_dims(g, shape_of(x), axis, keepdims) * centered / denominator
 
 
 _var: Primitive = Primitive("var", lambda x, axis, ddof, keepdims:
@@ -71,8 +71,8 @@ def _logsumexp(x: Any, axis: Any, keepdims: bool) -> Any:
 
 
 _logsumexp_p: Primitive = Primitive("logsumexp", _logsumexp).defvjp(
-    lambda g, ans, x, axis, keepdims: expand_reduced(g, shape_of(x), axis, keepdims)
-    * np.exp(x - expand_reduced(ans, shape_of(x), axis, keepdims)),
+    lambda g, ans, x, axis, keepdims: keep_dims(g, shape_of(x), axis, keepdims)
+    * np.exp(x - keep_dims(ans, shape_of(x), axis, keepdims)),
 )
 
 
