@@ -19,6 +19,7 @@ Example (AdamW is Adam followed by one more link):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -70,7 +71,7 @@ class VariableState:
         return False
 
 
-class Transform:
+class Transform(ABC):
     """Base link: names its slots and hyperparameters; subclasses define the maths.
 
     `hyperparameters` maps each name to `(check, default)`. `coefficients(hp, t)` turns the
@@ -92,9 +93,10 @@ class Transform:
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        raise NotImplementedError
+        """The new direction (and scale) from the incoming direction `d` and scale `s`."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

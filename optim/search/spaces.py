@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-class Distribution:
+class Distribution(ABC):
     """Base class: a one-dimensional distribution on its own warped unit scale.
 
     >>> d = Uniform(0, 10)
@@ -36,15 +37,17 @@ class Distribution:
     #: how plots draw the axis: "linear", "log", "one_minus_log", "categorical" or "fixed"
     scale: ClassVar[str] = "linear"
 
+    @abstractmethod
     def to_unit(self, value: Any) -> float:
-        raise NotImplementedError
+        """The value's coordinate in [0, 1] on this distribution's own scale."""
 
+    @abstractmethod
     def from_unit(self, u: float) -> Any:
-        raise NotImplementedError
+        """The value at unit coordinate ``u`` (the inverse of ``to_unit``)."""
 
+    @abstractmethod
     def restrict(self, lo_u: float, hi_u: float) -> Distribution:
         """The same kind of distribution on the sub-box ``[lo_u, hi_u]`` of unit coordinates."""
-        raise NotImplementedError
 
     def sample(self, rng: np.random.Generator) -> Any:
         """One draw: ``from_unit`` of a uniform ``u``.
