@@ -114,9 +114,10 @@ class Activation(Module):
     def __init__(self, activation: str | Callable[..., Any], name: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(name)
-        self.fn = get(activation)
-        if self.fn is None:
+        fn = get(activation)
+        if fn is None:
             raise ValueError("Activation needs a function or a name, got None")
+        self.fn = fn
         self.kwargs = kwargs
         self.built = True
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import math
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -237,11 +238,13 @@ class BatchNorm(Module):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         _, kept = _axes(len(input_shape), self.axis)
-        self.features = tuple(input_shape[a] for a in kept)
+        # every entry is an int once the check below has passed
+        self.features = cast("tuple[int, ...]", tuple(input_shape[a] for a in kept))
         if any(n is None for n in self.features):
             raise ValueError(f"{self.name}: the feature axis of shape {input_shape} is unknown")
 
-        def make(label: str, init: initializers.Initializer, trainable: bool = True) -> Variable:
+        def make(label: str, init: Callable[[tuple[int, ...], None, Any], np.ndarray],
+                 trainable: bool = True) -> Variable:
             return Variable(init(self.features, None, self.dtype), trainable=trainable,
                             name=f"{self.name}/{label}")
 

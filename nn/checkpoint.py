@@ -22,7 +22,9 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
         >>> load_arrays(path)["a/b"]
         array([0, 1, 2])
     """
-    atomic_write(path, lambda f: np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()}))
+    # mypy checks the `**` values against savez's `allow_pickle: bool` keyword too
+    atomic_write(path, lambda f: np.savez(
+        f, **{k: np.asarray(v) for k, v in arrays.items()}))  # type: ignore[arg-type]
 
 
 def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -45,7 +45,8 @@ class MiniBatches:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
-        self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
+        self.seed = (int(cast(int, np.random.SeedSequence().entropy)) if seed is None
+                     else int(seed))
         self.drop_last = bool(drop_last)
         self._next_epoch = 0
 

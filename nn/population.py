@@ -62,6 +62,7 @@ def _signature(model: Module) -> list[tuple[str, tuple[Any, ...]]]:
 
 
 def _mismatch(path: str, a: tuple[Any, ...], b: tuple[Any, ...], k: int) -> str:
+    shown: list[dict[Any, Any]] | list[str]
     if isinstance(a[0], str) and a[0] == b[0]:  # two modules of the same type: the settings
         da, db = dict(a[1] + a[2]), dict(b[1] + b[2])
         shown = [{n: d.get(n) for n in {**da, **db} if da.get(n) != db.get(n)} for d in (da, db)]

@@ -104,7 +104,7 @@ class Callback:
 
 class _FunctionCallback(Callback):
     def __init__(self, fn: Callable[[TrainingState], Any]) -> None:
-        self.on_epoch_end = fn  # type: ignore[method-assign]
+        self.on_epoch_end = fn  # type: ignore[method-assign, assignment]
 
 
 def _resolve_metric(metric: Metric | str | None, loss: Callable[..., Any]) -> Metric | None:
@@ -120,7 +120,7 @@ def _resolve_metric(metric: Metric | str | None, loss: Callable[..., Any]) -> Me
 
 
 def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimizer: Any,
-               variables: list[Variable] | None = None) -> tuple[float, Any]:
+               variables: list[Variable] | None = None) -> tuple[float | np.ndarray, Any]:
     """One step: forward (`training=True`) and loss on a tape, gradients, `apply_gradients`.
 
     Returns `(loss value, model outputs)`. A NaN or infinite loss raises `FloatingPointError`
@@ -182,8 +182,9 @@ def evaluate(model: Module, X: Any, y: Any, *, loss: Callable[..., Any],
     return {key: total / batches.num_examples for key, total in totals.items()}
 
 
-def _per_member(model: Module, X: Any, loss: Callable[..., Any], metric_fn: Metric | None
-                ) -> tuple[Callable[..., Any], Metric | None, int]:
+def _per_member(model: Module, X: Any, loss: Callable[..., Any],
+                metric_fn: Callable[..., Any] | None
+                ) -> tuple[Callable[..., Any], Callable[..., Any] | None, int]:
     """(loss, metric, examples' axis) for `model` on data like `X`: for a Population, one
     value per member, and axis 1 when `X` has one slice per member."""
     if not isinstance(model, Population):
@@ -261,6 +262,7 @@ def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: A
             if step_metric is not None:
                 totals["accuracy"] += step_metric(outputs, yb) * xb.shape[axis]
             if isinstance(model, Population) and model.last_frozen.size:
+                assert isinstance(value, np.ndarray)  # one loss value per member
                 for k in model.last_frozen:
                     why = f"the loss is {value[k]}" if not np.isfinite(value[k]) else \
                         "non-finite gradients"

@@ -171,7 +171,7 @@ def clip_factors(grads: list[np.ndarray], clipnorm: Any, global_clipnorm: Any,
 
 def _sum_of_squares(g: np.ndarray, k: int | None) -> Any:
     if k is not None:
-        r = g.reshape(k, -1)
+        r: np.ndarray = g.reshape(k, -1)
         return np.einsum("ij,ij->i", r, r).astype(np.float64)
     r = g.reshape(-1)
     return float(np.dot(r, r))

@@ -251,6 +251,7 @@ class Optimizer:
             np.multiply(d, fit(lr if s is None else lr * s), out=out)
             state.var.assign_sub(out)
             if kept is not None:
+                assert held is not None  # kept is None exactly when held is
                 _restore_rows(state, held, kept)
         self._iterations = t
         return True if update is None else update

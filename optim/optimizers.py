@@ -7,7 +7,7 @@ stacked model).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from optim.optimizer import Optimizer
 from optim.transforms import DecoupledWeightDecay, ScaleByAdam, ScaleByRms, Trace
@@ -40,7 +40,7 @@ class SGD(Optimizer):
     @property
     def nesterov(self) -> bool:
         """Whether the step looks ahead along the momentum (fixed at construction)."""
-        return self._transforms[0].nesterov
+        return cast(Trace, self._transforms[0]).nesterov
 
 
 class RMSprop(Optimizer):
@@ -100,7 +100,7 @@ class Adam(Optimizer):
     @property
     def amsgrad(self) -> bool:
         """Whether the denominator uses the running maximum of `v` (fixed at construction)."""
-        return self._transforms[0].amsgrad
+        return cast(ScaleByAdam, self._transforms[0]).amsgrad
 
 
 class AdamW(Adam):

@@ -241,6 +241,7 @@ class _Session:
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
         self.progress.close()
         if self.own_executor:
+            assert self.executor is not None  # created in __init__
             self.executor.shutdown(wait=exc_type is None, cancel_futures=True)
         if self.store is not None:
             self.store.close()
@@ -276,6 +277,7 @@ class _Session:
         trials with the same structural parameters, in order of their first trial."""
         if self.population is None:
             return [[i] for i in todo]
+        assert isinstance(self.objective, PopulationObjective)  # checked in __init__
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, params in todo.items():
             groups.setdefault(self.objective.key(params), []).append(i)
@@ -287,6 +289,7 @@ class _Session:
         if self.store is not None:
             self.store.append(trial)
         if trial.status == "ok":
+            assert trial.value is not None  # ok trials always have a value
             self.best = trial.value if self.best is None else self._better(self.best, trial.value)
         self.progress.update(self.best)
 

@@ -90,19 +90,19 @@ class _Warped(Distribution):
         object.__setattr__(self, "high", float(self.high))
 
     @staticmethod
-    def _fwd(x: float) -> float:
+    def _fwd(x: float, /) -> float:
         return x
 
     @staticmethod
-    def _inv(y: float) -> float:
+    def _inv(y: float, /) -> float:
         return y
 
     def _span(self) -> tuple[float, float]:
         return self.low, self.high
 
-    def _cont_to_unit(self, x: float) -> float:
+    def _cont_to_unit(self, value: float) -> float:
         a, b = (self._fwd(v) for v in self._span())
-        return (self._fwd(x) - a) / (b - a)
+        return (self._fwd(value) - a) / (b - a)
 
     def _cont_from_unit(self, u: float) -> float:
         lo, hi = self._span()
@@ -199,7 +199,7 @@ class IntUniform(_Warped):
     def _span(self) -> tuple[float, float]:
         return self.low, self.high + 1
 
-    def to_unit(self, value: int) -> float:
+    def to_unit(self, value: float) -> float:
         return 0.5 * (self._cont_to_unit(value) + self._cont_to_unit(value + 1))
 
     def from_unit(self, u: float) -> int:
