@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-class Module:
+class Module(ABC):
     """A layer or a model: a callable holding variables and sub-modules.
 
     Variables and modules assigned as attributes (directly, or inside lists, tuples and dicts)
@@ -48,11 +49,15 @@ class Module:
 
     # -- building and calling -------------------------------------------------------------
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        """Create the variables for inputs of `input_shape` (called once, on the first input)."""
+        """Create the variables for inputs of `input_shape` (called once, on the first input).
 
+        Layers without variables keep this default, which creates nothing.
+        """
+        return None
+
+    @abstractmethod
     def call(self, x: Any, training: bool = False) -> Any:
-        """The forward computation (override in subclasses)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement call(x, training)")
+        """The forward computation; every layer and model defines it."""
 
     def __call__(self, x: Any, training: bool = False) -> Any:
         if not self.built:

@@ -267,6 +267,9 @@ class Population(Module):
         return shared
 
     def __call__(self, x: Any, training: bool = False) -> Any:
+        return self.call(x, training=training)  # builds from the member shape, not x's
+
+    def call(self, x: Any, training: bool = False) -> Any:
         shared = self._built_for(x)
         if shared:
             if not isinstance(x, Tensor):
