@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -18,7 +17,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-class Module(ABC):
+class Module:
     """A layer or a model: a callable holding variables and sub-modules.
 
     Variables and modules assigned as attributes (directly, or inside lists, tuples and dicts)
@@ -55,9 +54,17 @@ class Module(ABC):
         """
         return None
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Checked when the class is defined (an ABC would slow every isinstance check on the
+        # variable-listing path, which training runs each step).
+        super().__init_subclass__(**kwargs)
+        if cls.call is Module.call:
+            raise TypeError(f"{cls.__name__} subclasses nn.Module, so it must define "
+                            f"call(self, x, training=False)")
+
     def call(self, x: Any, training: bool = False) -> Any:
         """The forward computation; every layer and model defines it."""
+        raise TypeError("nn.Module is a base class: subclass it and define call(x, training)")
 
     def __call__(self, x: Any, training: bool = False) -> Any:
         if not self.built:

@@ -122,3 +122,9 @@ def test_custom_module_with_shared_layer():
     assert list(model.state_dict()) == ["blocks/0/kernel", "blocks/0/bias", "head/out/kernel",
                                         "head/out/bias"]
     assert len(model.submodules) == 3
+
+
+def test_a_module_without_call_is_rejected_when_defined():
+    with pytest.raises(TypeError, match="must define call"):
+        class NoForward(nn.Module):
+            pass
