@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -72,73 +71,48 @@ def _normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]
     return xhat, mean, var, rstd
 
 
-def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float,
-             cache: dict[str, Any]) -> Any:
+def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float
+             ) -> tuple[Any, tuple[Any, ...]]:
+    """(y, residuals): the residuals are (x_hat, batch mean, batch variance, 1/std)."""
     xhat, mean, var, rstd = _normalize(x, axes, epsilon)
-    cache.update(xhat=xhat, mean=mean, var=var, rstd=rstd)
     if gamma is None:
         y = xhat if beta is None else xhat + _expand(beta, x, axes)
     else:
         y = xhat * _expand(gamma, x, axes)
         if beta is not None:
             y += _expand(beta, x, axes)
-    return y
+    return y, (xhat, mean, var, rstd)
 
 
-def _residuals(x: Any, gamma: Any, beta: Any, axes: tuple[int, ...], epsilon: float,
-               cache: dict[str, Any]) -> tuple[Any, Any]:
-    # First order (raw arrays) reuses the forward's x_hat and 1/std. Under an outer tape the
-    # inputs are tensors: recompute them from x so that the rule itself is differentiable.
-    if isinstance(x, Tensor) or isinstance(gamma, Tensor) or isinstance(beta, Tensor):
+def _grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | None, x: Any,
+           gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
+    """(dx, dgamma, dbeta), each only if `needed`; sums over `axes`:
+    dx = gamma / (n * std) * (n * g - sum(g) - x_hat * sum(g * x_hat)),
+    dgamma = sum(g * x_hat), dbeta = sum(g)."""
+    if residuals is None:
+        # Under an outer tape the inputs are tensors: recompute x_hat and 1/std from x with
+        # recorded operations, so that the rule itself is differentiable.
         xhat, _, _, rstd = _normalize(x, axes, epsilon)
-        return xhat, rstd
-    return cache["xhat"], cache["rstd"]
+        if not isinstance(g, Tensor):
+            g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
+    else:
+        xhat, _, _, rstd = residuals
+    g_xhat = _dot(g, xhat, axes) if 0 in needed or 1 in needed else None
+    g_sum = _sum(g, axes) if 0 in needed or 2 in needed else None
+    dx = None
+    if 0 in needed:
+        n = _count(x, axes)
+        scale = rstd / n if gamma is None else _expand(gamma, x, axes) * (rstd / n)
+        dx = g * n
+        dx -= g_sum
+        dx -= xhat * g_xhat
+        dx *= scale
+    dgamma = g_xhat.reshape(gamma.shape) if 1 in needed else None
+    dbeta = g_sum.reshape(beta.shape) if 2 in needed else None
+    return dx, dgamma, dbeta
 
 
-def _grad_x(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
-            epsilon: float, cache: dict[str, Any]) -> Any:
-    # dx = gamma / (n * std) * (n * g - sum(g) - x_hat * sum(g * x_hat)), sums over `axes`
-    xhat, rstd = _residuals(x, gamma, beta, axes, epsilon, cache)
-    if isinstance(xhat, Tensor) and not isinstance(g, Tensor):
-        g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
-    n = _count(x, axes)
-    scale = rstd / n if gamma is None else _expand(gamma, x, axes) * (rstd / n)
-    g_xhat = _dot(g, xhat, axes)
-    g_sum = _sum(g, axes)
-    if not isinstance(g, Tensor):
-        # The gamma and beta rules, called next with this same g, reuse these sums (a weak
-        # reference: the cache must not keep g alive, nor match a later gradient of a
-        # persistent tape; each sum is handed out once).
-        cache["sums"] = (weakref.ref(g), {"gamma": g_xhat, "beta": g_sum})
-    dx = g * n
-    dx -= g_sum
-    dx -= xhat * g_xhat
-    dx *= scale
-    return dx
-
-
-def _grad_gamma(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
-                epsilon: float, cache: dict[str, Any]) -> Any:
-    shared = _shared_sum(cache, g, "gamma")
-    if shared is not None:
-        return shared.reshape(gamma.shape)
-    xhat, _ = _residuals(x, gamma, beta, axes, epsilon, cache)
-    return _dot(g, xhat, axes).reshape(gamma.shape)
-
-
-def _grad_beta(g: Any, ans: Any, x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...],
-               epsilon: float, cache: dict[str, Any]) -> Any:
-    shared = _shared_sum(cache, g, "beta")
-    return (_sum(g, axes) if shared is None else shared).reshape(beta.shape)
-
-
-def _shared_sum(cache: dict[str, Any], g: Any, name: str) -> Any:
-    """The sum the x rule left for rule `name` for this very `g`, or None."""
-    ref, sums = cache.get("sums", (None, {}))
-    return sums.pop(name, None) if ref is not None and ref() is g else None
-
-
-_batch_norm_p = tape.Primitive("nn.batch_norm", _forward).defvjp(_grad_x, _grad_gamma, _grad_beta)
+_batch_norm_p = tape.Primitive("nn.batch_norm", _forward, residuals=True).defvjp_all(_grads)
 
 
 def _training_forward(x: Any, gamma: Any, beta: Any, axes: tuple[int, ...], epsilon: float
@@ -149,9 +123,9 @@ def _training_forward(x: Any, gamma: Any, beta: Any, axes: tuple[int, ...], epsi
                          f"(the batch variance is undefined otherwise); got an input of shape "
                          f"{x.shape}, normalized over axes {axes}. Use a batch of at least 2, "
                          f"or training=False")
-    cache: dict[str, Any] = {}
-    y = _batch_norm_p(x, gamma, beta, axes=axes, epsilon=epsilon, cache=cache)
-    return y, cache["mean"], cache["var"]
+    y, (_, mean, var, _) = _batch_norm_p.call_with_residuals(x, gamma, beta, axes=axes,
+                                                             epsilon=epsilon)
+    return y, mean, var
 
 
 def batch_norm_with_stats(x: Any, gamma: Any = None, beta: Any = None, *, axis: Any = -1,

@@ -59,38 +59,26 @@ def _row_max(a: np.ndarray) -> np.ndarray:
     return m
 
 
-def _xent_forward(logits: Any, labels: Any, *, reduction: str, smoothing: float,
-                  cache: dict[str, Any]) -> Any:
+def _xent_forward(logits: Any, labels: Any, *, reduction: str, smoothing: float
+                  ) -> tuple[Any, tuple[Any, Any, Any]]:
+    """(loss, residuals): the residuals are (softmax, log_softmax, target rows or None)."""
     # Ufunc reductions rather than np.max/np.sum: the same arithmetic, less call overhead.
     log_p = logits - _row_max(logits)
     e = np.exp(log_p)
     s = np.add.reduce(e, axis=-1, keepdims=True)
     log_p -= np.log(s)
-    cache.update(p=np.divide(e, s, out=e), log_p=log_p)
+    p = np.divide(e, s, out=e)
+    y = None
     if labels.dtype.kind in "iu" and not smoothing:
         losses = -_pick(log_p, labels)
     else:
-        cache["y"] = y = _targets(labels, log_p, smoothing)
+        y = _targets(labels, log_p, smoothing)
         losses = -np.add.reduce(y * log_p, axis=-1)
+    residuals = (p, log_p, y)
     if reduction == "none":
-        return losses
+        return losses, residuals
     total = np.add.reduce(losses, axis=None)
-    return total if reduction == "sum" else total / max(losses.size, 1)
-
-
-def _residuals(logits: Any, labels: Any, smoothing: float, cache: dict[str, Any]
-               ) -> tuple[Any, Any, Any]:
-    """(softmax, log_softmax, target rows) for the rules.
-
-    First order (raw arrays) reuses the forward's; under an outer tape (tensor inputs) they
-    are recomputed from recorded ops, which makes the rules themselves differentiable.
-    """
-    if not isinstance(logits, Tensor) and not isinstance(labels, Tensor):
-        p = cache["p"]
-        y = cache.get("y")
-        return p, cache["log_p"], _targets(labels, p, smoothing) if y is None else y
-    log_p = logits - tape.logsumexp(logits, axis=-1, keepdims=True)
-    return tape.exp(log_p), log_p, _targets(labels, log_p, smoothing)
+    return (total if reduction == "sum" else total / max(losses.size, 1)), residuals
 
 
 def _upstream(g: Any, logits: Any, reduction: str) -> Any:
@@ -100,22 +88,32 @@ def _upstream(g: Any, logits: Any, reduction: str) -> Any:
     return g / (logits.size // logits.shape[-1]) if reduction == "mean" else g
 
 
-def _xent_grad_logits(g: Any, ans: Any, logits: Any, labels: Any, *, reduction: str,
-                      smoothing: float, cache: dict[str, Any]) -> Any:
-    p, _, y = _residuals(logits, labels, smoothing, cache)
-    if labels.dtype.kind not in "iu":  # rows need not sum to one: d/dz = p * sum(y) - y
-        p = p * np.sum(y, axis=-1, keepdims=True)
-    return (p - y) * _upstream(g, logits, reduction)
+def _xent_grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, Any, Any] | None,
+                logits: Any, labels: Any, *, reduction: str, smoothing: float
+                ) -> tuple[Any, Any]:
+    """(d logits, d labels), each only if `needed`."""
+    if residuals is None:
+        # Under an outer tape (tensor inputs): recompute from recorded ops, which makes the
+        # rule itself differentiable.
+        log_p = logits - tape.logsumexp(logits, axis=-1, keepdims=True)
+        p, y = tape.exp(log_p), None
+    else:
+        p, log_p, y = residuals
+    upstream = _upstream(g, logits, reduction)
+    d_logits = d_labels = None
+    if 0 in needed:
+        if y is None:
+            y = _targets(labels, p, smoothing)
+        if labels.dtype.kind not in "iu":  # rows need not sum to one: d/dz = p * sum(y) - y
+            p = p * np.sum(y, axis=-1, keepdims=True)
+        d_logits = (p - y) * upstream
+    if 1 in needed:
+        d_labels = -(1 - smoothing) * log_p * upstream
+    return d_logits, d_labels
 
 
-def _xent_grad_labels(g: Any, ans: Any, logits: Any, labels: Any, *, reduction: str,
-                      smoothing: float, cache: dict[str, Any]) -> Any:
-    _, log_p, _ = _residuals(logits, labels, smoothing, cache)
-    return -(1 - smoothing) * log_p * _upstream(g, logits, reduction)
-
-
-_softmax_xent = tape.Primitive("nn.softmax_cross_entropy", _xent_forward).defvjp(
-    _xent_grad_logits, _xent_grad_labels)
+_softmax_xent = tape.Primitive("nn.softmax_cross_entropy", _xent_forward, residuals=True
+                               ).defvjp_all(_xent_grads)
 
 
 def _check_labels(logits: Any, labels: Any) -> Any:
@@ -174,8 +172,7 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
     if isinstance(labels, Tensor) and labels.dtype.kind not in "fc":
         labels = labels.numpy()  # class ids: constants
     labels = _check_labels(logits, labels)
-    return _softmax_xent(logits, labels, reduction=reduction, smoothing=float(label_smoothing),
-                         cache={})
+    return _softmax_xent(logits, labels, reduction=reduction, smoothing=float(label_smoothing))
 
 
 # ---- composed losses ------------------------------------------------------------------------

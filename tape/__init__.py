@@ -16,18 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from tape.tensor import Tensor, Variable, constant  # first: it loads the ops and NumPy interop
-
-# isort: split
+from tape import _interop, ops, tensor
 from tape._state import STATE
 from tape.custom_gradient import custom_gradient
-from tape.explain import Explanation, note_exit
+from tape.explain import Explanation
 from tape.gradcheck import check_gradients
 from tape.gradient_tape import Tape
+from tape.notes import note_exit
 from tape.ops import *  # noqa: F403
 from tape.ops import __all__ as _ops_all
 from tape.primitive import PRIMITIVES, MissingGradientRule, Primitive
 from tape.stats import TapeStats
+from tape.tensor import Tensor, Variable, constant
+
+tensor.connect(ops, _interop)  # tensors' operators and NumPy protocols
 
 
 def stop_gradient(x: Any) -> Tensor:

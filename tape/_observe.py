@@ -1,8 +1,6 @@
-"""Observers: stand-ins on the tape stack that see operations without recording them.
+"""Observers: recorders on the tape stack that see operations without recording them.
 
-`_record` (in `primitive.py`) talks to every entry of `STATE.tapes` through four members:
-`_tracked` (ids of the values whose operations matter), `_watch_accessed`, `_auto_watch(var)`
-and `_records.append(record)`. An `Observer` implements them to watch instead of record:
+An `Observer` implements the `tape.primitive.Recorder` protocol to watch instead of record:
 `custom_gradient` uses one to learn which Variables a function reads, and `Tape.stop_recording`
 leaves one in the paused tape's place so that `Tape.explain` can tell what ran while paused.
 Observers never make a backward pass differentiable (`recording_tapes`).
@@ -15,27 +13,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from tape._state import STATE
-
-
-class _View(dict):
-    """Membership is the base mapping's; writes are dropped (an observer tracks nothing new)."""
-
-    def __init__(self, base: Mapping[int, Any]) -> None:
-        super().__init__()
-        self.base = base
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.base
-
-    def __setitem__(self, key: int, value: Any) -> None:
-        pass
+from tape.primitive import Record
+from tape.tensor import Variable
 
 
 class Observer:
     """Sees each operation on a value in `tracked` (and each Variable read) without recording.
 
-    `on_op(record)` receives the record a tape would have kept; `on_variable(var)` each read of
-    a floating-point Variable (when `watch_accessed`); `notes` collects `explain` notes.
+    `on_op(record)` receives the `Record` a tape would have kept; `on_variable(var)` each read
+    of a floating-point Variable (when `watch_accessed`); `notes` collects `explain` notes.
+    An observer tracks nothing new: what it sees depends only on `tracked`.
 
     Example:
         >>> import tape
@@ -49,21 +36,20 @@ class Observer:
     _observer = True
 
     def __init__(self, tracked: Mapping[int, Any] | None = None, watch_accessed: bool = True,
-                 on_op: Callable[[tuple[Any, ...]], None] | None = None,
-                 on_variable: Callable[[Any], None] | None = None,
+                 on_op: Callable[[Record], None] | None = None,
+                 on_variable: Callable[[Variable], None] | None = None,
                  notes: list[Any] | None = None) -> None:
-        self._tracked = _View(tracked if tracked is not None else {})
+        self._tracked: Mapping[int, Any] = tracked if tracked is not None else {}
         self._watch_accessed = watch_accessed
-        self._records = self  # `_record` appends its records here
-        self._notes = notes if notes is not None else []
+        self._notes: list[tuple[Any, ...]] = notes if notes is not None else []
         self._on_op = on_op
         self._on_variable = on_variable
 
-    def append(self, record: tuple[Any, ...]) -> None:
+    def _add(self, record: Record) -> None:
         if self._on_op is not None:
             self._on_op(record)
 
-    def _auto_watch(self, var: Any) -> bool:
+    def _auto_watch(self, var: Variable) -> bool:
         if var._value.dtype.kind not in "fc":
             return False
         if self._on_variable is not None:
@@ -73,7 +59,13 @@ class Observer:
 
 @contextmanager
 def observing(observer: Observer) -> Iterator[Observer]:
-    """Put `observer` on this thread's tape stack for the duration of the block."""
+    """Put `observer` on this thread's tape stack for the duration of the block.
+
+    Example:
+        >>> with observing(Observer()) as o:
+        ...     o in STATE.tapes
+        True
+    """
     tapes = STATE.tapes
     tapes.append(observer)
     try:
@@ -86,6 +78,11 @@ def observing(observer: Observer) -> Iterator[Observer]:
 
 
 def recording_tapes() -> bool:
-    """Whether a real tape (not only observers) is recording in this thread."""
+    """Whether a real tape (not only observers) is recording in this thread.
+
+    Example:
+        >>> recording_tapes()
+        False
+    """
     tapes = STATE.tapes
     return bool(tapes) and any(not t._observer for t in tapes)

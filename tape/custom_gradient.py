@@ -27,7 +27,8 @@ value for one argument). If the function reads trainable Variables that are not 
 `(input_gradients, variable_gradients)`. A `grad_fn` written with tape ops gives higher-order
 gradients too. With several outputs, `grad_fn` receives one upstream gradient per output.
 Each call is recorded as one call of the `custom_gradient` primitive, whose forward returns the
-outputs already computed and whose VJP calls `grad_fn` (once per backward pass).
+outputs already computed and whose all-inputs rule calls `grad_fn` (once per output that
+receives a gradient, per backward pass).
 
     >>> @tape.custom_gradient
     ... def clip_gradient(x):
@@ -58,31 +59,27 @@ from tape.tensor import Tensor
 class _Call:
     """One call of a decorated function: its outputs, its `grad_fn`, the Variables it read."""
 
-    __slots__ = ("name", "values", "grad_fn", "n_inputs", "variables", "_cache")
+    __slots__ = ("name", "values", "grad_fn", "n_inputs", "variables")
 
     def __init__(self, name: str, values: list[Any], grad_fn: Callable[..., Any], n_inputs: int,
                  variables: list[Any]) -> None:
         self.name, self.values, self.grad_fn = name, values, grad_fn
         self.n_inputs, self.variables = n_inputs, variables
-        self._cache: tuple[Any, ...] | None = None
 
-    def vjp(self, output: int, i: int, g: Any, x: Any) -> Any:
-        # The backward sweep asks for the live inputs in increasing order with the same `g`:
-        # grad_fn runs on the first request and its result serves the rest of that record.
-        c = self._cache
-        if c is None or c[0] != output or c[1] is not g or i <= c[2]:
-            grads = self._run(output, g)
-        else:
-            grads = c[3]
-        last = i == self.n_inputs + len(self.variables) - 1
-        self._cache = None if last else (output, g, i, grads)
-        gi = grads[i]
-        if gi is not None and np.shape(gi) != np.shape(raw(x)):
-            what = (f"input {i}" if i < self.n_inputs
-                    else f"Variable '{self.variables[i - self.n_inputs].name}'")
-            raise ValueError(f"custom_gradient {self.name!r}: grad_fn returned a gradient of "
-                             f"shape {np.shape(gi)} for {what}, of shape {np.shape(raw(x))}")
-        return gi if recording_tapes() else raw(gi)
+    def gradients(self, output: int, needed: list[int], g: Any, inputs: tuple[Any, ...]
+                  ) -> list[Any]:
+        """One gradient per input (arguments, then Variables) for upstream `g` on `output`:
+        `grad_fn` runs once; the entries at `needed` are checked against the inputs' shapes."""
+        grads = self._run(output, g)
+        for i in needed:
+            gi = grads[i]
+            if gi is not None and np.shape(gi) != np.shape(raw(inputs[i])):
+                what = (f"input {i}" if i < self.n_inputs
+                        else f"Variable '{self.variables[i - self.n_inputs].name}'")
+                raise ValueError(f"custom_gradient {self.name!r}: grad_fn returned a gradient "
+                                 f"of shape {np.shape(gi)} for {what}, of shape "
+                                 f"{np.shape(raw(inputs[i]))}")
+        return grads if recording_tapes() else [raw(gi) for gi in grads]
 
     def _run(self, output: int, g: Any) -> list[Any]:
         upstream = [Tensor(np.zeros(np.shape(v), np.result_type(v))) for v in self.values]
@@ -109,11 +106,14 @@ def _forward(*inputs: Any, call: _Call, output: int) -> Any:
     return call.values[output]
 
 
-def _vjp(i: int, g: Any, ans: Any, *inputs: Any, call: _Call, output: int) -> Any:
-    return call.vjp(output, i, g, inputs[i])
+def _vjp(needed: list[int], g: Any, ans: Any, residuals: None, *inputs: Any, call: _Call,
+         output: int) -> list[Any]:
+    return call.gradients(output, needed, g, inputs)
 
 
-custom_gradient_p = Primitive("custom_gradient", _forward).defvjp_argnum(_vjp)
+# The outputs are computed before the call is recorded, so the forward keeps no residuals; the
+# all-inputs rule runs `grad_fn` once for every input that needs a gradient.
+custom_gradient_p = Primitive("custom_gradient", _forward).defvjp_all(_vjp)
 
 
 def custom_gradient(f: Callable[..., Any]) -> Callable[..., Any]:

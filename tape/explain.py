@@ -2,7 +2,7 @@
 
 The answer is read from the tape's records and from a few notes the tape keeps while it
 records: values that left it through `np.asarray`/`.numpy()` or `stop_gradient`
-(`note_exit`), and operations that ran during `stop_recording()`. The result is a `str` (for
+(`tape.notes`), and operations that ran during `stop_recording()`. The result is a `str` (for
 people) with a `reason` code (for programs):
 
 - ``connected``: nothing is wrong; the gradient flows through recorded operations.
@@ -29,13 +29,12 @@ Example:
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
 
-from tape._state import STATE
-from tape.backprop import _reachable
+from tape.backprop import reachable
+from tape.primitive import Record
 from tape.tensor import Tensor
 
 
@@ -54,38 +53,6 @@ class Explanation(str):
         self = super().__new__(cls, text)
         self.reason = reason
         return self
-
-
-def note_exit(kind: str, x: Any, out: Any) -> None:
-    """Note, on each recording tape that tracks `x` (or would watch it), that `x` left as `out`.
-
-    Called by `stop_gradient`, `Tensor.numpy` and `Tensor.__array__` while a tape records.
-    A note is `(kind, ids of the values it came from, label, weak reference to out or None)`.
-
-    Example:
-        >>> import tape
-        >>> w = tape.Variable(1.0)
-        >>> with tape.Tape() as t:
-        ...     note_exit("np.asarray", w, None)
-        >>> t._notes[0][0]
-        'np.asarray'
-    """
-    for t in STATE.tapes:
-        if id(x) in t._tracked or (x._is_variable and x.trainable and t._watch_accessed):
-            t._notes.append((kind, (id(x),), f"a {x.dtype} tensor of shape {x.shape}", _weak(out)))
-
-
-def paused_note(record: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The note for an operation that ran while its tape was paused by `stop_recording()`."""
-    prim, args, out, live = record[0], record[1], record[4], record[5]
-    return ("stop_recording", tuple(id(args[i]) for i in live), prim.name, _weak(out))
-
-
-def _weak(x: Any) -> Any:
-    try:
-        return weakref.ref(x)
-    except TypeError:  # None, NumPy scalars: nothing to recognise later
-        return None
 
 
 def explain(tape: Any, target: Any, source: Any) -> Explanation:
@@ -124,7 +91,7 @@ def explain(tape: Any, target: Any, source: Any) -> Explanation:
             f"The target has dtype {target.dtype}; integer and boolean results are never "
             f"recorded, so no gradient flows from it. Compute it in floating point."))
     records = tape._records
-    reach = _reachable(records, {id(source)})
+    reach = reachable(records, {id(source)})
     if id(target) in reach:
         ops = _ops_between(records, reach, target)
         how = (f"through {len(ops)} recorded operation(s) ({_listing(ops)})" if ops
@@ -222,28 +189,29 @@ def _exit_explanation(exits: list[tuple[Any, ...]], name: str, subject: str,
         f"from it) {'; and it '.join(parts)}. {link}. {advice}"))
 
 
-def _ops_between(records: list[tuple[Any, ...]], reach: set[int], target: Tensor) -> list[str]:
+def _ops_between(records: list[Record], reach: set[int], target: Tensor) -> list[str]:
     """Names of the recorded operations on paths from the source to the target, in order."""
     wanted, names = {id(target)}, []
-    for prim, args, _, _, out, live, _ in reversed(records):
-        if id(out) in wanted and id(out) in reach:
-            names.append(prim.name)
-            wanted.update(id(args[i]) for i in live)
+    for rec in reversed(records):
+        out = id(rec.output)
+        if out in wanted and out in reach:
+            names.append(rec.primitive.name)
+            wanted.update(id(rec.inputs[i]) for i in rec.live)
     return names[::-1]
 
 
-def _outside(records: list[tuple[Any, ...]], target: Tensor, tracked: Any) -> list[Any]:
+def _outside(records: list[Record], target: Tensor, tracked: Any) -> list[Any]:
     """Tensors (not Variables) and NumPy values the target depends on, whose computation the
     tape did not see."""
     found: dict[int, Any] = {}
     if id(target) not in tracked and not target._is_variable:
         found[id(target)] = target
     wanted = {id(target)}
-    for _, args, _, _, out, live, _ in reversed(records):
-        if id(out) not in wanted:
+    for rec in reversed(records):
+        if id(rec.output) not in wanted:
             continue
-        for i, a in enumerate(args):
-            if i in live:
+        for i, a in enumerate(rec.inputs):
+            if i in rec.live:
                 wanted.add(id(a))
             elif isinstance(a, (np.ndarray, np.generic)) or (
                     isinstance(a, Tensor) and not a._is_variable):

@@ -8,13 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from tape import explain as _explain
+from tape import jacobians as _jacobians
 from tape import nest
+from tape import stats as _stats
 from tape._observe import Observer, observing, recording_tapes
 from tape._state import STATE
-from tape.backprop import backprop
-from tape.tensor import Tensor
-
-_UNCONNECTED = ("none", "zero")
+from tape.backprop import backprop, finish, unconnected_mode
+from tape.notes import paused_note
+from tape.primitive import Record
+from tape.tensor import Tensor, Variable
 
 
 class Tape:
@@ -24,6 +27,9 @@ class Tape:
     (`watch_accessed_variables=True`); other tensors need `watch`. A non-persistent tape
     releases everything it holds after its one `gradient()` call. Tapes nest: the backward pass
     of an inner tape is recorded by an outer one, which gives higher-order derivatives.
+
+    A tape is a `tape.primitive.Recorder`: while it records, every primitive call with an
+    input it tracks becomes a `Record` in its list.
 
     Example:
         >>> import tape
@@ -39,7 +45,7 @@ class Tape:
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
         self._persistent = bool(persistent)
         self._watch_accessed = bool(watch_accessed_variables)
-        self._records: list[tuple[Any, ...]] | None = []
+        self._records: list[Record] | None = []
         self._tracked: dict[int, Any] = {}
         self._watched: list[Any] = []
         self._leaves: set[int] = set()
@@ -90,7 +96,7 @@ class Tape:
         # An observer in the tape's place notes what runs meanwhile, for `explain`.
         notes = self._notes
         paused = Observer(self._tracked, self._watch_accessed, notes=notes,
-                          on_op=lambda rec: notes.append(_explain.paused_note(rec)))
+                          on_op=lambda rec: notes.append(paused_note(rec)))
         try:
             with observing(paused):
                 yield
@@ -122,13 +128,18 @@ class Tape:
                 if x._is_variable:
                     self._watched.append(x)
 
-    def _auto_watch(self, var: Any) -> bool:
+    def _auto_watch(self, var: Variable) -> bool:
         if var._value.dtype.kind not in "fc":
             return False
         self._tracked[id(var)] = var
         self._leaves.add(id(var))
         self._watched.append(var)
         return True
+
+    def _add(self, record: Record) -> None:
+        self._records.append(record)  # type: ignore[union-attr]  # None only once released
+        out = record.output
+        self._tracked[id(out)] = out
 
     def watched_variables(self) -> tuple[Any, ...]:
         """The Variables this tape watches, in the order they were first watched."""
@@ -148,7 +159,7 @@ class Tape:
                                "released its records; use Tape(persistent=True) to compute "
                                "several gradients from one recording")
         mode = unconnected_mode(unconnected_gradients)
-        flat_sources, rebuild = _flatten_sources(sources)
+        flat_sources, rebuild = nest.flatten_with_rebuild(sources)
         for s in flat_sources:
             if not isinstance(s, Tensor):
                 raise TypeError(f"gradient sources must be tensors or Variables, got "
@@ -172,7 +183,7 @@ class Tape:
                 self._notes = []
             elif was_recording:
                 self._push()
-        return rebuild([_finish(grads[id(s)], s, mode) for s in flat_sources])
+        return rebuild([finish(grads[id(s)], s, mode) for s in flat_sources])
 
     def jacobian(self, target: Any, sources: Any, unconnected_gradients: str = "none",
                  parallel_iterations: int | None = None, experimental_use_pfor: bool = True
@@ -180,6 +191,8 @@ class Tape:
         """d target[i...] / d source[j...] for each source: shape `target.shape + source.shape`.
 
         Needs `persistent=True` (one gradient per target element). See `tape.jacobians`.
+        `parallel_iterations` and `experimental_use_pfor` are accepted for TensorFlow
+        compatibility and have no effect here: the rows are always computed one by one.
 
         Example:
             >>> import numpy as np, tape
@@ -198,6 +211,8 @@ class Tape:
         """Per-example Jacobians: shape `(batch,) + target.shape[1:] + source.shape[1:]`.
 
         Assumes `target[b]` depends only on `source[b]`. Needs `persistent=True`.
+        `parallel_iterations` and `experimental_use_pfor` are accepted for TensorFlow
+        compatibility and have no effect here.
 
         Example:
             >>> import numpy as np, tape
@@ -236,33 +251,6 @@ class Tape:
             1
         """
         return _stats.tape_stats(self)
-
-
-def unconnected_mode(value: Any) -> str:
-    """'none' or 'zero' from a string or an enum with such a value (as TensorFlow's)."""
-    mode = value
-    if mode not in _UNCONNECTED:
-        mode = str(getattr(mode, "value", mode)).lower()
-    if mode not in _UNCONNECTED:
-        raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got {value!r}")
-    return mode
-
-
-def _flatten_sources(sources: Any) -> tuple[list[Any], Any]:
-    """The leaves of `sources` and a function that puts results back in its structure."""
-    if isinstance(sources, Tensor):
-        return [sources], _first
-    if type(sources) is list or type(sources) is tuple:
-        for s in sources:
-            if not isinstance(s, Tensor):
-                break
-        else:
-            return list(sources), type(sources)
-    return nest.flatten(sources), lambda results: nest.unflatten(sources, results)
-
-
-def _first(results: list[Any]) -> Any:
-    return results[0]
 
 
 def _require_floating(x: Any, what: str) -> None:
@@ -313,27 +301,3 @@ def _seeds(target: Any, output_gradients: Any, differentiable: bool) -> dict[int
         prev = seeds.get(id(t))
         seeds[id(t)] = g if prev is None else prev + g
     return seeds
-
-
-def _finish(g: Any, source: Any, mode: str) -> Any:
-    if g is None:
-        return Tensor(np.zeros(source.shape, source.dtype)) if mode == "zero" else None
-    if isinstance(g, Tensor):
-        return g if g.dtype == source.dtype else g.astype(source.dtype)
-    g = np.asarray(g)
-    if g.dtype != source.dtype:
-        g = g.astype(source.dtype)
-    elif not g.flags.writeable:  # a broadcast view: give the caller an array of its own
-        g = g.copy()
-    if g.shape != source.shape:
-        raise RuntimeError(f"internal error: gradient of shape {g.shape} for a source of shape "
-                           f"{source.shape}")
-    out = Tensor.__new__(Tensor)
-    out._value = g
-    return out
-
-
-# Bottom imports: these modules import this one (the methods above resolve them at call time).
-from tape import explain as _explain  # noqa: E402
-from tape import jacobians as _jacobians  # noqa: E402
-from tape import stats as _stats  # noqa: E402

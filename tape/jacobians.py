@@ -6,8 +6,9 @@ of shape `(batch,) + target.shape[1:] + source.shape[1:]`, seeding one target po
 example at once (so it assumes `target[b]` depends only on `source[b]`, as TensorFlow does).
 Results are assembled with tape ops, so an outer recording tape can differentiate them again.
 A source the target does not depend on gets None, or zeros with `unconnected_gradients="zero"`.
-TensorFlow's `parallel_iterations` and `experimental_use_pfor` are accepted and ignored: the
-rows are always computed in a loop.
+`Tape.jacobian` and `Tape.batch_jacobian` accept TensorFlow's `parallel_iterations` and
+`experimental_use_pfor` for compatibility; they have no effect here (the rows are always
+computed one by one).
 
 Example:
     >>> import numpy as np, tape
@@ -29,9 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from tape import ops
-from tape.gradient_tape import Tape, _flatten_sources, unconnected_mode
+from tape import nest, ops
+from tape.backprop import unconnected_mode
 from tape.tensor import Tensor
+
+# `tape` arguments are persistent `tape.Tape`s (which import this module): any object with a
+# `gradient(target, sources, output_gradients=...)` method and a `_persistent` flag will do.
+Tape = Any
 
 
 def jacobian(tape: Tape, target: Any, sources: Any, unconnected_gradients: str = "none") -> Any:
@@ -48,7 +53,7 @@ def jacobian(tape: Tape, target: Any, sources: Any, unconnected_gradients: str =
     """
     mode = unconnected_mode(unconnected_gradients)
     _check_tape(tape, target, "jacobian")
-    flat, rebuild = _flatten_sources(sources)
+    flat, rebuild = nest.flatten_with_rebuild(sources)
     n = target.size
     columns = _gradients(tape, target, flat, (_one_hot((n,), (k,), target) for k in range(n)))
     return rebuild([_assemble(g, s, target.shape, 0, mode)

@@ -41,3 +41,32 @@ def map_structure(fn: Callable[[Any], Any], structure: Any) -> Any:
     if isinstance(structure, dict):
         return type(structure)((k, map_structure(fn, v)) for k, v in structure.items())
     return fn(structure)
+
+
+def flatten_with_rebuild(structure: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
+    """The leaves of `structure` and a function that puts as many results back in its shape.
+
+    A single leaf and a flat list or tuple take a short path (the common cases of
+    `Tape.gradient(target, sources)`).
+
+    Example:
+        >>> leaves, rebuild = flatten_with_rebuild({"a": [1, 2], "b": 3})
+        >>> leaves, rebuild([10, 20, 30])
+        ([1, 2, 3], {'a': [10, 20], 'b': 30})
+    """
+    if not isinstance(structure, _NESTS):
+        return [structure], _first
+    if type(structure) is list or type(structure) is tuple:
+        for s in structure:
+            if isinstance(s, _NESTS):
+                break
+        else:
+            return list(structure), type(structure)
+    return flatten(structure), lambda results: unflatten(structure, results)
+
+
+_NESTS = (list, tuple, dict)
+
+
+def _first(results: list[Any]) -> Any:
+    return results[0]

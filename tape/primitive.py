@@ -1,4 +1,4 @@
-"""Primitives: a NumPy forward plus one vector-Jacobian product (VJP) rule per input.
+"""Primitives: a NumPy forward plus vector-Jacobian product (VJP) rules; and their records.
 
 This is the one mechanism every built-in op uses, and the public way to add a new one:
 
@@ -16,15 +16,18 @@ A rule receives the upstream gradient `g`, the forward output `ans` and the forw
 (positionally) plus the keyword parameters, and returns the gradient for its input, already
 reduced to that input's shape (use `tape.unbroadcast`). Rules written with NumPy functions and
 operators work unchanged on raw arrays (first-order, nothing recorded) and on tensors (while an
-outer tape records, which is how higher-order gradients arise).
+outer tape records, which is how higher-order gradients arise). See `Primitive` for the second
+form, a forward that keeps residuals and one rule for all inputs.
+
+Each call that a tape tracks becomes a `Record` on every `Recorder` on this thread's tape stack
+(`STATE.tapes`): tapes keep them for the backward sweep, observers only look at them.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,7 +38,87 @@ PRIMITIVES: dict[str, Primitive] = {}
 
 
 class MissingGradientRule(LookupError):
-    """Raised when a gradient flows into an input whose primitive declares no rule for it."""
+    """Raised when a gradient flows into an input whose primitive declares no rule for it.
+
+    Example:
+        >>> import tape
+        >>> issubclass(tape.MissingGradientRule, LookupError)
+        True
+    """
+
+
+class Record:
+    """One recorded call of a primitive, as a tape keeps it for the backward sweep.
+
+    - `primitive`: the `Primitive` called;
+    - `inputs`: its positional arguments as passed (tensors, Variables, arrays, numbers);
+    - `values`: the same with every tensor replaced by its array (what the forward received);
+    - `params`: its keyword parameters;
+    - `output`: the `Tensor` it returned;
+    - `live`: positions of the inputs that the recording tape tracks (the ones that need a
+      gradient), in increasing order;
+    - `versions`: `[(variable, version), ...]` of the Variable inputs when the rules read input
+      values (`uses_inputs`), else None: the sweep refuses a Variable assigned since;
+    - `residuals`: what a `residuals=True` forward kept for its rule, else None.
+
+    Example:
+        >>> import tape
+        >>> x = tape.Variable([1.0, 2.0])
+        >>> with tape.Tape(persistent=True) as t:
+        ...     y = x * 3
+        >>> rec = t._records[0]
+        >>> rec.primitive.name, rec.live, rec.output is y
+        ('multiply', [0], True)
+    """
+
+    __slots__ = ("primitive", "inputs", "values", "params", "output", "live", "versions",
+                 "residuals")
+
+    def __init__(self, primitive: Primitive, inputs: tuple[Any, ...], values: tuple[Any, ...],
+                 params: dict[str, Any], output: Tensor, live: list[int],
+                 versions: list[tuple[Variable, int]] | None, residuals: Any) -> None:
+        self.primitive = primitive
+        self.inputs = inputs
+        self.values = values
+        self.params = params
+        self.output = output
+        self.live = live
+        self.versions = versions
+        self.residuals = residuals
+
+    def __repr__(self) -> str:
+        return f"<tape.Record {self.primitive.name!r} live={self.live}>"
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """Something on this thread's tape stack (`STATE.tapes`) that primitive calls report to.
+
+    A `Tape` records; an `Observer` (`tape._observe`) watches without recording. The members
+    are underscored because they are the engine's side of a tape, not part of `Tape`'s API.
+
+    - `_observer`: True if it never makes a backward pass differentiable (it only watches);
+    - `_tracked`: ids of the values whose operations it wants (`id(value) in _tracked`);
+    - `_watch_accessed`: whether it wants to be asked about trainable Variables it sees read;
+    - `_auto_watch(var)`: a trainable Variable was read; True if it now tracks it;
+    - `_notes`: notes for `Tape.explain` (see `tape.notes`);
+    - `_add(record)`: a call with a tracked input (`record.live` is not empty); a tape keeps
+      it and from then on tracks `record.output`.
+
+    Example:
+        >>> import tape
+        >>> isinstance(tape.Tape(), Recorder)
+        True
+    """
+
+    _observer: bool
+    _tracked: Mapping[int, Any]
+    _watch_accessed: bool
+    _notes: list[tuple[Any, ...]]
+
+    def _auto_watch(self, var: Variable) -> bool: ...
+
+    def _add(self, record: Record) -> None: ...
 
 
 class _ArgnumRules:
@@ -53,6 +136,35 @@ class _ArgnumRules:
 class Primitive:
     """A differentiable operation: `forward(*arrays, **params)` plus VJP rules.
 
+    **Per-input rules** (`defvjp`): one rule per positional input,
+    `rule(g, ans, *inputs, **params) -> gradient for that input` (see the module docstring).
+
+    **All-inputs rule** (`defvjp_all`), for operations whose input gradients share work: with
+    `residuals=True` the forward returns `(output, residuals)` (anything: a tuple of arrays,
+    a dict), kept in the record; one rule `rule(needed, g, ans, residuals, *inputs, **params)`
+    returns a sequence with one entry per input, the gradient for each position in `needed`
+    (the inputs the sweep wants, increasing) and anything (None) elsewhere. It runs once per
+    record and backward pass. `residuals` are computed from raw arrays, so they are constants:
+    while an outer tape records the backward pass (higher order) the rule receives tensors and
+    `residuals=None`, and recomputes what it needs from the inputs with differentiable
+    operations. `call_with_residuals` returns the residuals too.
+
+    Example (the product `x * y`, both gradients from one rule):
+        >>> import numpy as np, tape
+        >>> def forward(x, y):
+        ...     return x * y, (x, y)                  # (output, residuals)
+        >>> def rule(needed, g, ans, residuals, x, y):
+        ...     if residuals is not None:              # first order: raw arrays
+        ...         x, y = residuals
+        ...     return g * y, g * x                   # one entry per input
+        >>> mul = tape.Primitive("mul_doc", forward, residuals=True, register=False)
+        >>> mul = mul.defvjp_all(rule)
+        >>> a, b = tape.Variable(3.0), tape.Variable(4.0)
+        >>> with tape.Tape() as t:
+        ...     y = mul(a, b)
+        >>> [float(d) for d in t.gradient(y, [a, b])]
+        [4.0, 3.0]
+
     `uses_inputs=False` declares that no rule reads the inputs' values (only their shapes),
     which lets gradients flow even when a Variable input was assigned after recording.
     Named primitives are listed in `tape.PRIMITIVES` (`register=False` keeps one private, e.g.
@@ -62,29 +174,45 @@ class Primitive:
     """
 
     def __init__(self, name: str, forward: Callable[..., Any], *, uses_inputs: bool = True,
-                 doc: str | None = None, register: bool = True) -> None:
+                 residuals: bool = False, doc: str | None = None, register: bool = True
+                 ) -> None:
         self.name = name
         self.__doc__ = doc or forward.__doc__
         self.forward = forward
         self.vjps: Any = ()
+        self.vjp_all: Callable[..., Sequence[Any]] | None = None
         self.uses_inputs = uses_inputs
-        self.module = sys._getframe(1).f_globals.get("__name__", "")
+        self.residuals = residuals
         if register:
             if name in PRIMITIVES:
-                raise ValueError(f"a primitive named {name!r} is already registered (in "
-                                 f"{PRIMITIVES[name].module}); choose another name or pass "
-                                 f"register=False for a private one")
+                raise ValueError(f"a primitive named {name!r} is already registered; choose "
+                                 f"another name or pass register=False for a private one")
             PRIMITIVES[name] = self
 
     def defvjp(self, *rules: Callable[..., Any] | None) -> Primitive:
         """Set one rule per positional input, `None` for a non-differentiable input."""
+        self._per_input_form("defvjp")
         self.vjps = rules
         return self
 
     def defvjp_argnum(self, rule: Callable[..., Any]) -> Primitive:
         """Set one rule `rule(argnum, g, ans, *inputs, **params)` for every input."""
+        self._per_input_form("defvjp_argnum")
         self.vjps = _ArgnumRules(rule)
         return self
+
+    def defvjp_all(self, rule: Callable[..., Sequence[Any]]) -> Primitive:
+        """Set one rule `rule(needed, g, ans, residuals, *inputs, **params)` for all inputs."""
+        self.vjp_all = rule
+        self.vjps = ()
+        return self
+
+    def _per_input_form(self, method: str) -> None:
+        if self.residuals:
+            raise TypeError(f"primitive {self.name!r} keeps residuals (residuals=True), which "
+                            f"only an all-inputs rule receives: use {self.name}.defvjp_all(rule) "
+                            f"instead of {method}")
+        self.vjp_all = None
 
     def missing_rule(self, i: int) -> MissingGradientRule:
         return MissingGradientRule(
@@ -96,6 +224,8 @@ class Primitive:
         return f"<tape.Primitive {self.name!r}>"
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
+        if self.residuals:
+            return self.call_with_residuals(*args, **params)[0]
         if len(args) == 1:
             x = args[0]
             vals: tuple[Any, ...] = (x._value if isinstance(x, Tensor) else x,)
@@ -118,8 +248,39 @@ class Primitive:
         out._value = ans
         tapes = STATE.tapes
         if tapes and kind in "fc":
-            _record(self, args, vals, params, out, tapes)
+            _record(self, args, vals, params, out, None, tapes)
         return out
+
+    def call_with_residuals(self, *args: Any, **params: Any) -> tuple[Tensor, Any]:
+        """Call the primitive; return its output and the residuals its forward kept (None for
+        a primitive without `residuals=True`). Residuals are raw arrays: constants to tapes.
+
+        Example:
+            >>> import numpy as np, tape
+            >>> p = tape.Primitive("halves", lambda x: (x / 2, x.size), residuals=True,
+            ...                    register=False)
+            >>> y, size = p.call_with_residuals(np.ones(3))
+            >>> y.numpy(), size
+            (array([0.5, 0.5, 0.5]), 3)
+        """
+        if not self.residuals:
+            return self(*args, **params), None
+        vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
+        try:
+            ans, residuals = self.forward(*vals, **params)
+        except (ValueError, TypeError) as e:
+            raise type(e)(_describe_failure(self.name, vals, e)) from e
+        try:
+            kind = ans.dtype.kind
+        except AttributeError:
+            ans = np.asarray(ans)
+            kind = ans.dtype.kind
+        out = _new_tensor(Tensor)
+        out._value = ans
+        tapes = STATE.tapes
+        if tapes and kind in "fc":
+            _record(self, args, vals, params, out, residuals, tapes)
+        return out, residuals
 
 
 _new_tensor = object.__new__
@@ -132,8 +293,8 @@ def _describe_failure(name: str, vals: tuple[Any, ...], err: Exception) -> str:
 
 
 def _record(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], params: dict[str, Any],
-            out: Tensor, tapes: list[Any]) -> None:
-    """Append the call to each recording tape that tracks one of its inputs.
+            out: Tensor, residuals: Any, tapes: list[Recorder]) -> None:
+    """Hand the call to each recorder that tracks one of its inputs.
 
     Everything a tape tracks is floating-point (watching checks it, and only floating results
     are recorded), so tracked inputs are exactly the inputs that need gradients.
@@ -153,5 +314,4 @@ def _record(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], param
         if live:
             if versions is None and prim.uses_inputs:
                 versions = [(a, a._version) for a in args if isinstance(a, Variable)]
-            tape._records.append((prim, args, vals, params, out, live, versions))
-            tracked[id(out)] = out
+            tape._add(Record(prim, args, vals, params, out, live, versions, residuals))

@@ -23,12 +23,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tape import nest
+from tape.primitive import Record
 from tape.tensor import Tensor
 
 
 class TapeStats(NamedTuple):
-    """What a tape holds: `records` (operations), `bytes` (arrays they keep alive, each buffer
-    counted once), `tracked` (values it tracks: watched ones and recorded outputs).
+    """What a tape holds: `records` (operations), `bytes` (arrays they keep alive, residuals
+    included, each buffer counted once), `tracked` (values it tracks: watched ones and recorded outputs).
 
     Example:
         >>> TapeStats(records=2, bytes=64, tracked=3).bytes
@@ -48,10 +49,11 @@ def tape_stats(tape: Any) -> TapeStats:
         >>> tape_stats(tape.Tape())
         TapeStats(records=0, bytes=0, tracked=0)
     """
-    records = tape._records or []
+    records: list[Record] = tape._records or []
     buffers: dict[int, int] = {}
-    for _, args, vals, params, out, _, _ in records:
-        for item in (*args, *vals, out, *nest.flatten(list(params.values()))):
+    for rec in records:
+        for item in (*rec.inputs, *rec.values, rec.output,
+                     *nest.flatten([list(rec.params.values()), rec.residuals])):
             value = item._value if isinstance(item, Tensor) else item
             if isinstance(value, (np.ndarray, np.generic)):
                 root = _root(value)

@@ -1,4 +1,9 @@
-"""`Tensor` (an immutable value produced by ops) and `Variable` (mutable, trainable state)."""
+"""`Tensor` (an immutable value produced by ops) and `Variable` (mutable, trainable state).
+
+This module is the bottom of the engine: it imports no other part of it but the recording
+state and `tape.notes`. Tensor operators are implemented by `tape.ops` and the NumPy protocols
+by `tape._interop`, which sit above it; the package connects them once (`connect`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,27 @@ from typing import Any
 import numpy as np
 
 from tape._state import STATE
+from tape.notes import note_exit
 
 _variable_names = itertools.count()
+
+# Set by `connect` when the package loads: the modules implementing the operators and NumPy
+# protocols of tensors (they import this module, so it cannot import them).
+_ops: Any = None
+_interop: Any = None
+
+
+def connect(ops: Any, interop: Any) -> None:
+    """Implement Tensor's operators with `ops` (`tape.ops`) and its NumPy protocols with
+    `interop` (`tape._interop`). `tape/__init__` calls it once, before anything runs.
+
+    Example:
+        >>> import tape
+        >>> _ops is tape.ops
+        True
+    """
+    global _ops, _interop
+    _ops, _interop = ops, interop
 
 
 def _value_of(x: Any) -> Any:
@@ -37,7 +61,7 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The value as a NumPy array (or NumPy scalar for 0-d results)."""
         if STATE.tapes:  # leaving the tape: noted for Tape.explain
-            _explain.note_exit("numpy()", self, self._value)
+            note_exit("numpy()", self, self._value)
         return self._value
 
     @property
@@ -62,7 +86,7 @@ class Tensor:
         else:
             out = np.asarray(self._value, dtype=dtype)
         if STATE.tapes:
-            _explain.note_exit("np.asarray", self, out)
+            note_exit("np.asarray", self, out)
         return out
 
     def __repr__(self) -> str:
@@ -222,7 +246,7 @@ class Variable(Tensor):
         """A copy of the current value (later assignments do not change it)."""
         out = self._value.copy()
         if STATE.tapes:
-            _explain.note_exit("numpy()", self, out)
+            note_exit("numpy()", self, out)
         return out
 
     def value(self) -> Tensor:
@@ -273,9 +297,3 @@ def constant(value: Any, dtype: Any = None) -> Tensor:
         dtype('float32')
     """
     return Tensor(value, dtype=dtype)
-
-
-# Bottom imports: these modules import this one (operators resolve them at call time).
-from tape import _interop  # noqa: E402
-from tape import explain as _explain  # noqa: E402
-from tape import ops as _ops  # noqa: E402

@@ -1,6 +1,5 @@
 """The primitive operations, by family. Every name here is also exported from `tape`."""
 
-from tape.ops._util import unbroadcast
 from tape.ops.arithmetic import add, cast, divide, identity, multiply, negative, power, subtract
 from tape.ops.elementwise import (
     abs,
@@ -33,6 +32,7 @@ from tape.ops.shapes import (
     sum_to,
     swapaxes,
     transpose,
+    unbroadcast,
 )
 
 __all__ = [

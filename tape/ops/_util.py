@@ -19,7 +19,12 @@ def shape_of(x: Any) -> tuple[int, ...]:
 
 
 def sum_to_raw(x: Any, shape: tuple[int, ...]) -> Any:
-    """Sum a broadcast array back down to `shape` (NumPy's broadcasting, undone)."""
+    """Sum a broadcast array back down to `shape` (NumPy's broadcasting, undone).
+
+    Example:
+        >>> sum_to_raw(np.ones((4, 3)), (3,))
+        array([4., 4., 4.])
+    """
     xs = np.shape(x)
     if xs == shape:
         return x
@@ -27,22 +32,6 @@ def sum_to_raw(x: Any, shape: tuple[int, ...]) -> Any:
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
                                       if n == 1 and xs[lead + i] != 1)
     return x.sum(axis=axes, keepdims=True).reshape(shape)
-
-
-def unbroadcast(g: Any, like: Any) -> Any:
-    """Reduce the gradient `g` of a broadcast result to the shape of the input `like`.
-
-    Example:
-        >>> unbroadcast(np.ones((4, 3)), np.zeros(3))
-        array([4., 4., 4.])
-    """
-    shape = getattr(like, "shape", ())
-    if getattr(g, "shape", ()) == shape:
-        return g
-    if isinstance(g, Tensor):
-        from tape.ops.shapes import sum_to
-        return sum_to(g, shape)
-    return sum_to_raw(g, shape)
 
 
 def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -65,7 +54,3 @@ def keep_dims(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
 def expand_reduced(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
     """Broadcast the gradient of a reduction over `axis` back to the input's `shape`."""
     return np.broadcast_to(keep_dims(g, shape, axis, keepdims), shape)
-
-
-def dtype_of(x: Any) -> np.dtype:
-    return np.result_type(raw(x))

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from tape.ops._util import shape_of, unbroadcast
+from tape.ops._util import shape_of
+from tape.ops.shapes import unbroadcast
 from tape.primitive import Primitive
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from tape.ops._util import normalize_axes, shape_of, unbroadcast
+from tape.ops._util import normalize_axes, shape_of, sum_to_raw
 from tape.primitive import Primitive
 from tape.tensor import Tensor
 
@@ -30,14 +30,24 @@ _broadcast_to: Primitive = Primitive("broadcast_to", lambda x, shape: np.broadca
                           uses_inputs=False).defvjp(lambda g, ans, x, shape: unbroadcast(g, x))
 
 
-def _sum_to_forward(x: Any, shape: tuple[int, ...]) -> Any:
-    from tape.ops._util import sum_to_raw
-    return sum_to_raw(x, shape)
-
-
-_sum_to: Primitive = Primitive("sum_to", _sum_to_forward, uses_inputs=False).defvjp(
+_sum_to: Primitive = Primitive("sum_to", sum_to_raw, uses_inputs=False).defvjp(
     lambda g, ans, x, shape: np.broadcast_to(g, shape_of(x)),
 )
+
+
+def unbroadcast(g: Any, like: Any) -> Any:
+    """Reduce the gradient `g` of a broadcast result to the shape of the input `like`.
+
+    Example:
+        >>> unbroadcast(np.ones((4, 3)), np.zeros(3))
+        array([4., 4., 4.])
+    """
+    shape = getattr(like, "shape", ())
+    if getattr(g, "shape", ()) == shape:
+        return g
+    if isinstance(g, Tensor):
+        return sum_to(g, shape)
+    return sum_to_raw(g, shape)
 
 
 def _concatenate_grad(i: int, g: Any, ans: Any, *xs: Any, axis: int) -> Any:
