@@ -97,8 +97,8 @@ def _grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | Non
             g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
     else:
         xhat, _, _, rstd = residuals
-    g_xhat = _dot(g, xhat, axes) if 0 in needed or 1 in needed else None
-    g_sum = _sum(g, axes) if 0 in needed or 2 in needed else None
+    g_xhat: Any = _dot(g, xhat, axes) if 0 in needed or 1 in needed else None
+    g_sum: Any = _sum(g, axes) if 0 in needed or 2 in needed else None
     dx = None
     if 0 in needed:
         n = _count(x, axes)

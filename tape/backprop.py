@@ -47,6 +47,7 @@ def backprop(records: list[Record], seeds: dict[int, Any], sources: set[int],
                 if var._version != version:
                     raise _stale(prim, var)
         args = rec.inputs
+        ans: Any
         if differentiable:
             ins, ans = args, out
         else:

@@ -29,7 +29,8 @@ from tape.tensor import Tensor
 
 class TapeStats(NamedTuple):
     """What a tape holds: `records` (operations), `bytes` (arrays they keep alive, residuals
-    included, each buffer counted once), `tracked` (values it tracks: watched ones and recorded outputs).
+    included, each buffer counted once), `tracked` (values it tracks: watched ones and
+    recorded outputs).
 
     Example:
         >>> TapeStats(records=2, bytes=64, tracked=3).bytes

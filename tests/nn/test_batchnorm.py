@@ -162,3 +162,30 @@ def test_persistent_tape_gives_each_gradient_its_own_sums(xgb):
         else:
             for got, want in zip(expected[0] + expected[1], first + second, strict=True):
                 np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10)
+
+
+def test_each_gradient_alone_equals_its_part_of_the_full_gradient(xgb):
+    # One rule computes the gradients of x, gamma and beta together; asking for any subset,
+    # in any order, on one persistent tape gives the same bits as asking for all three.
+    xs = [tape.constant(v) for v in xgb]
+    w = np.random.default_rng(7).standard_normal(xs[0].shape)
+    with Tape(persistent=True) as t:
+        t.watch(xs)
+        y = tape.sum(nn.batch_norm(*xs) * w)
+    full = [g.numpy() for g in t.gradient(y, xs)]
+    for order in ([2], [1], [0], [2, 0], [1, 2], [2, 1, 0]):
+        got = t.gradient(y, [xs[i] for i in order])
+        for i, g in zip(order, got, strict=True):
+            np.testing.assert_array_equal(g.numpy(), full[i])
+
+
+def test_the_primitive_keeps_its_statistics_as_residuals_not_in_its_parameters(xgb):
+    x, gamma, beta = xgb
+    g = Variable(gamma)
+    with Tape(persistent=True) as t:
+        nn.batch_norm(x, g, beta)
+    (rec,) = t._records
+    assert set(rec.params) == {"axes", "epsilon"}
+    xhat, mean, var, rstd = rec.residuals
+    np.testing.assert_array_equal(mean, x.mean(axis=0, keepdims=True))
+    np.testing.assert_array_equal(rstd, 1 / np.sqrt(var + EPS))

@@ -157,3 +157,18 @@ def test_softmax_regression_with_two_classes_is_logistic_regression():
     np.testing.assert_allclose(p_softmax, p_logistic, rtol=1e-10)
     assert np.array_equal(p_softmax > 0.5, p_logistic > 0.5)
     assert nn.accuracy(X @ W + b, y) == nn.accuracy(X @ w + c, y) > 0.9
+
+
+def test_label_gradient_alone_equals_its_part_of_both_and_params_hold_no_cache():
+    z, y = tape.constant(LOGITS), tape.constant(ROWS)
+    with Tape(persistent=True) as t:
+        t.watch([z, y])
+        loss = nn.softmax_cross_entropy(z, y, label_smoothing=0.2)
+    both = [g.numpy() for g in t.gradient(loss, [z, y])]
+    np.testing.assert_array_equal(t.gradient(loss, y).numpy(), both[1])
+    np.testing.assert_array_equal(t.gradient(loss, z).numpy(), both[0])
+    (rec,) = t._records
+    assert set(rec.params) == {"reduction", "smoothing"}
+    p, log_p, rows = rec.residuals
+    np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(rows, ROWS * 0.8 + 0.2 / 4)

@@ -163,3 +163,15 @@ def test_batch_jacobian_rejects_mismatched_or_low_rank_shapes():
         t.batch_jacobian(flat, x)
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         t.batch_jacobian(tape.transpose(y), x)
+
+
+def test_tensorflow_only_arguments_are_accepted_and_change_nothing():
+    x = Variable(rng.standard_normal((3, 2)))
+    with Tape(persistent=True) as t:
+        y = tape.sin(x) * 2
+    plain = t.jacobian(y, x).numpy()
+    np.testing.assert_array_equal(
+        t.jacobian(y, x, parallel_iterations=4, experimental_use_pfor=False).numpy(), plain)
+    np.testing.assert_array_equal(
+        t.batch_jacobian(y, x, parallel_iterations=4, experimental_use_pfor=False).numpy(),
+        t.batch_jacobian(y, x).numpy())
