@@ -18,7 +18,9 @@ broadcasting with `tape.unbroadcast`), or None. Arrays go positionally and every
 (axes, shapes, indices) by keyword. Write rules with NumPy functions, operators and tape ops:
 they then run on raw arrays for first-order gradients and on tensors, recorded, when an outer
 tape records the backward pass, which is what makes higher-order gradients work. Use
-`defvjp_argnum(rule)` for a variadic primitive, `None` for a non-differentiable input.
+`defvjp_argnum(rule)` for a variadic primitive, `None` for a non-differentiable input, and
+`Primitive(..., residuals=True).defvjp_all(rule)` for one rule that gives every input's
+gradient from what the forward kept (see `tape.Primitive`).
 
 **`custom_gradient`** (TensorFlow's semantics) decorates a function that returns
 `(y, grad_fn)`: `grad_fn(upstream)` returns one gradient per positional argument (a single

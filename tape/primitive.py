@@ -313,5 +313,8 @@ def _record(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], param
             i += 1
         if live:
             if versions is None and prim.uses_inputs:
-                versions = [(a, a._version) for a in args if isinstance(a, Variable)]
+                versions = []  # a loop: cheaper than a comprehension for two or three inputs
+                for a in args:
+                    if isinstance(a, Variable):
+                        versions.append((a, a._version))
             tape._add(Record(prim, args, vals, params, out, live, versions, residuals))
