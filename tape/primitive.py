@@ -270,16 +270,10 @@ class Primitive:
             ans, residuals = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
             raise type(e)(_describe_failure(self.name, vals, e)) from e
-        try:
-            kind = ans.dtype.kind
-        except AttributeError:
-            ans = np.asarray(ans)
-            kind = ans.dtype.kind
         out = _new_tensor(Tensor)
-        out._value = ans
-        tapes = STATE.tapes
-        if tapes and kind in "fc":
-            _record(self, args, vals, params, out, residuals, tapes)
+        out._value = ans if hasattr(ans, "dtype") else np.asarray(ans)
+        if STATE.tapes and out._value.dtype.kind in "fc":
+            _record(self, args, vals, params, out, residuals, STATE.tapes)
         return out, residuals
 
 
