@@ -224,8 +224,6 @@ class Primitive:
         return f"<tape.Primitive {self.name!r}>"
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
-        if self.residuals:
-            return self.call_with_residuals(*args, **params)[0]
         if len(args) == 1:
             x = args[0]
             vals: tuple[Any, ...] = (x._value if isinstance(x, Tensor) else x,)
@@ -239,6 +237,9 @@ class Primitive:
             ans = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
             raise type(e)(_describe_failure(self.name, vals, e)) from e
+        residuals = None
+        if self.residuals:
+            ans, residuals = _split(self, ans)
         try:
             kind = ans.dtype.kind
         except AttributeError:  # Python numbers in, Python number out
@@ -248,7 +249,7 @@ class Primitive:
         out._value = ans
         tapes = STATE.tapes
         if tapes and kind in "fc":
-            _record(self, args, vals, params, out, None, tapes)
+            _record(self, args, vals, params, out, residuals, tapes)
         return out
 
     def call_with_residuals(self, *args: Any, **params: Any) -> tuple[Tensor, Any]:
@@ -267,9 +268,10 @@ class Primitive:
             return self(*args, **params), None
         vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
         try:
-            ans, residuals = self.forward(*vals, **params)
+            returned = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
             raise type(e)(_describe_failure(self.name, vals, e)) from e
+        ans, residuals = _split(self, returned)
         out = _new_tensor(Tensor)
         out._value = ans if hasattr(ans, "dtype") else np.asarray(ans)
         if STATE.tapes and out._value.dtype.kind in "fc":
@@ -278,6 +280,15 @@ class Primitive:
 
 
 _new_tensor = object.__new__
+
+
+def _split(prim: Primitive, returned: Any) -> tuple[Any, Any]:
+    """(output, residuals) from what a `residuals=True` forward returned."""
+    if type(returned) is not tuple or len(returned) != 2:
+        raise TypeError(f"primitive {prim.name!r} was made with residuals=True, so its forward "
+                        f"must return a tuple (output, residuals); it returned a "
+                        f"{type(returned).__name__}")
+    return returned
 
 
 def _describe_failure(name: str, vals: tuple[Any, ...], err: Exception) -> str:

@@ -232,3 +232,12 @@ def test_tape_modules_import_each_other_without_cycles():
         closure(name)
     assert not below["tape.tensor"] & {"tape.ops", "tape.primitive", "tape.gradient_tape"}
     assert "tape.gradient_tape" not in below["tape.ops"]
+
+
+def test_a_forward_with_residuals_must_return_a_pair():
+    p = tape.Primitive("no_pair", lambda x: x * 2, residuals=True, register=False)
+    with pytest.raises(TypeError, match=r"'no_pair' .* must return a tuple \(output, residuals\); "
+                                        r"it returned a ndarray"):
+        p(np.ones(2))
+    with pytest.raises(TypeError, match="'no_pair'"):
+        p.call_with_residuals(np.ones(2))
