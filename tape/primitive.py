@@ -202,7 +202,21 @@ class Primitive:
         return self
 
     def defvjp_all(self, rule: Callable[..., Sequence[Any]]) -> Primitive:
-        """Set one rule `rule(needed, g, ans, residuals, *inputs, **params)` for all inputs."""
+        """Set one rule `rule(needed, g, ans, residuals, *inputs, **params)` for all inputs.
+
+        It returns one entry per input (the gradient at each position in `needed`); see the
+        class docstring for `residuals`.
+
+        Example:
+            >>> import tape
+            >>> add = tape.Primitive("add_doc", lambda x, y: x + y, register=False)
+            >>> add = add.defvjp_all(lambda needed, g, ans, residuals, x, y: (g, g))
+            >>> x = tape.Variable(1.0)
+            >>> with tape.Tape() as t:
+            ...     y = add(x, x)
+            >>> float(t.gradient(y, x))
+            2.0
+        """
         self.vjp_all = rule
         self.vjps = ()
         return self
