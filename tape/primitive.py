@@ -236,7 +236,7 @@ class Primitive:
         else:
             vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
         try:
-            ans = self.forward(*vals, **params)
+            ans = raw = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
             raise type(e)(_describe_failure(self.name, vals, e)) from e
         try:
@@ -247,8 +247,11 @@ class Primitive:
         out = _new_tensor(Tensor)
         out._value = ans
         tapes = STATE.tapes
-        if tapes and kind in "fc":
-            _record(self, args, vals, params, out, None, tapes)
+        if tapes:
+            if kind in "fc":
+                _record(self, args, vals, params, out, None, tapes)
+            if STATE.tracer is not None:  # tape.function is tracing
+                STATE.tracer.op(self, args, vals, params, raw, ans)
         return out
 
     def call_with_residuals(self, *args: Any, **params: Any) -> tuple[Tensor, Any]:
@@ -267,7 +270,8 @@ class Primitive:
             return self(*args, **params), None
         vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
         try:
-            ans, residuals = self.forward(*vals, **params)
+            raw = self.forward(*vals, **params)
+            ans, residuals = raw
         except (ValueError, TypeError) as e:
             raise type(e)(_describe_failure(self.name, vals, e)) from e
         try:
@@ -278,8 +282,11 @@ class Primitive:
         out = _new_tensor(Tensor)
         out._value = ans
         tapes = STATE.tapes
-        if tapes and kind in "fc":
-            _record(self, args, vals, params, out, residuals, tapes)
+        if tapes:
+            if kind in "fc":
+                _record(self, args, vals, params, out, residuals, tapes)
+            if STATE.tracer is not None:  # tape.function is tracing
+                STATE.tracer.op(self, args, vals, params, raw, ans)
         return out, residuals
 
 
