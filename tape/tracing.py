@@ -51,10 +51,6 @@ class TracingError(RuntimeError):
     """
 
 
-class _Fallback(Exception):
-    """Internal: the trace cannot be replayed (raised only where it is caught)."""
-
-
 def _as_tensor(v: Any) -> Tensor:
     t = _new_tensor(Tensor)
     t._value = v
@@ -265,9 +261,9 @@ class _Tracer:
 
     def unsupported(self, what: str, why: str) -> None:
         where = _user_line()
-        if self.fallback:
+        if self.fallback:  # the call goes on eagerly; its trace is dropped
             self.failed = self.failed or f"{what} at {where}"
-            raise _Fallback
+            return
         raise TracingError(f"tape.function {self.name!r}: {what} at {where} cannot be replayed "
                            f"({why}); call it outside the function, or pass fallback='eager' "
                            f"to run {self.name!r} eagerly on every call")
@@ -367,15 +363,16 @@ def _array_leaves(x: Any, out: list[Any]) -> None:
             _array_leaves(v, out)
 
 
-def _as_traced(x: Any, tracer: _Tracer) -> Any:
-    """`x` with each array replaced by a Tensor that the tracer knows as an argument."""
+def _as_traced(x: Any, tracer: _Tracer | None) -> Any:
+    """`x` with each array replaced by a Tensor (that the tracer knows as an argument)."""
     t = type(x)
     if t is np.ndarray or isinstance(x, np.generic):
         value = np.asarray(x)
-        tracer.argument(value)
+        if tracer is not None:
+            tracer.argument(value)
         return _as_tensor(value)
     if isinstance(x, Tensor):
-        if not x._is_variable:
+        if tracer is not None and not x._is_variable:
             tracer.argument(x._value)
         return x
     if t is tuple or t is list:
@@ -417,11 +414,10 @@ class Function:
         self.trace_count = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if STATE.tracer is not None or self._eager_only:
-            return self._fn(*args, **kwargs)  # inside another trace: inlined into it
-        if any(not t._observer for t in STATE.tapes):
-            # An outer tape records this call: it needs the operations themselves.
-            return self._fn(*args, **kwargs)
+        if (STATE.tracer is not None  # inside another trace: inlined into it
+                or self._eager_only
+                or any(not t._observer for t in STATE.tapes)):  # a tape needs the operations
+            return self._eager(args, kwargs)
         key = (_leaf_key(args), _leaf_key(kwargs) if kwargs else None)
         leaves: list[Any] = []
         _array_leaves(args, leaves)
@@ -439,6 +435,9 @@ class Function:
             del self._cache[key]  # a Variable's array was replaced: trace again
         return self._trace(key, args, kwargs)
 
+    def _eager(self, args: Any, kwargs: Any) -> Any:
+        return self._fn(*_as_traced(args, None), **_as_traced(kwargs, None))
+
     def _trace(self, key: Any, args: Any, kwargs: Any) -> Any:
         self.trace_count += 1
         self._keys.append(key)
@@ -452,8 +451,6 @@ class Function:
         STATE.tracer = tracer
         try:
             returned = self._fn(*traced_args, **traced_kwargs)
-        except _Fallback:
-            returned = None
         finally:
             STATE.tracer = None
             STATE.tapes.remove(tracer)
@@ -461,8 +458,6 @@ class Function:
             self._eager_only = True
             warnings.warn(f"tape.function {self._name!r} runs eagerly on every call: "
                           f"{tracer.failed} cannot be replayed", RuntimeWarning, stacklevel=3)
-            if returned is None:  # the trace stopped before the end: run the call eagerly
-                return self._fn(*args, **kwargs)
             return returned
         self._cache[key] = tracer.build(returned)
         return returned
@@ -484,7 +479,7 @@ class Function:
                    leaves: list[Any]) -> Any:
         """Run the call eagerly, then replay it from the same state; raise on any difference."""
         state = _State(replay)
-        eager = self._fn(*args, **kwargs)
+        eager = self._eager(args, kwargs)
         after = state.capture()
         state.restore()
         out = replay(*leaves)
