@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tape import _interop, ops, tensor
+from tape import _interop, config, ops, tensor
 from tape._state import STATE
 from tape.custom_gradient import custom_gradient
 from tape.explain import Explanation
@@ -57,8 +57,8 @@ def stop_gradient(x: Any) -> Tensor:
 
 
 __all__ = [
-    "Explanation", "Function", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "TapeStats",
-    "Tensor", "TracingError", "Variable", "check_gradients", "constant", "custom_gradient",
-    "function", "kernel", "stop_gradient", "tracing",
+    "Explanation", "Function", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape",
+    "TapeStats", "Tensor", "TracingError", "Variable", "check_gradients", "config", "constant",
+    "custom_gradient", "function", "kernel", "stop_gradient", "tracing",
     *_ops_all,
 ]
