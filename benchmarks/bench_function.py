@@ -17,7 +17,7 @@ import numpy as np
 import nn
 import optim
 import tape
-from benchmarks.bench_nn import BETA_1, BETA_2, EPS_ADAM, LR, SIZES, _reference, make_model
+from benchmarks.bench_nn import BETA_1, BETA_2, EPS_ADAM, LR, _engine, _reference
 from benchmarks.timing import Row, best_time, compare
 from tape import Tape, Variable
 
@@ -65,11 +65,8 @@ def seed_loop(quick: bool) -> list[Row]:
 
 
 def _mlp_step(batch: int) -> tuple[Any, ...]:
-    rng = np.random.default_rng(batch)
-    x = rng.standard_normal((batch, SIZES[0])).astype(np.float32)
-    labels = rng.integers(0, SIZES[-1], batch)
-    model = make_model()
-    model.build((None, SIZES[0]))
+    """`bench_nn`'s data and model, and the training step traced by `tape.function`."""
+    x, labels, model = _engine(batch)[:3]
     variables = model.trainable_variables
     opt = optim.Adam(LR, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPS_ADAM)
 

@@ -248,10 +248,7 @@ class Primitive:
         out._value = ans
         tapes = STATE.tapes
         if tapes:
-            if kind in "fc":
-                _record(self, args, vals, params, out, None, tapes)
-            if STATE.tracer is not None:  # tape.function is tracing
-                STATE.tracer.op(self, args, vals, params, raw, ans)
+            _report(self, args, vals, params, out, None, tapes, kind, raw)
         return out
 
     def call_with_residuals(self, *args: Any, **params: Any) -> tuple[Tensor, Any]:
@@ -283,10 +280,7 @@ class Primitive:
         out._value = ans
         tapes = STATE.tapes
         if tapes:
-            if kind in "fc":
-                _record(self, args, vals, params, out, residuals, tapes)
-            if STATE.tracer is not None:  # tape.function is tracing
-                STATE.tracer.op(self, args, vals, params, raw, ans)
+            _report(self, args, vals, params, out, residuals, tapes, kind, raw)
         return out, residuals
 
 
@@ -297,6 +291,16 @@ def _describe_failure(name: str, vals: tuple[Any, ...], err: Exception) -> str:
     shapes = ", ".join(f"{getattr(v, 'shape', ())} {getattr(v, 'dtype', type(v).__name__)}"
                        for v in vals)
     return f"{name}: {err} (inputs: {shapes})"
+
+
+def _report(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], params: dict[str, Any],
+            out: Tensor, residuals: Any, tapes: list[Recorder], kind: str, raw: Any) -> None:
+    """A call while recorders are active: recorded if floating, and captured by the
+    `tape.function` tracer if one is tracing (`raw`: what the forward returned)."""
+    if kind in "fc":
+        _record(prim, args, vals, params, out, residuals, tapes)
+    if STATE.tracer is not None:
+        STATE.tracer.op(prim, args, vals, params, raw, out._value)
 
 
 def _record(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], params: dict[str, Any],
