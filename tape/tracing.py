@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import inspect
 import linecache
-import operator
 import os
 import sys
 import warnings
@@ -612,5 +611,3 @@ def function(fn: Callable[..., Any] | None = None, *, fallback: str = "error",
         return functools.partial(function, fallback=fallback, validate=validate)
     return Function(fn, fallback=fallback, validate=validate)
 
-
-COMPARISONS = {name: getattr(operator, name) for name in ("lt", "le", "gt", "ge", "eq", "ne")}
