@@ -260,6 +260,7 @@ class BatchNorm(Module):
         return (tuple(a + 1 for a in axes), (0, *(a + 1 for a in kept)),
                 (self.population, *self.features))
 
+    @tape.kernel  # raw-array code: one step of a tape.function program
     def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         """`running -= (running - batch) * (1 - momentum)`, skipped where the batch statistics
         are not finite (the whole layer, or those members of a population)."""

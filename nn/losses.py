@@ -147,6 +147,13 @@ def _check_labels(logits: Any, labels: Any) -> Any:
                      f"one-hot/probability rows of shape {logits.shape}")
 
 
+@tape.kernel  # under tape.function: checked on every call
+def _labels(logits: Any, labels: Any) -> Any:
+    if isinstance(labels, Tensor) and labels.dtype.kind not in "fc":
+        labels = labels.numpy()  # class ids: constants
+    return _check_labels(logits, labels)
+
+
 def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
                           label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between `softmax(logits)` and the labels: `-sum(y * log_softmax(logits))`.
@@ -168,10 +175,7 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
     if logits.ndim == 0 or logits.dtype.kind not in "fc":
         raise ValueError(f"logits must be a floating array with a class axis, got shape "
                          f"{logits.shape} and dtype {logits.dtype}")
-    labels = _as_value(labels)
-    if isinstance(labels, Tensor) and labels.dtype.kind not in "fc":
-        labels = labels.numpy()  # class ids: constants
-    labels = _check_labels(logits, labels)
+    labels = _labels(logits, _as_value(labels))
     return _softmax_xent(logits, labels, reduction=reduction, smoothing=float(label_smoothing))
 
 

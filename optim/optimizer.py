@@ -30,7 +30,7 @@ from optim.hyperparams import (
     population_size,
 )
 from optim.transforms import Transform, VariableState
-from tape import Tape, Variable
+from tape import Tape, Variable, kernel
 
 _BASE_HYPERPARAMETERS: dict[str, Check] = {
     "learning_rate": check_learning_rate, "clipnorm": check_norm, "global_clipnorm": check_norm,
@@ -187,6 +187,7 @@ class Optimizer:
         return out
 
     # -- the step ---------------------------------------------------------------------------
+    @kernel  # under tape.function: one kernel, re-run on each replay (schedules, checks)
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]], *,
                         active: Any = None) -> Any:
         """Update each variable in place from its gradient; returns whether the step was applied.
@@ -202,7 +203,7 @@ class Optimizer:
         result is the (K,) mask of members updated.
 
         Example:
-            >>> from tape import Tape, Variable
+            >>> from tape import Tape, Variable, kernel
             >>> from optim import SGD
             >>> w = Variable(1.0)
             >>> with Tape() as t:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tape import _interop, ops, tensor
+from tape import _interop, config, ops, tensor
 from tape._state import STATE
 from tape.custom_gradient import custom_gradient
 from tape.explain import Explanation
@@ -28,6 +28,7 @@ from tape.ops import __all__ as _ops_all
 from tape.primitive import PRIMITIVES, MissingGradientRule, Primitive
 from tape.stats import TapeStats
 from tape.tensor import Tensor, Variable, constant
+from tape.tracing import Function, TracingError, function, kernel, tracing
 
 tensor.connect(ops, _interop)  # tensors' operators and NumPy protocols
 
@@ -45,14 +46,19 @@ def stop_gradient(x: Any) -> Tensor:
     """
     if not isinstance(x, Tensor):
         return Tensor(np.asarray(x))
-    out = Tensor(x._value.copy() if isinstance(x, Variable) else x._value)
+    value = x._value
+    if isinstance(x, Variable):
+        tracer = STATE.tracer  # tape.function: the copy is a kernel (the value changes)
+        value = value.copy() if tracer is None else tracer.call(np.copy, (x,), {})
+    out = Tensor(value)
     if STATE.tapes:  # noted so that Tape.explain can name it
         note_exit("stop_gradient", x, out)
     return out
 
 
 __all__ = [
-    "Explanation", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "TapeStats",
-    "Tensor", "Variable", "check_gradients", "constant", "custom_gradient", "stop_gradient",
+    "Explanation", "Function", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape",
+    "TapeStats", "Tensor", "TracingError", "Variable", "check_gradients", "config", "constant",
+    "custom_gradient", "function", "kernel", "stop_gradient", "tracing",
     *_ops_all,
 ]

@@ -10,6 +10,8 @@ class _ThreadState(threading.local):
     def __init__(self) -> None:
         # Tapes currently recording in this thread, outermost first.
         self.tapes: list[Any] = []
+        # The `tape.function` tracer capturing kernels on this thread, or None.
+        self.tracer: Any = None
 
 
 STATE = _ThreadState()

@@ -3,10 +3,12 @@ and how its results are handed back (`unconnected_mode`, `finish`)."""
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
 
+from tape._state import STATE
 from tape.primitive import Primitive, Record
 from tape.tensor import Tensor, Variable
 
@@ -34,6 +36,10 @@ def backprop(records: list[Record], seeds: dict[int, Any], sources: set[int],
     """
     reach = reachable(records, sources) if prune else None
     ct = dict(seeds)
+    tracer = STATE.tracer  # tape.function: every rule call and sum is a kernel
+    if tracer is not None and differentiable:
+        tracer.unsupported("a gradient recorded by an outer tape (higher order)",
+                           "the backward sweep would have to be traced twice")
     for rec in reversed(records):
         out = rec.output
         k = id(out)
@@ -60,8 +66,11 @@ def backprop(records: list[Record], seeds: dict[int, Any], sources: set[int],
                 needed = [i for i in needed if id(args[i]) in reach]
                 if not needed:
                     continue
-            grads = rule_all(needed, g, ans, None if differentiable else rec.residuals, *ins,
-                             **params)
+            residuals = None if differentiable else rec.residuals
+            if tracer is None:
+                grads = rule_all(needed, g, ans, residuals, *ins, **params)
+            else:
+                grads = tracer.call(rule_all, (needed, g, ans, residuals, *ins), params)
             if len(grads) != len(args):
                 raise _wrong_count(prim, grads, len(args))
             for i in needed:
@@ -69,7 +78,7 @@ def backprop(records: list[Record], seeds: dict[int, Any], sources: set[int],
                 if gi is not None:
                     ka = id(args[i])
                     prev = ct.get(ka)
-                    ct[ka] = gi if prev is None else prev + gi
+                    ct[ka] = gi if prev is None else _sum(prev, gi, tracer)
             continue
         rules = prim.vjps
         for i in rec.live:
@@ -82,12 +91,19 @@ def backprop(records: list[Record], seeds: dict[int, Any], sources: set[int],
                 raise prim.missing_rule(i) from None
             if rule is None:
                 continue
-            gi = rule(g, ans, *ins, **params)
+            if tracer is None:
+                gi = rule(g, ans, *ins, **params)
+            else:
+                gi = tracer.call(rule, (g, ans, *ins), params)
             if gi is None:
                 continue
             prev = ct.get(ka)
-            ct[ka] = gi if prev is None else prev + gi
+            ct[ka] = gi if prev is None else _sum(prev, gi, tracer)
     return {k: ct.get(k) for k in sources}
+
+
+def _sum(a: Any, b: Any, tracer: Any) -> Any:
+    return a + b if tracer is None else tracer.call(operator.add, (a, b), {})
 
 
 def reachable(records: list[Record], sources: set[int]) -> set[int]:
@@ -137,6 +153,9 @@ def finish(g: Any, source: Tensor, mode: str) -> Tensor | None:
     """
     if g is None:
         return Tensor(np.zeros(source.shape, source.dtype)) if mode == "zero" else None
+    tracer = STATE.tracer
+    if tracer is not None:  # tape.function: a kernel of the traced program
+        return tracer.call(finish, (g, source, mode), {})  # type: ignore[no-any-return]
     if isinstance(g, Tensor):
         return g if g.dtype == source.dtype else g.astype(source.dtype)
     g = np.asarray(g)

@@ -248,7 +248,7 @@ class Primitive:
         else:
             vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
         try:
-            ans = self.forward(*vals, **params)
+            ans = raw = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
             raise type(e)(_describe_failure(self.name, vals, e)) from e
         residuals = None
@@ -262,8 +262,8 @@ class Primitive:
         out = _new_tensor(Tensor)
         out._value = ans
         tapes = STATE.tapes
-        if tapes and kind in "fc":
-            _record(self, args, vals, params, out, residuals, tapes)
+        if tapes:
+            _report(self, args, vals, params, out, residuals, tapes, kind, raw)
         return out
 
     def call_with_residuals(self, *args: Any, **params: Any) -> tuple[Tensor, Any]:
@@ -282,14 +282,15 @@ class Primitive:
             return self(*args, **params), None
         vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
         try:
-            returned = self.forward(*vals, **params)
+            raw = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
             raise type(e)(_describe_failure(self.name, vals, e)) from e
-        ans, residuals = _split(self, returned)
+        ans, residuals = _split(self, raw)
         out = _new_tensor(Tensor)
-        out._value = ans if hasattr(ans, "dtype") else np.asarray(ans)
-        if STATE.tapes and out._value.dtype.kind in "fc":
-            _record(self, args, vals, params, out, residuals, STATE.tapes)
+        out._value = ans = ans if hasattr(ans, "dtype") else np.asarray(ans)
+        tapes = STATE.tapes
+        if tapes:
+            _report(self, args, vals, params, out, residuals, tapes, ans.dtype.kind, raw)
         return out, residuals
 
 
@@ -309,6 +310,16 @@ def _describe_failure(name: str, vals: tuple[Any, ...], err: Exception) -> str:
     shapes = ", ".join(f"{getattr(v, 'shape', ())} {getattr(v, 'dtype', type(v).__name__)}"
                        for v in vals)
     return f"{name}: {err} (inputs: {shapes})"
+
+
+def _report(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], params: dict[str, Any],
+            out: Tensor, residuals: Any, tapes: list[Recorder], kind: str, raw: Any) -> None:
+    """A call while recorders are active: recorded if floating, and captured by the
+    `tape.function` tracer if one is tracing (`raw`: what the forward returned)."""
+    if kind in "fc":
+        _record(prim, args, vals, params, out, residuals, tapes)
+    if STATE.tracer is not None:
+        STATE.tracer.op(prim, args, vals, params, raw, out._value)
 
 
 def _record(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], params: dict[str, Any],

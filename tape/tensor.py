@@ -8,6 +8,7 @@ by `tape._interop`, which sit above it; the package connects them once (`connect
 from __future__ import annotations
 
 import itertools
+import operator
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,13 @@ def _value_of(x: Any) -> Any:
     return x._value if isinstance(x, Tensor) else x
 
 
+def _converted(x: Tensor, what: str) -> None:
+    """`x` leaves for Python/NumPy (`what`): `tape.function`'s tracer refuses traced values."""
+    tracer = STATE.tracer
+    if tracer is not None:
+        tracer.converted(x, what)
+
+
 class Tensor:
     """An immutable array value; operations on tensors are recorded by active tapes.
 
@@ -61,6 +69,7 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The value as a NumPy array (or NumPy scalar for 0-d results)."""
         if STATE.tapes:  # leaving the tape: noted for Tape.explain
+            _converted(self, "numpy()")
             note_exit("numpy()", self, self._value)
         return self._value
 
@@ -86,6 +95,7 @@ class Tensor:
         else:
             out = np.asarray(self._value, dtype=dtype)
         if STATE.tapes:
+            _converted(self, "np.asarray()")
             note_exit("np.asarray", self, out)
         return out
 
@@ -103,12 +113,18 @@ class Tensor:
             yield self[i]
 
     def __bool__(self) -> bool:
+        if STATE.tapes:
+            _converted(self, "bool() (an `if` or `while` on a tensor)")
         return bool(self._value)
 
     def __float__(self) -> float:
+        if STATE.tapes:
+            _converted(self, "float()")
         return float(self._value)
 
     def __int__(self) -> int:
+        if STATE.tapes:
+            _converted(self, "int()")
         return int(self._value)
 
     __hash__ = object.__hash__
@@ -164,21 +180,33 @@ class Tensor:
 
     # -- comparisons: not differentiable, plain boolean arrays -------------------------
     def __lt__(self, other: Any) -> Any:
+        if STATE.tracer is not None:
+            return STATE.tracer.compare(operator.lt, self, other)
         return self._value < _value_of(other)
 
     def __le__(self, other: Any) -> Any:
+        if STATE.tracer is not None:
+            return STATE.tracer.compare(operator.le, self, other)
         return self._value <= _value_of(other)
 
     def __gt__(self, other: Any) -> Any:
+        if STATE.tracer is not None:
+            return STATE.tracer.compare(operator.gt, self, other)
         return self._value > _value_of(other)
 
     def __ge__(self, other: Any) -> Any:
+        if STATE.tracer is not None:
+            return STATE.tracer.compare(operator.ge, self, other)
         return self._value >= _value_of(other)
 
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        if STATE.tracer is not None:
+            return STATE.tracer.compare(operator.eq, self, other)
         return self._value == _value_of(other)
 
     def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        if STATE.tracer is not None:
+            return STATE.tracer.compare(operator.ne, self, other)
         return self._value != _value_of(other)
 
     # -- method forms of common ops -----------------------------------------------------
@@ -246,6 +274,7 @@ class Variable(Tensor):
         """A copy of the current value (later assignments do not change it)."""
         out = self._value.copy()
         if STATE.tapes:
+            _converted(self, "numpy()")
             note_exit("numpy()", self, out)
         return out
 
@@ -260,6 +289,8 @@ class Variable(Tensor):
                 f"numpy={np.array2string(self._value, separator=', ')}>")
 
     def _write(self, ufunc: Any, value: Any, what: str) -> Variable:
+        if STATE.tracer is not None:  # tape.function: a kernel of the traced program
+            return STATE.tracer.call(Variable._write, (self, ufunc, value, what), {})  # type: ignore[no-any-return]
         value = _value_of(value)
         try:
             if ufunc is None:
