@@ -18,6 +18,7 @@ from optim.search import (
     load_study,
     random_search,
 )
+from optim.search.spaces import as_space, space_to_dict
 from optim.search.storage import TrialStore
 
 REPO = Path(__file__).resolve().parents[3]
@@ -164,7 +165,8 @@ def test_a_file_that_is_not_a_study_is_left_alone(tmp_path):
 
 def test_two_searches_on_one_file_get_a_clear_error(tmp_path):
     path = tmp_path / "s.jsonl"
-    header = {"search": "random_search"}
+    header = {"search": "random_search", "space": space_to_dict(as_space(SPACE)), "seed": 0,
+              "direction": "minimize"}
     with TrialStore(path, header):
         with pytest.raises(RuntimeError, match="in use by another running search"):
             random_search(objective, SPACE, 2, seed=0, storage=path, progress=False)
