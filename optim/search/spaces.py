@@ -302,8 +302,8 @@ def _is_real(x: Any) -> bool:
 
 # ---------------------------------------------------------------- spaces
 
-_KINDS = {c.__name__: c for c in (Uniform, LogUniform, IntUniform, LogIntUniform, Choice,
-                                  OneMinusLogUniform, Fixed)}
+_KINDS: dict[Any, type[Distribution]] = {c.__name__: c for c in (
+    Uniform, LogUniform, IntUniform, LogIntUniform, Choice, OneMinusLogUniform, Fixed)}
 
 
 def as_space(space: Mapping[str, Any]) -> dict[str, Distribution]:
@@ -342,9 +342,9 @@ def space_from_dict(spec: Mapping[str, Mapping[str, Any]]) -> dict[str, Distribu
     """
     if not isinstance(spec, Mapping) or not spec:
         raise ValueError(f"a space description must be a non-empty dict; got {spec!r:.80}")
-    space = {}
+    space: dict[str, Distribution] = {}
     for name, d in spec.items():
-        kind = _KINDS.get(d.get("type")) if isinstance(d, Mapping) else None  # type: ignore[arg-type]
+        kind = _KINDS.get(d.get("type")) if isinstance(d, Mapping) else None
         if kind is None:
             raise ValueError(f"parameter {name!r}: {d!r:.80} is not a distribution; the known "
                              f"types are {', '.join(_KINDS)}")

@@ -34,6 +34,7 @@ import errno
 import json
 import os
 import stat
+import sys
 import warnings
 import weakref
 from typing import Any
@@ -111,8 +112,15 @@ def _lock(fd: int, path: str, exclusive: bool) -> None:
                            ) from None
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _warn(message: str) -> None:
-    warnings.warn(message, RuntimeWarning, stacklevel=5)  # the caller of the search
+    """A RuntimeWarning attributed to the first caller outside ``optim.search``."""
+    level, frame = 1, sys._getframe()
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, RuntimeWarning, stacklevel=level)
 
 
 class TrialStore:
@@ -254,7 +262,7 @@ def load_study(path: str | os.PathLike) -> Study:
     finally:
         os.close(fd)
     for note in journal.notes:
-        warnings.warn(note, RuntimeWarning, stacklevel=2)
+        _warn(note)
     if journal.header is None or journal.space is None:
         raise ValueError(f"{path!r} holds no study yet (no header line)")
     return Study(journal.space, direction=journal.header["direction"],
