@@ -343,6 +343,10 @@ def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int,
     evaluates the trials that share its structural parameters in batches of up to K (one task
     per batch on the executor); the trials, their numbers and parameters are the same as
     without it, and each is recorded on its own (``duration``: its share of the batch's time).
+    A search killed at any moment resumes at once: no worker process holds the storage's lock,
+    and the workers of ``n_jobs > 1`` end with the calling process (``optim.search.workers``).
+    With ``storage``, parameter values must be of the types a study file keeps (see
+    ``optim.search.codec``), else a ``TypeError`` comes before the first trial.
 
     >>> from optim.search import LogUniform
     >>> study = random_search(lambda p: (p["lr"] - 0.01) ** 2, {"lr": LogUniform(1e-4, 1)},

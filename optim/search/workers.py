@@ -7,7 +7,8 @@ the pool: on Linux the kernel sends it SIGKILL when its parent exits (``PR_SET_P
 and on every POSIX system a daemon thread checks twice a second that the search's process is
 still alive and ends the worker when it is not. Elsewhere (Windows) the tie is a no-op and the
 pool behaves as a plain ``ProcessPoolExecutor``. Workers never hold a study file's lock (see
-``optim.search.storage``).
+``optim.search.storage``). Linux ties a worker to the thread that started it, which is the
+thread that submits the search's first task and lives until the search ends.
 
 >>> with process_pool(2) as pool:
 ...     pool.submit(abs, -3).result()
