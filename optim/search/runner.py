@@ -393,8 +393,9 @@ def coarse_to_fine(objective: Objective, space: Mapping[str, Any], *, rounds: in
         raise ValueError(f"padding must be a number > 0 (a zero-width box cannot be sampled); "
                          f"got padding={padding!r}")
     space = as_space(space)
-    header = {"search": "coarse_to_fine", "rounds": rounds, "trials_per_round": trials_per_round,
-              "keep": keep, "padding": padding}
+    header = {"search": "coarse_to_fine", "rounds": int(rounds),  # plain numbers: JSON-ready
+              "trials_per_round": int(trials_per_round), "keep": float(keep),
+              "padding": float(padding)}
     with _Session(objective, space, header, rounds * trials_per_round, seed=seed,
                   direction=direction, executor=executor, n_jobs=n_jobs, storage=storage,
                   progress=progress, population=population) as session:

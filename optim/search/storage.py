@@ -61,21 +61,15 @@ def _open(path: str, write: bool) -> tuple[int, OSError | None]:
     if os.path.islink(path):
         raise _symlink_error(path)
     why: OSError | None = None
-    try:
+    if write:
         try:
-            if write:
-                try:
-                    fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o644)
-                    return _regular(fd, path), None
-                except OSError as e:
-                    if e.errno not in _READ_ONLY:
-                        raise
-                    why = e
-            return _regular(os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK), path), why
+            return _open_regular(path, os.O_RDWR | os.O_CREAT), None
         except OSError as e:
-            if e.errno == errno.ELOOP and os.path.islink(path):  # replaced by a link meanwhile
-                raise _symlink_error(path) from None
-            raise
+            if e.errno not in _READ_ONLY:
+                raise
+            why = e
+    try:
+        return _open_regular(path, os.O_RDONLY), why
     except FileNotFoundError:
         if why is None:
             raise
@@ -83,7 +77,15 @@ def _open(path: str, write: bool) -> tuple[int, OSError | None]:
                               "a writable directory") from None
 
 
-def _regular(fd: int, path: str) -> int:
+def _open_regular(path: str, flags: int) -> int:
+    """``os.open`` that refuses a symbolic link (even one put there since the check), a
+    device or a FIFO, without blocking on the FIFO."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP and os.path.islink(path):
+            raise _symlink_error(path) from None
+        raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise ValueError(f"storage {path!r} is not a regular file; pass the path of a study "
