@@ -48,8 +48,9 @@ SPACE = {"lr": LogUniform(1e-4, 1), "beta": OneMinusLogUniform(0.9, 0.999),
          "shape": Choice([(64, 32), (32, 16), (16, 8)]),
          "units": Choice([np.int64(16), np.int64(32), np.int64(48)]),
          "nesterov": Choice([True, False]), "epochs": 3}
-SEARCHES = {"coarse_to_fine": (coarse_to_fine, dict(rounds=3, trials_per_round=8)),
-            "random_search": (random_search, dict(n_trials=24))}
+SEARCHES = {"coarse_to_fine": lambda n: (coarse_to_fine, dict(rounds=4, trials_per_round=n // 4)),
+            "random_search": lambda n: (random_search, dict(n_trials=n))}
+TRIALS, SLOW_TRIALS = 24, 64  # trials in a search killed KILLS times, and 8 times (slow)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="finds the processes of a killed run in /proc")
@@ -70,7 +71,7 @@ def objective(params, report):
 
 def run(config, storage=None):
     """The search ``config`` describes: the one killed (script) and the uninterrupted one."""
-    search, kw = SEARCHES[config["search"]]
+    search, kw = SEARCHES[config["search"]](config.get("trials", TRIALS))
     kw = dict(kw, seed=7, storage=storage, progress=False)
     executor = config.get("executor")
     if executor is None:
@@ -84,8 +85,8 @@ def run(config, storage=None):
 
 
 @functools.cache
-def uninterrupted(search):
-    return run({"search": search})
+def uninterrupted(search, trials):
+    return run({"search": search, "trials": trials})
 
 
 # ---------------------------------------------------------------- killing and looking
@@ -178,6 +179,7 @@ def kill_and_resume(runs, argv, path, total, kills, seed, trial_seconds):
     for k in range(kills):
         proc = runs.start(argv(resume=k > 0))
         done = stored_trials(path)
+        assert done + 1 <= total - MARGIN, f"kill {k} comes too late: {done} trials stored"
         target = rng.randint(done + 1, done + 1 + (total - MARGIN - done - 1) // (kills - k))
         deadline = time.monotonic() + 120
         while stored_trials(path) < target:
@@ -217,10 +219,13 @@ KILLS = 2
     ({"search": "coarse_to_fine"}, KILLS),
     ({"search": "coarse_to_fine", "n_jobs": 2}, KILLS),
     ({"search": "coarse_to_fine", "executor": "dask-threads"}, 1),
-    pytest.param({"search": "random_search"}, 8, marks=pytest.mark.slow),
-    pytest.param({"search": "coarse_to_fine"}, 8, marks=pytest.mark.slow),
-    pytest.param({"search": "random_search", "n_jobs": 2}, 8, marks=pytest.mark.slow),
-    pytest.param({"search": "coarse_to_fine", "n_jobs": 2}, 8, marks=pytest.mark.slow),
+    pytest.param({"search": "random_search", "trials": SLOW_TRIALS}, 8, marks=pytest.mark.slow),
+    pytest.param({"search": "coarse_to_fine", "trials": SLOW_TRIALS}, 8,
+                 marks=pytest.mark.slow),
+    pytest.param({"search": "random_search", "n_jobs": 2, "trials": SLOW_TRIALS}, 8,
+                 marks=pytest.mark.slow),
+    pytest.param({"search": "coarse_to_fine", "n_jobs": 2, "trials": SLOW_TRIALS}, 8,
+                 marks=pytest.mark.slow),
     pytest.param({"search": "coarse_to_fine", "executor": "dask-processes"}, 3,
                  marks=pytest.mark.slow),
 ], ids=lambda x: f"{x}kills" if isinstance(x, int) else
@@ -230,7 +235,7 @@ def test_a_killed_search_resumes_at_once_and_ends_as_if_never_killed(tmp_path, r
     if "executor" in config:
         pytest.importorskip("distributed")
     path = tmp_path / "study.jsonl"
-    expected = uninterrupted(config["search"])
+    expected = uninterrupted(config["search"], config.get("trials", TRIALS))
     at_kills = kill_and_resume(runs, search_argv(config, path), path, len(expected), kills,
                                seed=len(json.dumps(config)) + kills,
                                trial_seconds=SCRIPT_TRIAL_SECONDS)
