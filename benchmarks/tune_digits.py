@@ -3,6 +3,7 @@
     python -m benchmarks.tune_digits                  # about a minute on 2 cores
     python -m benchmarks.tune_digits --quick          # a few seconds (what CI runs)
     python -m benchmarks.tune_digits --no-population  # each trial on its own, to compare
+    python -m benchmarks.tune_digits --resume         # finish a run that was killed
 
 Searches the learning rate (log scale), Adam's beta_1 (on the `1 - 10**r` scale), the hidden
 width and the mini-batch size of `Dense -> BatchNorm -> ReLU -> Dense -> BatchNorm -> ReLU ->
@@ -10,6 +11,8 @@ Dense -> softmax` on scikit-learn's digits, coarse to fine; prints the trials ta
 best configuration's test accuracy; writes the study file and, with matplotlib, the plots.
 Trials that share the hidden width and batch size are trained together as one `nn.Population`
 (learning rate and beta_1 per member); each member trains exactly as its trial would alone.
+A run killed at any moment (SIGKILL or SIGTERM) leaves no worker behind, and `--resume`
+with the same arguments finishes it with the same trials and values as an uninterrupted run.
 """
 
 from __future__ import annotations

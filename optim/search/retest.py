@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from .report import _short
-from .runner import Objective, _check_int, _check_picklable, _execute, _wants_report
+from .runner import (
+    Objective,
+    _check_int,
+    _check_objective,
+    _check_picklable,
+    _execute,
+    _wants_report,
+)
 from .study import Study
 
 __all__ = ["RetestRow", "RetestResult", "retest"]
@@ -142,6 +149,7 @@ def retest(study: Study, objective: Objective, *, top: int = 3,
     >>> retest(s, lambda p: p["x"] + p["seed"], top=1, seeds=[1, 2]).rows[0].values
     [1.5, 2.5]
     """
+    _check_objective(objective)
     _check_int("top", top, 1)
     _check_int("seed", seed, 0)
     if SEED_KEY in study.space:

@@ -35,6 +35,7 @@ from .report import Progress
 from .spaces import Choice, Distribution, Fixed, as_space, space_to_dict
 from .storage import TrialStore
 from .study import Study, Trial, TrialPruned
+from .workers import process_pool
 
 __all__ = ["random_search", "coarse_to_fine", "draw", "restrict_space", "PopulationObjective"]
 
@@ -204,6 +205,7 @@ class _Session:
                  total: int, *, seed: int, direction: str, executor: Executor | None,
                  n_jobs: int, storage: str | os.PathLike | None, progress: bool,
                  population: int | None = None) -> None:
+        _check_objective(objective)
         _check_choice("direction", direction, ("minimize", "maximize"))
         _check_int("seed", seed, 0)
         _check_int("n_jobs", n_jobs, -1)
@@ -221,17 +223,17 @@ class _Session:
             _check_picklable(objective)
         self.objective, self.wants_report = objective, _wants_report(objective)
         seed = int(seed)
-        header = {**header, "space": space_to_dict(space), "seed": seed, "direction": direction}
-        self.store = TrialStore(storage, header) if storage is not None else None
-        stored = self.store.trials if self.store else []
+        self.store = None if storage is None else TrialStore(
+            storage, {**header, "space": space_to_dict(space), "seed": seed,
+                      "direction": direction}, n_trials=total)
         self.study = Study(space, direction=direction, seed=seed,
-                           trials=[t for t in stored if t.number < total])
+                           trials=self.store.trials if self.store else ())
         ranked = self.study.ranked()
         self.best = ranked[0].value if ranked else None
         self._better = min if direction == "minimize" else max
         self.own_executor = executor is None and n_jobs != 1
         if self.own_executor:
-            executor = ProcessPoolExecutor(n_jobs if n_jobs > 0 else None)
+            executor = process_pool(n_jobs)
         self.executor = executor
         self.progress = Progress(total, len(self.study), enabled=progress)
 
@@ -294,6 +296,14 @@ class _Session:
         self.progress.update(self.best)
 
 
+def _check_objective(objective: Any) -> None:
+    if not callable(objective):
+        raise TypeError(f"objective must be a callable taking a dict of parameters (and "
+                        f"optionally a report(step, value) callback) and returning a number; "
+                        f"got {type(objective).__name__} {objective!r:.60}. Pass the function "
+                        f"first: random_search(objective, space, n_trials, seed=0)")
+
+
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {name}={value!r}")
@@ -333,6 +343,10 @@ def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int,
     evaluates the trials that share its structural parameters in batches of up to K (one task
     per batch on the executor); the trials, their numbers and parameters are the same as
     without it, and each is recorded on its own (``duration``: its share of the batch's time).
+    A search killed at any moment resumes at once: no worker process holds the storage's lock,
+    and the workers of ``n_jobs > 1`` end with the calling process (``optim.search.workers``).
+    With ``storage``, parameter values must be of the types a study file keeps (see
+    ``optim.search.codec``), else a ``TypeError`` comes before the first trial.
 
     >>> from optim.search import LogUniform
     >>> study = random_search(lambda p: (p["lr"] - 0.01) ** 2, {"lr": LogUniform(1e-4, 1)},
@@ -379,8 +393,9 @@ def coarse_to_fine(objective: Objective, space: Mapping[str, Any], *, rounds: in
         raise ValueError(f"padding must be a number > 0 (a zero-width box cannot be sampled); "
                          f"got padding={padding!r}")
     space = as_space(space)
-    header = {"search": "coarse_to_fine", "rounds": rounds, "trials_per_round": trials_per_round,
-              "keep": keep, "padding": padding}
+    header = {"search": "coarse_to_fine", "rounds": int(rounds),  # plain numbers: JSON-ready
+              "trials_per_round": int(trials_per_round), "keep": float(keep),
+              "padding": float(padding)}
     with _Session(objective, space, header, rounds * trials_per_round, seed=seed,
                   direction=direction, executor=executor, n_jobs=n_jobs, storage=storage,
                   progress=progress, population=population) as session:

@@ -15,10 +15,12 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
+
+from .codec import decode_value, encode_value
 
 __all__ = [
     "Distribution", "Uniform", "LogUniform", "IntUniform", "LogIntUniform", "Choice",
@@ -58,14 +60,15 @@ class Distribution(ABC):
         return self.from_unit(rng.random())
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description, inverted by ``space_from_dict``.
+        """A JSON-ready description, inverted by ``space_from_dict``: values in the typed JSON
+        of ``optim.search.codec`` (``TypeError`` for values it cannot store).
 
         >>> Uniform(0, 1).to_dict()
         {'type': 'Uniform', 'low': 0.0, 'high': 1.0}
         """
-        d = asdict(self)  # type: ignore[call-overload]
-        return {"type": type(self).__name__, **{k: list(v) if isinstance(v, tuple) else v
-                                                 for k, v in d.items()}}
+        kind = type(self).__name__
+        return {"type": kind, **{f.name: encode_value(getattr(self, f.name), f"{kind} {f.name}")
+                                 for f in fields(self)}}  # type: ignore[arg-type]
 
 
 def _fail(dist: str, msg: str, **got: Any) -> None:
@@ -243,6 +246,15 @@ class Choice(Distribution):
             _fail("Choice", "options must be a non-empty list", options=options)
         object.__setattr__(self, "options", tuple(options))
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": "Choice", "options": [...]}`` with each option in typed JSON.
+
+        >>> Choice([(64, 32), None]).to_dict()
+        {'type': 'Choice', 'options': [{'$tuple': [64, 32]}, None]}
+        """
+        return {"type": "Choice", "options": [encode_value(o, "Choice option")
+                                              for o in self.options]}
+
     def to_unit(self, value: Any) -> float:
         return (self.options.index(value) + 0.5) / len(self.options)
 
@@ -290,8 +302,8 @@ def _is_real(x: Any) -> bool:
 
 # ---------------------------------------------------------------- spaces
 
-_KINDS = {c.__name__: c for c in (Uniform, LogUniform, IntUniform, LogIntUniform, Choice,
-                                  OneMinusLogUniform, Fixed)}
+_KINDS: dict[Any, type[Distribution]] = {c.__name__: c for c in (
+    Uniform, LogUniform, IntUniform, LogIntUniform, Choice, OneMinusLogUniform, Fixed)}
 
 
 def as_space(space: Mapping[str, Any]) -> dict[str, Distribution]:
@@ -311,14 +323,33 @@ def space_to_dict(space: Mapping[str, Distribution]) -> dict[str, dict[str, Any]
     >>> space_to_dict({"x": Uniform(0, 1)})
     {'x': {'type': 'Uniform', 'low': 0.0, 'high': 1.0}}
     """
-    return {k: d.to_dict() for k, d in space.items()}
+    described = {}
+    for name, d in space.items():
+        try:
+            described[name] = d.to_dict()
+        except TypeError as e:
+            raise TypeError(f"search space parameter {name!r}: {e}") from None
+    return described
 
 
 def space_from_dict(spec: Mapping[str, Mapping[str, Any]]) -> dict[str, Distribution]:
-    """Inverse of ``space_to_dict``.
+    """Inverse of ``space_to_dict``; ``ValueError`` naming the parameter for a type that is
+    not one of this module's distributions (an allow-list: nothing is imported by name) or for
+    fields that type does not take.
 
     >>> space_from_dict({"x": {"type": "LogUniform", "low": 0.1, "high": 1}})
     {'x': LogUniform(low=0.1, high=1.0)}
     """
-    return {k: _KINDS[d["type"]](**{f: v for f, v in d.items() if f != "type"})
-            for k, d in spec.items()}
+    if not isinstance(spec, Mapping) or not spec:
+        raise ValueError(f"a space description must be a non-empty dict; got {spec!r:.80}")
+    space: dict[str, Distribution] = {}
+    for name, d in spec.items():
+        kind = _KINDS.get(d.get("type")) if isinstance(d, Mapping) else None
+        if kind is None:
+            raise ValueError(f"parameter {name!r}: {d!r:.80} is not a distribution; the known "
+                             f"types are {', '.join(_KINDS)}")
+        try:
+            space[name] = kind(**{f: decode_value(v) for f, v in d.items() if f != "type"})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"parameter {name!r}: {e}") from None
+    return space

@@ -1,10 +1,23 @@
-"""A study on disk: one JSON line per finished trial after a header line.
+"""A study on disk, held by the search that runs it (the file format: ``optim.search.journal``).
 
-The file is append-only and only the driver process writes it: each trial is one
-``write`` of a complete line followed by ``os.fsync``. A crash can therefore leave at most a
-truncated last line, which is ignored with a warning and cut off before appending again.
-While a search runs it holds an OS lock (``fcntl.flock``) on the file, so a second search on
-the same file fails at once, and a process killed with SIGKILL leaves no stale lock behind.
+The file is append-only and only the driver process writes it: each trial is one ``write`` of
+a complete line followed by ``os.fsync``. A crash can therefore leave at most a truncated last
+line, which is ignored with a warning and cut off before appending again.
+
+Locking: while a search runs it holds an OS lock (``fcntl.flock``) on the file, so a second
+search on the same file fails at once, and a process killed even with SIGKILL leaves no stale
+lock behind. No other process ever holds that lock: the descriptor is close-on-exec (spawned
+workers, ``subprocess`` children never see it) and a forked child closes it at once
+(``os.register_at_fork``), since a flock belongs to the open file and a forked copy that lived
+on would keep it after the search died. So a killed search can be resumed at once.
+
+Read-only studies: a file that cannot be opened for writing (read-only file, directory or file
+system) is opened for reading under a shared lock. That serves a call with nothing to write
+(all its trials are stored); a call with trials left to run gets a ``PermissionError`` before
+its first trial. Nothing besides the study file is ever created.
+
+Paths: the storage must be a regular file. A symbolic link is refused (it could send the writes
+elsewhere), as are devices and FIFOs.
 
 >>> import os, tempfile
 >>> from optim.search import Uniform, random_search
@@ -17,98 +30,154 @@ the same file fails at once, and a process killed with SIGKILL leaves no stale l
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
+import sys
 import warnings
-from dataclasses import asdict
+import weakref
 from typing import Any
 
-from .spaces import space_from_dict
+from .journal import Journal, header_line, parse, trial_line
 from .study import Study, Trial
 
 __all__ = ["TrialStore", "load_study"]
 
-_FORMAT = 1
-_HEADER_START = b'{"kind": "header"'
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO would block open() until a writer came
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def _dumps(record: dict[str, Any]) -> str:
-    # default=repr keeps non-JSON values (odd Choice options) comparable and readable
-    return json.dumps(record, default=repr)
+def _symlink_error(path: str) -> ValueError:
+    return ValueError(f"storage {path!r} is a symbolic link (to {os.readlink(path)!r}); a study "
+                      f"is only read from and written to a regular file: pass that file's own "
+                      f"path ({os.path.realpath(path)!r}) or a new path")
 
 
-def _parse(data: bytes, path: str) -> tuple[dict[str, Any] | None, list[Trial], int]:
-    """(header, trials, length of the complete part) of a study file's bytes."""
-    *lines, tail = data.split(b"\n")
-    if tail and not (lines or _HEADER_START.startswith(tail[: len(_HEADER_START)])):
-        raise ValueError(f"{path!r} is not a study file (it does not start with a header line); "
-                         "pass a new path or an existing study's .jsonl file")
-    if not lines:
-        return None, [], 0
-    records = []
-    for k, line in enumerate(lines, 1):
+def _open(path: str, write: bool) -> tuple[int, OSError | None]:
+    """A descriptor of the regular file ``path`` (created if ``write``), and why it could only
+    be opened for reading (``None`` if it is open for writing, or ``write`` is false)."""
+    if os.path.islink(path):
+        raise _symlink_error(path)
+    why: OSError | None = None
+    if write:
         try:
-            records.append(json.loads(line))
-        except ValueError as e:
-            raise ValueError(f"{path!r} line {k} is corrupt ({e}); only a truncated last line "
-                             "is repaired automatically") from None
-    header, rows = records[0], records[1:]
-    if header.get("kind") != "header":
-        raise ValueError(f"{path!r} is not a study file (line 1 is not a header)")
-    trials = [Trial(**{k: v for k, v in r.items() if k != "kind"}) for r in rows]
-    for t in trials:
-        t.intermediate = [tuple(p) for p in t.intermediate]  # type: ignore[misc]
-    return header, trials, len(data) - len(tail)
+            return _open_regular(path, os.O_RDWR | os.O_CREAT), None
+        except OSError as e:
+            if e.errno not in _READ_ONLY:
+                raise
+            why = e
+    try:
+        return _open_regular(path, os.O_RDONLY), why
+    except FileNotFoundError:
+        if why is None:
+            raise
+        raise PermissionError(f"cannot create storage {path!r} ({why.strerror}); pass a path in "
+                              "a writable directory") from None
 
 
-def _lock(fd: int, path: str) -> None:
+def _open_regular(path: str, flags: int) -> int:
+    """``os.open`` that refuses a symbolic link (even one put there since the check), a
+    device or a FIFO, without blocking on the FIFO."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP and os.path.islink(path):
+            raise _symlink_error(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"storage {path!r} is not a regular file; pass the path of a study "
+                         "file (.jsonl) or a new path")
+    if _NONBLOCK:
+        os.set_blocking(fd, True)
+    return fd
+
+
+def _read(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    with open(fd, "rb", closefd=False) as f:
+        return f.read()
+
+
+def _lock(fd: int, path: str, exclusive: bool) -> None:
     try:
         import fcntl
     except ImportError:  # no flock on this platform (Windows): the file is not guarded
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         raise RuntimeError(f"storage {path!r} is in use by another running search (it holds an "
                            "OS lock on the file); wait for it to finish or use another path"
                            ) from None
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _warn(message: str) -> None:
+    """A RuntimeWarning attributed to the first caller outside ``optim.search``."""
+    level, frame = 1, sys._getframe()
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, RuntimeWarning, stacklevel=level)
+
+
 class TrialStore:
-    """The open, locked study file of a running search; ``trials`` holds those already stored.
+    """The open, locked study file of a running search; ``trials`` holds those already stored
+    (only those numbered below ``n_trials`` when it is given; the others stay in the file and
+    are named in a warning).
 
     Raises ``ValueError`` (leaving the file untouched) when the file's header differs from
-    ``header``, and ``RuntimeError`` when another search holds the file.
+    ``header`` or the file is not a valid study, ``RuntimeError`` when another search holds
+    the file, ``TypeError`` when ``header``'s space holds values a study file cannot keep, and
+    ``PermissionError`` when the file is read-only and trials below ``n_trials`` are missing.
 
     >>> import os, tempfile
+    >>> from optim.search.spaces import Uniform, space_to_dict
     >>> path = os.path.join(tempfile.mkdtemp(), "s.jsonl")
-    >>> with TrialStore(path, {"search": "demo", "seed": 0}) as store:
+    >>> header = {"search": "demo", "space": space_to_dict({"x": Uniform(0, 1)}), "seed": 0,
+    ...           "direction": "minimize"}
+    >>> with TrialStore(path, header) as store:
     ...     store.append(Trial(0, {"x": 1.0}, 2.0, "ok"))
-    >>> TrialStore(path, {"search": "demo", "seed": 0}).trials[0].value
+    >>> with TrialStore(path, header) as store:
+    ...     store.trials[0].value
     2.0
     """
 
-    def __init__(self, path: str | os.PathLike, header: dict[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike, header: dict[str, Any],
+                 n_trials: int | None = None) -> None:
         self.path = os.fspath(path)
-        header = json.loads(_dumps({"kind": "header", "format": _FORMAT, **header}))
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        record = header_line(header)
+        self._fd, self.read_only_because = _open(self.path, write=True)
+        _OPEN.add(self)
         try:
-            _lock(self._fd, self.path)
-            with open(self._fd, "rb", closefd=False) as f:
-                data = f.read()
-            stored, self.trials, good = _parse(data, self.path)
-            if stored is not None:
-                self._check(stored, header)
-            if good < len(data):
-                warnings.warn(f"{self.path!r}: ignoring a truncated last line (a crash while "
-                              f"writing?); {len(self.trials)} complete trials kept",
-                              RuntimeWarning, stacklevel=3)
-                os.ftruncate(self._fd, good)
+            _lock(self._fd, self.path, exclusive=self.read_only_because is None)
+            data = _read(self._fd)
+            journal = parse(data, self.path)
+            for note in journal.notes:
+                _warn(note)
+            if journal.header is not None:
+                self._check(journal.header, record)
+            self.trials = self._within(journal, n_trials)
+            if self.read_only_because is not None and journal.header is None:
+                raise self._read_only("a header to write")
+            if self.read_only_because is not None and n_trials is not None and \
+                    len(self.trials) < n_trials:
+                raise self._read_only(f"{n_trials - len(self.trials)} of its {n_trials} "
+                                      "trials to run")
+            if journal.complete < len(data):
+                _warn(f"{self.path!r}: ignoring a truncated last line (a crash while writing?); "
+                      f"{len(journal.trials)} complete trials kept")
+                if self.read_only_because is None:
+                    os.ftruncate(self._fd, journal.complete)
             os.lseek(self._fd, 0, os.SEEK_END)
-            if stored is None:
-                self._write(header)
+            if journal.header is None:
+                self._write(json.dumps(record))
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
 
     def _check(self, stored: dict[str, Any], header: dict[str, Any]) -> None:
@@ -120,21 +189,46 @@ class TrialStore:
                     "Resume with the original arguments or use a new storage path; the file "
                     "was not changed.")
 
-    def _write(self, record: dict[str, Any]) -> None:
-        data = (_dumps(record) + "\n").encode()
+    def _within(self, journal: Journal, n_trials: int | None) -> list[Trial]:
+        if n_trials is None:
+            return journal.trials
+        beyond = [t for t in journal.trials if t.number >= n_trials]
+        if beyond:
+            shown = ", ".join(f"trial {t.number} on line {journal.line[t.number]}"
+                              for t in beyond[:3]) + (", ..." if len(beyond) > 3 else "")
+            _warn(f"{self.path!r} holds {len(beyond)} trial(s) numbered beyond this search's "
+                  f"{n_trials} ({shown}); they stay in the file but not in this study (a "
+                  f"search with n_trials > {max(t.number for t in beyond)} includes them)")
+        return [t for t in journal.trials if t.number < n_trials]
+
+    def _read_only(self, todo: str) -> PermissionError:
+        why = self.read_only_because
+        assert why is not None  # only called for a read-only store
+        return PermissionError(
+            f"storage {self.path!r} cannot be written ({why.strerror}) and this search has "
+            f"{todo}; make the file and its directory writable, or copy the study to a "
+            "writable place and pass that path")
+
+    def _write(self, line: str) -> None:
+        if self._fd < 0:
+            raise RuntimeError(f"storage {self.path!r} is closed")
+        if self.read_only_because is not None:
+            raise self._read_only("a trial to write")
+        data = (line + "\n").encode()
         while data:
             data = data[os.write(self._fd, data):]
         os.fsync(self._fd)
 
     def append(self, trial: Trial) -> None:
         """Append one finished trial and fsync."""
-        self._write({"kind": "trial", **asdict(trial)})
+        self._write(trial_line(trial))
 
     def close(self) -> None:
         """Close the file, releasing the lock."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        _OPEN.discard(self)
 
     def __enter__(self) -> TrialStore:
         return self
@@ -143,15 +237,35 @@ class TrialStore:
         self.close()
 
 
+_OPEN: weakref.WeakSet[TrialStore] = weakref.WeakSet()
+
+
+def _close_in_forked_child() -> None:
+    """A forked child (e.g. a process-pool worker) drops its copies of the study files at once,
+    so only the search's own process holds their locks."""
+    for store in list(_OPEN):
+        store.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_forked_child)
+
+
 def load_study(path: str | os.PathLike) -> Study:
-    """Read a stored study (for reports and plots) without running or locking anything.
+    """Read a stored study (for reports and plots) without running or locking anything;
+    duplicated trial lines are ignored with a warning (see ``optim.search.journal``).
 
     >>> load_study("study.jsonl").table(top=5)  # doctest: +SKIP
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        header, trials, _ = _parse(f.read(), path)
-    if header is None:
+    fd, _ = _open(path, write=False)
+    try:
+        journal = parse(_read(fd), path)
+    finally:
+        os.close(fd)
+    for note in journal.notes:
+        _warn(note)
+    if journal.header is None or journal.space is None:
         raise ValueError(f"{path!r} holds no study yet (no header line)")
-    return Study(space_from_dict(header["space"]), direction=header["direction"],
-                 seed=header["seed"], trials=trials)
+    return Study(journal.space, direction=journal.header["direction"],
+                 seed=journal.header["seed"], trials=journal.trials)

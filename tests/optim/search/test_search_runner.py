@@ -211,3 +211,23 @@ def test_bad_coarse_to_fine_arguments(kw, words):
     args = dict(rounds=2, trials_per_round=3, seed=0, progress=False) | kw
     with pytest.raises(ValueError, match=words):
         coarse_to_fine(bowl, SPACE, **args)
+
+
+@pytest.mark.parametrize("search", [
+    lambda obj, **kw: random_search(obj, SPACE, 3, seed=0, **kw),
+    lambda obj, **kw: coarse_to_fine(obj, SPACE, rounds=2, trials_per_round=2, seed=0, **kw),
+])
+@pytest.mark.parametrize("objective", [3, "bowl", None, SPACE])
+def test_an_objective_that_is_not_callable_is_refused_before_any_trial(tmp_path, search,
+                                                                       objective):
+    path = tmp_path / "s.jsonl"
+    with pytest.raises(TypeError, match=r"objective must be a callable.*got "
+                                        + type(objective).__name__):
+        search(objective, storage=path, n_jobs=2, progress=False)
+    assert not path.exists()
+
+
+def test_retest_refuses_an_objective_that_is_not_callable():
+    study = run(n=3)
+    with pytest.raises(TypeError, match="objective must be a callable.*got int 3"):
+        study.retest(3, top=1, seeds=2)

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from optim.search import (
@@ -18,6 +19,7 @@ from optim.search import (
     load_study,
     random_search,
 )
+from optim.search.spaces import as_space, space_to_dict
 from optim.search.storage import TrialStore
 
 REPO = Path(__file__).resolve().parents[3]
@@ -164,9 +166,20 @@ def test_a_file_that_is_not_a_study_is_left_alone(tmp_path):
 
 def test_two_searches_on_one_file_get_a_clear_error(tmp_path):
     path = tmp_path / "s.jsonl"
-    header = {"search": "random_search"}
+    header = {"search": "random_search", "space": space_to_dict(as_space(SPACE)), "seed": 0,
+              "direction": "minimize"}
     with TrialStore(path, header):
         with pytest.raises(RuntimeError, match="in use by another running search"):
             random_search(objective, SPACE, 2, seed=0, storage=path, progress=False)
     with TrialStore(path, header) as store:  # the lock went with the first store
         assert store.trials == []
+
+
+def test_numpy_numbers_as_coarse_to_fine_arguments_are_stored(tmp_path):
+    path = tmp_path / "c.jsonl"
+    kw = dict(rounds=np.int64(2), trials_per_round=np.int32(3), keep=np.float32(0.5),
+              padding=np.float64(0.1), seed=np.int64(0), progress=False)
+    first = coarse_to_fine(objective, SPACE, storage=path, **kw)
+    calls = []
+    assert summary(coarse_to_fine(counted(calls), SPACE, storage=path, **kw)) == summary(first)
+    assert calls == [] and json.loads(Path(path).read_text().splitlines()[0])["rounds"] == 2
