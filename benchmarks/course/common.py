@@ -107,11 +107,13 @@ def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def network(*, batch_norm: bool = True, hidden: Sequence[int] = (64, 32), seed: int = 0,
-            bias_before_bn: bool = False, dtype: Any = np.float32) -> nn.Sequential:
+            bias_before_bn: bool = False, momentum: float = 0.99, dtype: Any = np.float32
+            ) -> nn.Sequential:
     """The course's classifier: `[Dense -> BatchNorm -> ReLU] * len(hidden) -> Dense` logits.
 
     Without batch norm the hidden layers keep their bias; with it they have none unless
-    `bias_before_bn` (claim 7). The same `seed` gives the same kernels either way.
+    `bias_before_bn` (claim 7). The same `seed` gives the same kernels either way. `momentum`
+    is the batch norm layers' (Keras' default 0.99 weights the old running value).
 
     Example:
         >>> network(batch_norm=False)(np.zeros((2, 64))).shape
@@ -122,7 +124,7 @@ def network(*, batch_norm: bool = True, hidden: Sequence[int] = (64, 32), seed: 
         use_bias = bias_before_bn or not batch_norm
         layers.append(nn.Dense(units, use_bias=use_bias, seed=seed + k, dtype=dtype))
         if batch_norm:
-            layers.append(nn.BatchNorm(dtype=dtype))
+            layers.append(nn.BatchNorm(momentum=momentum, dtype=dtype))
         layers.append(nn.ReLU())
     layers.append(nn.Dense(10, seed=seed + len(hidden), dtype=dtype))
     return nn.Sequential(layers)
@@ -163,6 +165,33 @@ def final_accuracy(model: nn.Module, optimizer: Any, *, epochs: int, seed: int,
     except FloatingPointError:
         return val_accuracy(model), True
     return history.val_accuracy[-1], False
+
+
+def forward_with_batch_statistics(layers: Sequence[nn.Module], x: Any) -> np.ndarray:
+    """`x` through `layers` with every batch norm layer normalizing by the batch's own mean
+    and variance (over axis -2, the examples), without touching its running statistics.
+
+    The layers may be a population's stacked ones (`nn.Population.submodules`, inputs of
+    shape (K, batch, features)). Written out by hand because `BatchNorm(training=True)`
+    updates the running statistics and refuses a batch of one (its variance is undefined);
+    for one example `x - mean(x)` is 0, so each batch norm layer outputs beta.
+
+    Example:
+        >>> x = np.array([[0.0], [2.0]], np.float32)
+        >>> bn = nn.BatchNorm(); _ = bn(x)  # built, in inference mode
+        >>> forward_with_batch_statistics([bn], x).ravel()
+        array([-0.9995004,  0.9995004], dtype=float32)
+    """
+    for layer in layers:
+        if isinstance(layer, nn.BatchNorm):
+            x = np.asarray(x)
+            xhat = (x - x.mean(axis=-2, keepdims=True)) / np.sqrt(
+                x.var(axis=-2, keepdims=True) + layer.epsilon)
+            x = (np.expand_dims(layer.gamma.numpy(), -2) * xhat
+                 + np.expand_dims(layer.beta.numpy(), -2))
+        else:
+            x = layer(x)
+    return np.asarray(x)
 
 
 # ---------------------------------------------------------------- numbers
