@@ -43,7 +43,6 @@ MOMENTUM = 0.9  # BatchNorm's, for runs of a few hundred steps (see the module d
 TARGET = 0.90  # validation accuracy that counts as "trained"
 EVERY = 5  # steps between two records
 PROBE = 256  # training examples whose layer-2 pre-activations are tracked
-CHANCE_LOSS = float(np.log(10))  # the loss of a uniform guess over the 10 classes
 
 
 # ---------------------------------------------------------------- the experiment
@@ -89,10 +88,11 @@ class Runs:
     `steps`: the SGD steps at each record (0 first, the last step last). `accuracy`: validation
     accuracy, inference mode. `batch_accuracy`: after the last step, with the validation set's
     own batch statistics. `diverged`: a non-finite loss (the member was frozen) or a mean
-    training loss over the last epoch above `CHANCE_LOSS`. `drift`: how far the layer-2
-    pre-activations on the probe batch moved from step 0 (`distribution_change`); `mean_shift`
-    and `std_change` split the last record's drift into moments. `kernel_change`: the first
-    layer's `|W - W0| / |W0|` after the last step (how much the earlier layer learned).
+    training loss over the last epoch above the loss of the first step (before any update).
+    `drift`: how far the layer-2 pre-activations on the probe batch moved from step 0
+    (`distribution_change`); `mean_shift` and `std_change` split the last record's drift into
+    moments. `kernel_change`: the first layer's `|W - W0| / |W0|` after the last step (how
+    much the earlier layer learned).
     """
 
     steps: np.ndarray
@@ -166,11 +166,13 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
     # a diverging member overflows before it is frozen; that is reported, not warned about
     with np.errstate(over="ignore", invalid="ignore"):
         record(0)
-        step = 0
+        step, first_loss = 0, np.zeros(len(rates))
         for epoch in range(epochs):
             loss_sum = np.zeros(len(rates))
             for xb, yb in batches.epoch(epoch):
                 values, _ = nn.train_step(pop, xb, yb, nn.softmax_cross_entropy, optimizer)
+                if step == 0:
+                    first_loss = np.asarray(values)
                 loss_sum += values * len(xb)
                 step += 1
                 if step % EVERY == 0 or step == total:
@@ -181,7 +183,7 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
     kernel = first.kernel.numpy()
     return {"steps": np.array(steps), "accuracy": np.stack(accuracy, axis=-1),
             "batch_accuracy": nn.accuracy(logits, pop.stack(y_val), per_member=True),
-            "diverged": pop.frozen | ~(last_epoch_loss <= CHANCE_LOSS),  # NaN: diverged
+            "diverged": pop.frozen | ~(last_epoch_loss <= first_loss),  # NaN: diverged
             "drift": np.stack(drift, axis=-1), "mean_shift": shift, "std_change": std,
             "kernel_change": (np.linalg.norm(kernel - kernel0, axis=(1, 2))
                               / np.linalg.norm(kernel0, axis=(1, 2)))}
@@ -269,7 +271,7 @@ def label(batch_norm: bool) -> str:
                    f"without diverging; width = number of such grid rates x the grid spacing "
                    f"in decades), and (b) the highest learning rate at which no seed diverges "
                    f"is higher (diverges: a non-finite loss, or a mean training loss over the "
-                   f"last epoch above ln 10, a uniform guess's)")
+                   f"last epoch above the loss of the first step)")
 def learning_rate_range(config: Config) -> Outcome:
     d, runs = design(config.quick, config.seed), sweep(config.quick, config.seed)
     rates = d.rates
@@ -340,7 +342,8 @@ def covariate_shift(config: Config) -> Outcome:
                         color=f"C{k % 10}", label=f"lr {rates[k]:.2g} {label(bn)}")
         ax.set(xlabel="SGD steps", ylabel="drift of layer-2 pre-activations",
                title="at the learning rates where both train")
-        ax.legend(fontsize=7)
+        if common.any():
+            ax.legend(fontsize=7)
         for bn in runs:
             ax_rate.semilogx(rates, final[bn], "o-", label=label(bn))
         ax_rate.set(xlabel="learning rate (plain SGD)", ylabel="drift after the last step")
