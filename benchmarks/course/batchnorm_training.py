@@ -30,6 +30,7 @@ import optim
 from .common import (
     Config,
     Outcome,
+    by_rows,
     digits,
     fmt,
     forward_with_batch_statistics,
@@ -157,10 +158,11 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
     batches = nn.MiniBatches(X, y, BATCH, seed=seed)
     total = epochs * len(batches)
     steps, accuracy, drift = [], [], []
+    val_labels = pop.stack(y_val)
 
     def record(step: int) -> None:
         steps.append(step)
-        accuracy.append(pop.member_metric(nn.accuracy, pop(X_val), y_val, shared=True))
+        accuracy.append(nn.accuracy(by_rows(pop, X_val), val_labels, per_member=True))
         drift.append(distribution_change(forward_with_batch_statistics(prefix, probe), z0)[0])
 
     # a diverging member overflows before it is frozen; that is reported, not warned about
@@ -180,13 +182,13 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
         last_epoch_loss = loss_sum / batches.num_examples
         logits = forward_with_batch_statistics(layers, pop.stack(X_val))
         _, shift, std = distribution_change(forward_with_batch_statistics(prefix, probe), z0)
-    kernel = first.kernel.numpy()
+        kernel_change = (np.linalg.norm(first.kernel.numpy() - kernel0, axis=(1, 2))
+                         / np.linalg.norm(kernel0, axis=(1, 2)))
     return {"steps": np.array(steps), "accuracy": np.stack(accuracy, axis=-1),
-            "batch_accuracy": nn.accuracy(logits, pop.stack(y_val), per_member=True),
+            "batch_accuracy": nn.accuracy(logits, val_labels, per_member=True),
             "diverged": pop.frozen | ~(last_epoch_loss <= first_loss),  # NaN: diverged
             "drift": np.stack(drift, axis=-1), "mean_shift": shift, "std_change": std,
-            "kernel_change": (np.linalg.norm(kernel - kernel0, axis=(1, 2))
-                              / np.linalg.norm(kernel0, axis=(1, 2)))}
+            "kernel_change": kernel_change}
 
 
 @functools.lru_cache(maxsize=2)

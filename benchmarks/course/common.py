@@ -190,8 +190,33 @@ def forward_with_batch_statistics(layers: Sequence[nn.Module], x: Any) -> np.nda
             x = (np.expand_dims(layer.gamma.numpy(), -2) * xhat
                  + np.expand_dims(layer.beta.numpy(), -2))
         else:
-            x = layer(x)
+            x = by_rows(layer, x)
     return np.asarray(x)
+
+
+ROWS = 128
+
+
+def by_rows(f: Callable[[Any], Any], x: Any, rows: int = ROWS) -> np.ndarray:
+    """`f(x)` for an `f` that treats the examples (axis -2 of `x`) one by one, computed on
+    `rows` examples at a time and joined along the output's axis -2.
+
+    The same numbers, faster here: OpenBLAS runs a matrix product of more than about 200 rows
+    on several threads, which on a busy 2-core machine costs 20-100 times the single-threaded
+    product (a population's inference on the 359 validation examples took 130-290 ms of CPU
+    instead of 7).
+
+    Example:
+        >>> by_rows(lambda a: 2 * a, np.arange(6.0).reshape(3, 2), rows=2)
+        array([[ 0.,  2.],
+               [ 4.,  6.],
+               [ 8., 10.]])
+    """
+    n = np.shape(x)[-2]
+    if n <= rows:
+        return np.asarray(f(x))
+    return np.concatenate([np.asarray(f(x[..., i:i + rows, :])) for i in range(0, n, rows)],
+                          axis=-2)
 
 
 # ---------------------------------------------------------------- numbers
