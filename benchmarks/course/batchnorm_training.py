@@ -27,17 +27,8 @@ import numpy as np
 import nn
 import optim
 
-from .common import (
-    Config,
-    Outcome,
-    by_rows,
-    digits,
-    fmt,
-    forward_with_batch_statistics,
-    network,
-    plot,
-    section,
-)
+from . import common
+from .common import Config, Outcome, fmt, plot, section
 
 DEPTH, WIDTH, BATCH = 8, 64, 64
 MOMENTUM = 0.9  # BatchNorm's, for runs of a few hundred steps (see the module doc)
@@ -133,7 +124,7 @@ def layer_2_input(layers: list[nn.Module]) -> list[nn.Module]:
     batch-normalized values with batch norm, the Dense outputs without).
 
     Example:
-        >>> [type(m).__name__ for m in layer_2_input(network().layers)]
+        >>> [type(m).__name__ for m in layer_2_input(common.network().layers)]
         ['Dense', 'BatchNorm', 'ReLU', 'Dense', 'BatchNorm']
     """
     return layers[:[i for i, m in enumerate(layers) if isinstance(m, nn.ReLU)][1]]
@@ -143,8 +134,8 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
              ) -> dict[str, np.ndarray]:
     """Train the deep network with or without batch norm at every learning rate in `rates`
     (one population, seed `seed`) for `epochs` epochs; the fields of `Runs` for this seed."""
-    X, y, X_val, y_val = digits()
-    build = functools.partial(network, batch_norm=batch_norm, hidden=(WIDTH,) * DEPTH,
+    X, y, X_val, y_val = common.digits()
+    build = functools.partial(common.network, batch_norm=batch_norm, hidden=(WIDTH,) * DEPTH,
                               momentum=MOMENTUM)
     pop = nn.Population(build, size=len(rates), seed=[seed] * len(rates))
     pop.build((None, X.shape[1]))
@@ -153,7 +144,7 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
     first = layers[0]
     assert isinstance(first, nn.Dense)
     kernel0 = first.kernel.numpy()
-    z0 = forward_with_batch_statistics(prefix, probe)
+    z0 = common.forward_with_batch_statistics(prefix, probe)
     optimizer = optim.SGD(rates)
     batches = nn.MiniBatches(X, y, BATCH, seed=seed)
     total = epochs * len(batches)
@@ -162,8 +153,9 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
 
     def record(step: int) -> None:
         steps.append(step)
-        accuracy.append(nn.accuracy(by_rows(pop, X_val), val_labels, per_member=True))
-        drift.append(distribution_change(forward_with_batch_statistics(prefix, probe), z0)[0])
+        accuracy.append(nn.accuracy(common.by_rows(pop, X_val), val_labels, per_member=True))
+        z = common.forward_with_batch_statistics(prefix, probe)
+        drift.append(distribution_change(z, z0)[0])
 
     # a diverging member overflows before it is frozen; that is reported, not warned about
     with np.errstate(over="ignore", invalid="ignore"):
@@ -180,8 +172,8 @@ def run_seed(batch_norm: bool, rates: np.ndarray, epochs: int, seed: int
                 if step % EVERY == 0 or step == total:
                     record(step)
         last_epoch_loss = loss_sum / batches.num_examples
-        logits = forward_with_batch_statistics(layers, pop.stack(X_val))
-        _, shift, std = distribution_change(forward_with_batch_statistics(prefix, probe), z0)
+        logits = common.forward_with_batch_statistics(layers, pop.stack(X_val))
+        _, shift, std = distribution_change(common.forward_with_batch_statistics(prefix, probe), z0)
         kernel_change = (np.linalg.norm(first.kernel.numpy() - kernel0, axis=(1, 2))
                          / np.linalg.norm(kernel0, axis=(1, 2)))
     return {"steps": np.array(steps), "accuracy": np.stack(accuracy, axis=-1),
@@ -258,24 +250,46 @@ def label(batch_norm: bool) -> str:
     return "with batch norm" if batch_norm else "without batch norm"
 
 
+# ---------------------------------------------------------------- what the criteria say
+
+SETUP = (f"The runs: a ReLU network of {DEPTH} hidden Dense layers of {WIDTH} units (the same "
+         f"He-normal kernels with and without batch norm) trained with plain SGD, batch "
+         f"{BATCH}, for 10 epochs at learning rates on a half-decade grid from 1e-3 to 100, from "
+         f"3 seeds (--quick: 3 epochs, whole decades, 1 seed)")
+TRAINS = (f"A network trains at a rate if on more than half of the seeds the run ends at "
+          f"validation accuracy >= {TARGET} (inference mode, batch norm momentum {MOMENTUM}) "
+          f"without diverging: a non-finite loss, or a mean training loss over the last epoch "
+          f"above the loss of the first step.")
+DRIFT = (f"Pre-activations: the input of layer 2's ReLU (batch-normalized values with batch "
+         f"norm, Dense outputs without) on {PROBE} fixed training examples, with that batch's "
+         f"statistics. Drift: per unit, the Wasserstein-1 distance between its values now and "
+         f"at step 0, averaged over the units, over the layer's initial standard deviation.")
+# what each section requires of batch norm, given those definitions
+MORE_RATES = ("With batch norm (a) the learning rates that train span more decades (the number "
+              "of grid rates that train x the grid spacing), and (b) the highest grid rate at "
+              "which no seed diverges is higher.")
+LESS_DRIFT = ("At every grid learning rate at which both networks train, the drift of layer 2's "
+              "pre-activations from step 0 to the last step, averaged over seeds, is smaller "
+              "with batch norm.")
+FEWER_STEPS = (f"Each network at its best grid learning rate (of those at which it trains, the "
+               f"one with the fewest steps to validation accuracy >= {TARGET}, checked every "
+               f"{EVERY} steps; median over seeds) reaches that accuracy in fewer SGD steps with "
+               f"batch norm.")
+
+
+def experiment(config: Config) -> tuple[Design, dict[bool, Runs]]:
+    """The design and the runs (by `batch_norm`) that sections 6, 13 and 14 read."""
+    return design(config.quick, config.seed), sweep(config.quick, config.seed)
+
+
 # ---------------------------------------------------------------- 6. larger learning rates
 
 @section(6, "batch norm and the learning rate",
          claim="Batch norm allows larger learning rates and makes training less sensitive to "
                "the learning rate (Ioffe and Szegedy 2015; Santurkar et al. 2018).",
-         criterion=f"a ReLU network of {DEPTH} hidden Dense layers of {WIDTH} units (the same "
-                   f"He-normal kernels with and without batch norm) is trained with plain SGD, "
-                   f"batch {BATCH}, for 10 epochs at learning rates on a half-decade grid from "
-                   f"1e-3 to 100, from 3 seeds (--quick: 3 epochs, whole decades, 1 seed). "
-                   f"With batch norm (a) the range of learning rates that train is wider "
-                   f"(trains: on more than half of the seeds the run ends at validation "
-                   f"accuracy >= {TARGET}, inference mode, batch norm momentum {MOMENTUM}, "
-                   f"without diverging; width = number of such grid rates x the grid spacing "
-                   f"in decades), and (b) the highest learning rate at which no seed diverges "
-                   f"is higher (diverges: a non-finite loss, or a mean training loss over the "
-                   f"last epoch above the loss of the first step)")
+         criterion=f"{MORE_RATES} {SETUP}. {TRAINS}")
 def learning_rate_range(config: Config) -> Outcome:
-    d, runs = design(config.quick, config.seed), sweep(config.quick, config.seed)
+    d, runs = experiment(config)
     rates = d.rates
     ok = {bn: trains(r) for bn, r in runs.items()}
     width = {bn: float(ok[bn].sum() * d.decades_per_rate) for bn in runs}
@@ -303,8 +317,9 @@ def learning_rate_range(config: Config) -> Outcome:
                for key, value in (("width_decades", width), ("highest_stable_lr", top))
                for bn in runs}
     return Outcome(width[True] > width[False] and top[True] > top[False],
-                   f"learning rates that train: {width[True]:g} decades with BN vs "
-                   f"{width[False]:g} without; highest stable lr {top[True]:g} vs {top[False]:g}",
+                   f"(a) learning rates that train span {width[True]:g} decades with BN vs "
+                   f"{width[False]:g} without; (b) highest lr that does not diverge "
+                   f"{top[True]:.3g} vs {top[False]:.3g}",
                    numbers, details, plot(config, "06_bn_learning_rate", draw, n_axes=2))
 
 
@@ -314,16 +329,9 @@ def learning_rate_range(config: Config) -> Outcome:
          claim="With batch norm, the distribution of a deeper layer's inputs moves less while "
                "earlier layers learn (its mean and variance stay where beta and gamma put "
                "them).",
-         criterion=f"in section 6's runs, at every grid learning rate at which both networks "
-                   f"train, the drift of layer 2's pre-activations from their initial "
-                   f"distribution after the last step, averaged over seeds, is smaller with "
-                   f"batch norm. Pre-activations: the input of layer 2's ReLU (batch-normalized "
-                   f"values with batch norm, Dense outputs without) on {PROBE} fixed training "
-                   f"examples, with that batch's statistics. Drift: per unit, the "
-                   f"Wasserstein-1 distance between its values now and at step 0, averaged over "
-                   f"the units, over the layer's initial standard deviation")
+         criterion=f"{LESS_DRIFT} {DRIFT} {SETUP}. {TRAINS}")
 def covariate_shift(config: Config) -> Outcome:
-    d, runs = design(config.quick, config.seed), sweep(config.quick, config.seed)
+    d, runs = experiment(config)
     rates = d.rates
     common = trains(runs[True]) & trains(runs[False])
     final = {bn: r.drift[..., -1].mean(0) for bn, r in runs.items()}
@@ -347,8 +355,9 @@ def covariate_shift(config: Config) -> Outcome:
         if common.any():
             ax.legend(fontsize=7)
         for bn in runs:
-            ax_rate.semilogx(rates, final[bn], "o-", label=label(bn))
-        ax_rate.set(xlabel="learning rate (plain SGD)", ylabel="drift after the last step")
+            ax_rate.loglog(rates, final[bn], "o-", label=label(bn))
+        ax_rate.set(xlabel="learning rate (plain SGD)", ylabel="drift after the last step",
+                    title="at every learning rate (diverged runs drift far)")
         ax_rate.legend(fontsize=8)
 
     numbers = {"learning_rates_compared": common.sum(),
@@ -368,13 +377,10 @@ def covariate_shift(config: Config) -> Outcome:
 
 @section(14, "batch norm speeds up learning",
          claim="Batch norm speeds up learning.",
-         criterion=f"in section 6's runs, each network at its best grid learning rate (of "
-                   f"those at which it trains, the one with the fewest steps to validation "
-                   f"accuracy >= {TARGET}, inference mode, checked every {EVERY} steps; median "
-                   f"over seeds) reaches that accuracy in fewer SGD steps with batch norm")
+         criterion=f"{FEWER_STEPS} {SETUP}. {TRAINS}")
 def learning_speed(config: Config) -> Outcome:
-    d, runs = design(config.quick, config.seed), sweep(config.quick, config.seed)
-    rates, per_epoch = d.rates, len(nn.MiniBatches(digits()[0], batch_size=BATCH))
+    d, runs = experiment(config)
+    rates, per_epoch = d.rates, len(nn.MiniBatches(common.digits()[0], batch_size=BATCH))
     need = {bn: np.where(trains(r), np.median(steps_to_target(r.steps, r.accuracy), axis=0),
                          np.inf) for bn, r in runs.items()}
     best = {bn: int(np.argmin(n)) for bn, n in need.items()}
