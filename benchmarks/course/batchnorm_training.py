@@ -339,11 +339,12 @@ def covariate_shift(config: Config) -> Outcome:
     details = [f"learning rates at which both train: {fmt(rates[common], 4)}"]
     for bn, r in runs.items():
         details += [f"{label(bn)}: drift after {r.steps[-1]} steps, per learning rate "
-                    f"{fmt(final[bn])}",
-                    f"{'':>{len(label(bn))}}  of which mean shift {fmt(r.mean_shift.mean(0))}, "
-                    f"std change {fmt(r.std_change.mean(0))}",
+                    f"{fmt(final[bn], 2, 'g')}",
+                    f"{'':>{len(label(bn))}}  of which mean shift "
+                    f"{fmt(r.mean_shift.mean(0), 2, 'g')}, std change "
+                    f"{fmt(r.std_change.mean(0), 2, 'g')}",
                     f"{'':>{len(label(bn))}}  layer 1 kernel |W - W0| / |W0| "
-                    f"{fmt(r.kernel_change.mean(0))}"]
+                    f"{fmt(r.kernel_change.mean(0), 2, 'g')}"]
 
     def draw(ax: Any, ax_rate: Any) -> None:
         for k in np.flatnonzero(common):

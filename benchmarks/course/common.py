@@ -258,14 +258,17 @@ def spread(x: Sequence[float] | np.ndarray) -> float:
     return float(np.max(x) - np.min(x))
 
 
-def fmt(numbers: Iterable[float], digits: int = 3) -> str:
-    """Numbers as a short bracketed list.
+def fmt(numbers: Iterable[float], digits: int = 3, kind: str = "f") -> str:
+    """Numbers as a short bracketed list: `digits` decimals, or significant digits with
+    `kind="g"` (for numbers of any size).
 
     Example:
         >>> fmt([0.12345, 1.0], 2)
         '[0.12, 1.00]'
+        >>> fmt([0.012345, 3.2e12], 2, "g")
+        '[0.012, 3.2e+12]'
     """
-    return "[" + ", ".join(f"{v:.{digits}f}" for v in numbers) + "]"
+    return "[" + ", ".join(f"{v:.{digits}{kind}}" for v in numbers) + "]"
 
 
 # ---------------------------------------------------------------- plots
