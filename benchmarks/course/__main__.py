@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.course",
         description="Every claim of the course's notes, measured on this library.")
-    parser.add_argument("--quick", action="store_true", help="smaller runs (under 20 s)")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (3-7 s of CPU)")
     parser.add_argument("--only", nargs="+", type=int, choices=sorted(SECTIONS), metavar="N",
                         help=f"sections to run (of {sorted(SECTIONS)})")
     parser.add_argument("--out", type=Path, default=Path("runs/course"),

@@ -1,4 +1,5 @@
-"""Claims 6-9: what batch norm does to training, to a layer's bias, at test time, and as noise."""
+"""Claims 7-9: what batch norm does to a layer's bias, at test time, and as noise (its effect on
+training is `batchnorm_training`)."""
 
 from __future__ import annotations
 
@@ -14,61 +15,16 @@ from .common import (
     Config,
     Outcome,
     digits,
-    final_accuracy,
     fmt,
+    forward_with_batch_statistics,
     network,
     plot,
     section,
-    spread,
     train,
     val_accuracy,
 )
 
 L = TypeVar("L", bound=nn.Module)
-
-# ---------------------------------------------------------------- 6. less sensitive to the lr
-
-
-def accuracy_by_learning_rate(batch_norm: bool, rates: np.ndarray, epochs: int, seeds: range
-                              ) -> tuple[np.ndarray, int]:
-    """(validation accuracy per learning rate averaged over `seeds`, runs that diverged) of the
-    course's network, with or without batch norm, trained with plain SGD."""
-    runs = [[final_accuracy(network(batch_norm=batch_norm, seed=seed), optim.SGD(lr),
-                            epochs=epochs, seed=seed) for lr in rates] for seed in seeds]
-    accuracy = np.array([[a for a, _ in per_seed] for per_seed in runs])
-    return accuracy.mean(axis=0), sum(d for per_seed in runs for _, d in per_seed)
-
-
-@section(6, "batch norm and the learning rate",
-         claim="Batch norm makes training less sensitive to the learning rate.",
-         criterion="training the same network with plain SGD at learning rates spaced evenly "
-                   "on a log scale over [1e-4, 1], the standard deviation across learning "
-                   "rates of the final validation accuracy (averaged over seeds) is smaller "
-                   "with batch norm")
-def learning_rate_sensitivity(config: Config) -> Outcome:
-    rates = np.geomspace(1e-4, 1, config.pick(9, 5))
-    epochs, seeds = config.pick(5, 2), range(config.seed, config.seed + config.pick(3, 1))
-    runs = {bn: accuracy_by_learning_rate(bn, rates, epochs, seeds) for bn in (True, False)}
-    std = {bn: float(np.std(acc)) for bn, (acc, _) in runs.items()}
-    details = [f"learning rates {fmt(rates, 4)}; mean over {len(seeds)} seed(s)"]
-    details += [f"{'with' if bn else 'without':>7} batch norm: accuracy {fmt(acc)}"
-                f" ({diverged} runs diverged)" for bn, (acc, diverged) in runs.items()]
-
-    def draw(ax: Any) -> None:
-        for bn, (acc, _) in runs.items():
-            ax.semilogx(rates, acc, "o-", label=f"{'with' if bn else 'without'} batch norm")
-        ax.set(xlabel="learning rate (SGD)", ylabel=f"validation accuracy after {epochs} epochs",
-               title=f"mean over {len(seeds)} seed(s)")
-        ax.legend(fontsize=8)
-
-    return Outcome(std[True] < std[False],
-                   f"accuracy std over learning rates: {std[True]:.3f} with BN vs "
-                   f"{std[False]:.3f} without",
-                   {"std_with_bn": std[True], "std_without_bn": std[False],
-                    "spread_with_bn": spread(runs[True][0]),
-                    "spread_without_bn": spread(runs[False][0])},
-                   details, plot(config, "06_bn_learning_rate", draw))
-
 
 # ---------------------------------------------------------------- 7. the bias is redundant
 
@@ -138,21 +94,6 @@ def first_layer(model: nn.Sequential, kind: type[L]) -> L:
 
 # ---------------------------------------------------------------- 8. test-time statistics
 
-def forward_with_own_statistics(model: nn.Sequential, x: np.ndarray) -> np.ndarray:
-    """`model(x)` with every batch norm layer normalizing `x` by its own mean and variance.
-
-    Written out by hand because `BatchNorm(training=True)` refuses a batch of one (its
-    variance is undefined); for one example `x - mean(x)` is 0, so each layer outputs beta.
-    """
-    for layer in model.layers:
-        if isinstance(layer, nn.BatchNorm):
-            xhat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + layer.epsilon)
-            x = layer.gamma.numpy() * xhat + layer.beta.numpy()
-        else:
-            x = np.asarray(layer(x))
-    return x
-
-
 def refusal(model: nn.Sequential, x: np.ndarray) -> str:
     """What the library says when asked to normalize one example with its own statistics."""
     try:
@@ -173,9 +114,10 @@ def statistics_at_test_time(config: Config) -> Outcome:
     model = network(seed=config.seed)
     train(model, optim.Adam(0.01), epochs=config.pick(5, 2), seed=config.seed)
     ewa = val_accuracy(model)
-    single = [int(np.argmax(forward_with_own_statistics(model, x[None]))) for x in X_val]
+    single = [int(np.argmax(forward_with_batch_statistics(model.layers, x[None])))
+              for x in X_val]
     own = float(np.mean(np.array(single) == y_val))
-    first_bn = forward_with_own_statistics(nn.Sequential(model.layers[:2]), X_val[:1])
+    first_bn = forward_with_batch_statistics(model.layers[:2], X_val[:1])
     off_beta = float(np.max(np.abs(first_bn - first_layer(model, nn.BatchNorm).beta.numpy())))
     saved = model.state_dict()  # a training-mode call updates the running statistics
     whole = nn.accuracy(model(X_val, training=True), y_val)

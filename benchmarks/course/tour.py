@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # importing the section modules registers their sections
-from . import batchnorm, caviar_panda, softmax, tensorflow_example, tuning  # noqa: F401
+from . import (  # noqa: F401
+    batchnorm,
+    batchnorm_training,
+    caviar_panda,
+    softmax,
+    tensorflow_example,
+    tuning,
+)
 from .common import SECTIONS, Config, Outcome, Section
 
 WIDTH = 96

@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import contextlib
 import doctest
+import functools
 import importlib
 import io
 import math
 import pkgutil
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
 
 import benchmarks.course as course  # noqa: E402
+import nn  # noqa: E402
 from benchmarks.course import SECTIONS, Config  # noqa: E402
+from benchmarks.course import batchnorm_training as bt  # noqa: E402
 from benchmarks.course.__main__ import main  # noqa: E402
-from benchmarks.course.common import plot  # noqa: E402
+from benchmarks.course.common import forward_with_batch_statistics, network, plot  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def quick_tour(tmp_path_factory):
 
 def test_quick_tour_prints_every_section(quick_tour):
     results, text, _ = quick_tour
-    assert [r.section.number for r in results] == sorted(SECTIONS) == list(range(1, 13))
+    assert [r.section.number for r in results] == sorted(SECTIONS) == list(range(1, 15))
     for s in SECTIONS.values():
         assert f"== {s.number}. {s.title} " in text
     for label in ("claim:", "criterion:", "measured:", "result:"):
@@ -56,13 +60,113 @@ def test_sections_measure_what_they_say(quick_tour):
     assert by_number[11]["w_apply_gradients"] == pytest.approx(5.0, abs=1e-3)
     assert by_number[11]["w_minimize"] == pytest.approx(5.0, abs=1e-3)
     assert set(by_number[9]) == {"noise_16", "noise_64", "noise_256"}
+    assert set(by_number[6]) == {"width_decades_with_bn", "width_decades_without_bn",
+                                 "highest_stable_lr_with_bn", "highest_stable_lr_without_bn"}
+    assert {"learning_rates_compared", "rates_with_smaller_drift_with_bn"} <= set(by_number[13])
+    assert {"reached_with_bn", "best_lr_with_bn", "best_lr_without_bn"} <= set(by_number[14])
+
+
+def test_the_summary_lists_the_batch_norm_training_sections(quick_tour):
+    results, text, _ = quick_tour
+    summary = text[text.rindex(" #  section"):]
+    for r in results:
+        if r.section.number in (6, 13, 14):
+            assert f"{r.section.number:>2}  {r.section.title}" in summary
+            assert r.outcome.headline in summary
+
+
+def test_the_sweep_records_what_the_sections_read():
+    d, runs = bt.design(quick=True, seed=0), bt.sweep(True, 0)  # cached by the quick tour
+    seeds, rates = len(d.seeds), len(d.rates)
+    for r in runs.values():
+        assert r.steps[0] == 0 and np.all(np.diff(r.steps) > 0)
+        assert r.steps[-1] == d.epochs * 23  # 1438 training examples in batches of 64
+        assert r.accuracy.shape == r.drift.shape == (seeds, rates, len(r.steps))
+        for a in (r.batch_accuracy, r.diverged, r.mean_shift, r.std_change, r.kernel_change):
+            assert a.shape == (seeds, rates)
+        np.testing.assert_array_equal(r.drift[..., 0], 0.0)  # step 0 is the reference
+        assert np.all(r.kernel_change > 0)  # the first layer learned at every rate
+    np.testing.assert_array_equal(runs[True].steps, runs[False].steps)
+
+
+def test_the_layer_2_pre_activations_of_a_population_are_its_members():
+    X = np.random.default_rng(0).standard_normal((32, 64)).astype(np.float32)
+    build = functools.partial(network, hidden=(16, 16, 16), momentum=bt.MOMENTUM)
+    pop = nn.Population(build, size=3, seed=[0, 1, 2])
+    pop.build((None, 64))
+    together = forward_with_batch_statistics(bt.layer_2_input(pop.submodules), pop.stack(X))
+    for k in range(3):
+        alone = forward_with_batch_statistics(bt.layer_2_input(pop.member(k).layers), X)
+        # a stacked matmul may round differently from a single one (BLAS kernels differ)
+        np.testing.assert_allclose(together[k], alone, rtol=1e-4, atol=1e-5)
+    # normalized with gamma 1 and beta 0: per unit, mean 0 and variance var / (var + epsilon)
+    np.testing.assert_allclose(together.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(together.var(axis=1), 1, atol=1e-2)
+
+
+def fake_runs(final_accuracy, diverged, drift=None, steps_to=None):
+    """A `Runs` for one seed whose last record has `final_accuracy` per learning rate (and
+    that first reaches the target at `steps_to`), with the given divergence and drift."""
+    final_accuracy = np.array([final_accuracy], float)
+    rates = final_accuracy.shape[1]
+    steps = np.arange(0, 50, 5)
+    accuracy = np.zeros((1, rates, len(steps)))
+    if steps_to is not None:
+        for k, s in enumerate(steps_to):
+            if s is not None:
+                accuracy[0, k, list(steps).index(s):] = bt.TARGET
+    accuracy[..., -1] = final_accuracy
+    drift = np.zeros((1, rates, len(steps))) if drift is None else \
+        np.broadcast_to(np.array(drift, float)[None, :, None], (1, rates, len(steps)))
+    zeros = np.zeros((1, rates))
+    return bt.Runs(steps, accuracy, zeros, np.array([diverged]), drift, zeros, zeros, zeros)
+
+
+def test_the_verdicts_follow_the_criteria(monkeypatch):
+    monkeypatch.setattr(bt, "design", lambda quick, seed: bt.Design((-2.0, -1.0, 0.0, 1.0),
+                                                                   1, (0,)))
+    wide = fake_runs([0.95, 0.95, 0.95, 0.5], [False, False, False, True],
+                     drift=[0.1, 0.2, 0.3, 0.4], steps_to=[45, 20, 10, None])
+    narrow = fake_runs([0.5, 0.95, 0.95, 0.1], [False, False, True, True],
+                       drift=[0.5, 0.5, 0.2, 0.5], steps_to=[None, 30, 15, None])
+    config = Config(quick=True, out=None)
+
+    def measure(number, with_bn, without_bn):
+        monkeypatch.setattr(bt, "sweep", lambda quick, seed: {True: with_bn, False: without_bn})
+        return SECTIONS[number].measure(config)
+
+    six = measure(6, wide, narrow)
+    assert six.held and six.numbers["width_decades_with_bn"] == 3.0
+    assert six.numbers["width_decades_without_bn"] == 1.0  # 1.0 diverged though accurate
+    assert six.numbers["highest_stable_lr_with_bn"] == 1.0
+    assert six.numbers["highest_stable_lr_without_bn"] == 0.1
+    assert not measure(6, narrow, wide).held
+    assert not measure(6, wide, wide).held  # a tie is not "wider"
+
+    thirteen = measure(13, wide, narrow)  # both train only at 0.1: drift 0.2 vs 0.5
+    assert thirteen.held and thirteen.numbers["learning_rates_compared"] == 1
+    assert not measure(13, narrow, wide).held
+    nothing = fake_runs([0.1] * 4, [False] * 4)
+    assert not measure(13, wide, nothing).held
+    assert "no learning rate at which both networks train" in measure(13, wide, nothing).headline
+
+    fourteen = measure(14, wide, narrow)  # 10 steps at lr 1 vs 30 at 0.1 (1 diverged)
+    assert fourteen.held and fourteen.numbers["steps_to_target_with_bn"] == 10
+    assert fourteen.numbers["steps_to_target_without_bn"] == 30
+    assert fourteen.numbers["best_lr_without_bn"] == 0.1
+    assert not measure(14, narrow, wide).held
+    never = measure(14, nothing, wide)
+    assert not never.held and "steps_to_target_with_bn" not in never.numbers
+    assert "never within 45 steps" in never.headline
 
 
 def test_plots_are_written_when_matplotlib_is_installed(quick_tour):
     pytest.importorskip("matplotlib")
     results, _, out = quick_tour
     plots = [p for r in results for p in r.outcome.plots]
-    assert len(plots) >= 6
+    assert len(plots) >= 8
+    assert {"06_bn_learning_rate.png", "13_bn_covariate_shift.png", "14_bn_speed.png"} <= {
+        p.split("/")[-1] for p in plots}
     assert all(p.startswith(str(out)) and (out / p.split("/")[-1]).stat().st_size > 0
                for p in plots)
 
