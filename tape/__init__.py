@@ -20,6 +20,7 @@ from tape import _interop, ops, tensor
 from tape._state import STATE
 from tape.custom_gradient import custom_gradient
 from tape.explain import Explanation
+from tape.forward import ForwardAccumulator, hvp, jvp
 from tape.gradcheck import check_gradients
 from tape.gradient_tape import Tape
 from tape.notes import note_exit
@@ -52,7 +53,7 @@ def stop_gradient(x: Any) -> Tensor:
 
 
 __all__ = [
-    "Explanation", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "TapeStats",
-    "Tensor", "Variable", "check_gradients", "constant", "custom_gradient", "stop_gradient",
+    "Explanation", "ForwardAccumulator", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "TapeStats",
+    "Tensor", "Variable", "check_gradients", "constant", "custom_gradient", "hvp", "jvp", "stop_gradient",
     *_ops_all,
 ]
