@@ -23,6 +23,7 @@ from tape.explain import Explanation
 from tape.forward import ForwardAccumulator, hvp, jvp
 from tape.gradcheck import check_gradients
 from tape.gradient_tape import Tape
+from tape.jvpcheck import check_jvps
 from tape.notes import note_exit
 from tape.ops import *  # noqa: F403
 from tape.ops import __all__ as _ops_all
@@ -54,6 +55,6 @@ def stop_gradient(x: Any) -> Tensor:
 
 __all__ = [
     "Explanation", "ForwardAccumulator", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "TapeStats",
-    "Tensor", "Variable", "check_gradients", "constant", "custom_gradient", "hvp", "jvp", "stop_gradient",
+    "Tensor", "Variable", "check_gradients", "check_jvps", "constant", "custom_gradient", "hvp", "jvp", "stop_gradient",
     *_ops_all,
 ]
