@@ -54,7 +54,8 @@ def stop_gradient(x: Any) -> Tensor:
 
 
 __all__ = [
-    "Explanation", "ForwardAccumulator", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape", "TapeStats",
-    "Tensor", "Variable", "check_gradients", "check_jvps", "constant", "custom_gradient", "hvp", "jvp", "stop_gradient",
+    "Explanation", "ForwardAccumulator", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape",
+    "TapeStats", "Tensor", "Variable", "check_gradients", "check_jvps", "constant",
+    "custom_gradient", "hvp", "jvp", "stop_gradient",
     *_ops_all,
 ]

@@ -99,7 +99,7 @@ class ForwardAccumulator:
             raise ValueError(f"ForwardAccumulator tangent {k} has dtype {t_dtype} but its "
                              f"primal has dtype {dtype}; tangents must have their primal's "
                              f"dtype (use .astype({str(dtype)!r}))")
-        value = np.asarray(t, dtype=dtype)
+        value: Any = np.asarray(t, dtype=dtype)
         if value.shape != primal.shape:
             raise ValueError(f"ForwardAccumulator tangent {k} has shape {value.shape} but its "
                              f"primal has shape {primal.shape}; tangents must have their "
@@ -146,8 +146,11 @@ class ForwardAccumulator:
             STATE.tapes = tapes
         if tangent is not None:
             key = id(out)
-            tracked[key] = (weakref.ref(out, lambda _, key=key: tracked.pop(key, None)),
-                            tangent)
+
+            def forget(_: Any, key: int = key) -> None:
+                tracked.pop(key, None)
+
+            tracked[key] = (weakref.ref(out, forget), tangent)
 
     # -- the context ----------------------------------------------------------------------
     def __enter__(self) -> ForwardAccumulator:

@@ -10,6 +10,7 @@ from tape.ops._util import raw
 from tape.ops.shapes import unbroadcast
 from tape.primitive import Primitive
 
+
 # ---- exponentials and powers ---------------------------------------------------------------
 # Elementwise without broadcasting: the Jacobian is diagonal, so one rule `d * f'(x)` serves as
 # VJP (d = upstream gradient) and as JVP (d = input tangent).
