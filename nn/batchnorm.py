@@ -112,7 +112,31 @@ def _grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | Non
     return dx, dgamma, dbeta
 
 
-_batch_norm_p = tape.Primitive("nn.batch_norm", _forward, residuals=True).defvjp_all(_grads)
+def _jvp(tangents: list[Any], ans: Any, residuals: tuple[Any, ...] | None, x: Any, gamma: Any,
+         beta: Any, *, axes: tuple[int, ...], epsilon: float) -> Any:
+    """The output's tangent (forward mode), sums and means over `axes`:
+    dy = gamma / std * (dx - mean(dx) - x_hat * mean(dx * x_hat)) + dgamma * x_hat + dbeta."""
+    tx, tgamma, tbeta = tangents
+    if residuals is None:  # tensors under an outer tape: recompute with recorded operations
+        xhat, _, _, rstd = _normalize(x, axes, epsilon)
+    else:
+        xhat, _, _, rstd = residuals
+    out: Any = None
+    if tx is not None:
+        n = _count(x, axes)
+        scale = rstd if gamma is None else _expand(gamma, x, axes) * rstd
+        out = (tx - _sum(tx, axes) / n - xhat * (_dot(tx, xhat, axes) / n)) * scale
+    if tgamma is not None:
+        term = xhat * _expand(tgamma, x, axes)
+        out = term if out is None else out + term
+    if tbeta is not None:
+        term = _expand(tbeta, x, axes)
+        out = term if out is None else out + term
+    return out
+
+
+_batch_norm_p = tape.Primitive("nn.batch_norm", _forward, residuals=True).defvjp_all(_grads
+                                                                                     ).defjvp_all(_jvp)
 
 
 def _training_forward(x: Any, gamma: Any, beta: Any, axes: tuple[int, ...], epsilon: float

@@ -112,8 +112,36 @@ def _xent_grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, Any, 
     return d_logits, d_labels
 
 
+def _xent_jvp(tangents: list[Any], ans: Any, residuals: tuple[Any, Any, Any] | None,
+              logits: Any, labels: Any, *, reduction: str, smoothing: float) -> Any:
+    """The loss's tangent (forward mode), per row: with p = softmax(z) and target rows y,
+    d loss = sum(y) * sum(p * dz) - sum(y * dz) - (1 - smoothing) * sum(dlabels * log p)."""
+    tz, ty = tangents
+    if residuals is None:  # tensors under an outer tape: recompute with recorded operations
+        log_p = logits - tape.logsumexp(logits, axis=-1, keepdims=True)
+        p, y = tape.exp(log_p), None
+    else:
+        p, log_p, y = residuals
+    rows: Any = None
+    if tz is not None:
+        p_tz = np.sum(p * tz, axis=-1)
+        if y is None and residuals is not None:  # class ids, no smoothing: y is one-hot
+            rows = p_tz - _pick(tz, labels)
+        else:
+            if y is None:
+                y = _targets(labels, p, smoothing)
+            rows = np.sum(y, axis=-1) * p_tz - np.sum(y * tz, axis=-1)
+    if ty is not None:
+        term = -(1 - smoothing) * np.sum(ty * log_p, axis=-1)
+        rows = term if rows is None else rows + term
+    if rows is None or reduction == "none":
+        return rows
+    total = np.sum(rows)
+    return total if reduction == "sum" else total / max(int(np.size(rows)), 1)
+
+
 _softmax_xent = tape.Primitive("nn.softmax_cross_entropy", _xent_forward, residuals=True
-                               ).defvjp_all(_xent_grads)
+                               ).defvjp_all(_xent_grads).defjvp_all(_xent_jvp)
 
 
 def _check_labels(logits: Any, labels: Any) -> Any:

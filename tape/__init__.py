@@ -20,8 +20,10 @@ from tape import _interop, config, ops, tensor
 from tape._state import STATE
 from tape.custom_gradient import custom_gradient
 from tape.explain import Explanation
+from tape.forward import ForwardAccumulator, hvp, jvp
 from tape.gradcheck import check_gradients
 from tape.gradient_tape import Tape
+from tape.jvpcheck import check_jvps
 from tape.notes import note_exit
 from tape.ops import *  # noqa: F403
 from tape.ops import __all__ as _ops_all
@@ -57,8 +59,9 @@ def stop_gradient(x: Any) -> Tensor:
 
 
 __all__ = [
-    "Explanation", "Function", "MissingGradientRule", "PRIMITIVES", "Primitive", "Tape",
-    "TapeStats", "Tensor", "TracingError", "Variable", "check_gradients", "config", "constant",
-    "custom_gradient", "function", "kernel", "stop_gradient", "tracing",
+    "Explanation", "ForwardAccumulator", "Function", "MissingGradientRule", "PRIMITIVES",
+    "Primitive", "Tape", "TapeStats", "Tensor", "TracingError", "Variable", "check_gradients",
+    "check_jvps", "config", "constant", "custom_gradient", "function", "hvp", "jvp", "kernel",
+    "stop_gradient", "tracing",
     *_ops_all,
 ]

@@ -183,3 +183,19 @@ def _stale(prim: Primitive, var: Variable) -> RuntimeError:
         f"that gradient rule needs the value it had then. Compute gradients before updating "
         f"variables, or record the computation again on a fresh tape."
     )
+
+
+def check_versions(rec: Record) -> None:
+    """Raise if a Variable input of `rec` was assigned since it was recorded (when the rules
+    read input values, `rec.versions` is not None).
+
+    Example:
+        >>> import tape
+        >>> w = tape.Variable(1.0, name="w")
+        >>> with tape.Tape(persistent=True) as t:
+        ...     y = w * w
+        >>> check_versions(t._records[0])
+    """
+    for var, version in rec.versions or ():
+        if var._version != version:
+            raise _stale(rec.primitive, var)

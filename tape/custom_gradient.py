@@ -61,12 +61,40 @@ from tape.tensor import Tensor
 class _Call:
     """One call of a decorated function: its outputs, its `grad_fn`, the Variables it read."""
 
-    __slots__ = ("name", "values", "grad_fn", "n_inputs", "variables")
+    __slots__ = ("name", "values", "grad_fn", "n_inputs", "variables", "jvp_fn")
 
     def __init__(self, name: str, values: list[Any], grad_fn: Callable[..., Any], n_inputs: int,
-                 variables: list[Any]) -> None:
+                 variables: list[Any], jvp_fn: Callable[..., Any] | None = None) -> None:
         self.name, self.values, self.grad_fn = name, values, grad_fn
-        self.n_inputs, self.variables = n_inputs, variables
+        self.n_inputs, self.variables, self.jvp_fn = n_inputs, variables, jvp_fn
+
+    def tangent(self, output: int, tangents: list[Any], inputs: tuple[Any, ...]) -> Any:
+        """The tangent of `output` from `jvp_fn(primals, tangents)` (zeros for arguments
+        without a tangent); refuses forward mode when no `jvp_fn` was given."""
+        if self.jvp_fn is None:
+            raise TypeError(
+                f"custom_gradient function {self.name!r} has only a reverse-mode rule (grad_fn), "
+                f"so forward mode (ForwardAccumulator, jvp, jacobian(mode='forward')) cannot go "
+                f"through it; give it a forward-mode rule with @{self.name}.defjvp, a function "
+                f"(primals, tangents) -> output tangents")
+        for i, var in enumerate(self.variables, start=self.n_inputs):
+            if tangents[i] is not None:
+                raise TypeError(f"custom_gradient function {self.name!r} reads Variable "
+                                f"'{var.name}', which has a tangent; its defjvp rule sees only "
+                                f"the arguments: pass the Variable as an argument")
+        primals = list(inputs[:self.n_inputs])
+        filled = [np.zeros(np.shape(raw(x)), np.result_type(raw(x))) if t is None else t
+                  for t, x in zip(tangents, primals)]
+        outs = nest.flatten(self.jvp_fn(primals, filled))
+        if len(outs) != len(self.values):
+            raise ValueError(f"custom_gradient {self.name!r}: its defjvp rule returned "
+                             f"{len(outs)} tangent(s) for {len(self.values)} output(s)")
+        out = outs[output]
+        if np.shape(out) != np.shape(self.values[output]):
+            raise ValueError(f"custom_gradient {self.name!r}: its defjvp rule returned a "
+                             f"tangent of shape {np.shape(out)} for output {output}, of shape "
+                             f"{np.shape(self.values[output])}")
+        return out
 
     def gradients(self, output: int, needed: list[int], g: Any, inputs: tuple[Any, ...]
                   ) -> list[Any]:
@@ -113,9 +141,15 @@ def _vjp(needed: list[int], g: Any, ans: Any, residuals: None, *inputs: Any, cal
     return call.gradients(output, needed, g, inputs)
 
 
+def _jvp(tangents: list[Any], ans: Any, residuals: None, *inputs: Any, call: _Call,
+         output: int) -> Any:
+    return call.tangent(output, tangents, inputs)
+
+
 # The outputs are computed before the call is recorded, so the forward keeps no residuals; the
-# all-inputs rule runs `grad_fn` once for every input that needs a gradient.
-custom_gradient_p = Primitive("custom_gradient", _forward).defvjp_all(_vjp)
+# all-inputs rule runs `grad_fn` once for every input that needs a gradient. Forward mode
+# needs a rule given with `defjvp` (as JAX's custom_jvp beside custom_vjp).
+custom_gradient_p = Primitive("custom_gradient", _forward).defvjp_all(_vjp).defjvp_all(_jvp)
 
 
 def custom_gradient(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,10 +167,44 @@ def custom_gradient(f: Callable[..., Any]) -> Callable[..., Any]:
         >>> float(t.gradient(y, x))
         1.0
     """
-    name = getattr(f, "__name__", "custom_gradient")
+    return _CustomGradient(f)
 
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+
+class _CustomGradient:
+    """A `custom_gradient` function; `defjvp(rule)` gives it a forward-mode rule.
+
+    `rule(primals, tangents)` receives the positional arguments and one tangent per argument
+    (zeros for arguments without one) and returns the outputs' tangents (one per output, in
+    the output's structure). Without it, forward mode through the function is an error.
+
+    Example:
+        >>> import tape
+        >>> @tape.custom_gradient
+        ... def square(x):
+        ...     return x * x, lambda g: g * 2 * x
+        >>> @square.defjvp
+        ... def _(primals, tangents):
+        ...     return 2 * primals[0] * tangents[0]
+        >>> x = tape.constant(3.0)
+        >>> with tape.ForwardAccumulator(x, 1.0) as acc:
+        ...     y = square(x)
+        >>> float(acc.jvp(y))
+        6.0
+    """
+
+    def __init__(self, f: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, f)
+        self._f = f
+        self._jvp_fn: Callable[..., Any] | None = None
+
+    def defjvp(self, rule: Callable[..., Any]) -> Callable[..., Any]:
+        """Set the forward-mode rule `rule(primals, tangents) -> output tangents`; returns it."""
+        self._jvp_fn = rule
+        return rule
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        f = self._f
+        name = getattr(f, "__name__", "custom_gradient")
         read: list[Any] = []
         with observing(Observer(on_variable=read.append)):
             returned = f(*args, **kwargs)
@@ -153,12 +221,11 @@ def custom_gradient(f: Callable[..., Any]) -> Callable[..., Any]:
                 f"{[v.name for v in variables]}, so its grad_fn must accept a keyword argument "
                 f"`variables` and return (input_gradients, variable_gradients), as in TensorFlow")
         outputs = nest.flatten(result)
-        call = _Call(name, [raw(y) for y in outputs], grad_fn, len(inputs), variables)
+        call = _Call(name, [raw(y) for y in outputs], grad_fn, len(inputs), variables,
+                     self._jvp_fn)
         recorded = [custom_gradient_p(*inputs, *variables, call=call, output=j)
                     for j in range(len(outputs))]
         return nest.unflatten(result, recorded)
-
-    return wrapper
 
 
 def _unique(variables: Any) -> list[Any]:

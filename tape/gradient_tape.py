@@ -186,11 +186,13 @@ class Tape:
         return rebuild([finish(grads[id(s)], s, mode) for s in flat_sources])
 
     def jacobian(self, target: Any, sources: Any, unconnected_gradients: str = "none",
-                 parallel_iterations: int | None = None, experimental_use_pfor: bool = True
-                 ) -> Any:
+                 parallel_iterations: int | None = None, experimental_use_pfor: bool = True,
+                 mode: str = "reverse") -> Any:
         """d target[i...] / d source[j...] for each source: shape `target.shape + source.shape`.
 
-        Needs `persistent=True` (one gradient per target element). See `tape.jacobians`.
+        Needs `persistent=True`. `mode="reverse"` (TensorFlow's way) runs one gradient per
+        target element, `mode="forward"` one forward sweep (JVP rules) per source element,
+        `mode="auto"` the one with fewer passes. See `tape.jacobians`.
         `parallel_iterations` and `experimental_use_pfor` are accepted for TensorFlow
         compatibility and have no effect here: the rows are always computed one by one.
 
@@ -203,7 +205,7 @@ class Tape:
             array([[2., 0.],
                    [0., 4.]])
         """
-        return _jacobians.jacobian(self, target, sources, unconnected_gradients)
+        return _jacobians.jacobian(self, target, sources, unconnected_gradients, mode)
 
     def batch_jacobian(self, target: Any, source: Any, unconnected_gradients: str = "none",
                        parallel_iterations: int | None = None, experimental_use_pfor: bool = True

@@ -6,6 +6,9 @@ of shape `(batch,) + target.shape[1:] + source.shape[1:]`, seeding one target po
 example at once (so it assumes `target[b]` depends only on `source[b]`, as TensorFlow does).
 Results are assembled with tape ops, so an outer recording tape can differentiate them again.
 A source the target does not depend on gets None, or zeros with `unconnected_gradients="zero"`.
+`mode="forward"` computes `Tape.jacobian` column by column instead: one forward sweep of the
+recorded operations (their JVP rules) per source element, cheaper when the sources have fewer
+elements than the target; `mode="auto"` picks forward in that case, reverse otherwise.
 `Tape.jacobian` and `Tape.batch_jacobian` accept TensorFlow's `parallel_iterations` and
 `experimental_use_pfor` for compatibility; they have no effect here (the rows are always
 computed one by one).
@@ -31,16 +34,21 @@ from typing import Any
 import numpy as np
 
 from tape import nest, ops
+from tape._observe import recording_tapes
 from tape.backprop import unconnected_mode
+from tape.tangents import forward_sweep
 from tape.tensor import Tensor
+
+_MODES = ("reverse", "forward", "auto")
 
 # `tape` arguments are persistent `tape.Tape`s (which import this module): any object with a
 # `gradient(target, sources, output_gradients=...)` method and a `_persistent` flag will do.
 Tape = Any
 
 
-def jacobian(tape: Tape, target: Any, sources: Any, unconnected_gradients: str = "none") -> Any:
-    """`tape.jacobian(target, sources)`: see the module docstring.
+def jacobian(tape: Tape, target: Any, sources: Any, unconnected_gradients: str = "none",
+             mode: str = "reverse") -> Any:
+    """`tape.jacobian(target, sources, mode=...)`: see the module docstring.
 
     Example:
         >>> import tape
@@ -51,13 +59,46 @@ def jacobian(tape: Tape, target: Any, sources: Any, unconnected_gradients: str =
         array([[3., 0.],
                [0., 3.]])
     """
-    mode = unconnected_mode(unconnected_gradients)
+    unconnected = unconnected_mode(unconnected_gradients)
+    if mode not in _MODES:
+        raise ValueError(f"jacobian mode must be one of {_MODES}, got {mode!r}")
     _check_tape(tape, target, "jacobian")
     flat, rebuild = nest.flatten_with_rebuild(sources)
     n = target.size
+    if mode == "auto":
+        inputs = sum(s.size for s in flat if isinstance(s, Tensor))
+        mode = "forward" if inputs < n else "reverse"
+    if mode == "forward":
+        return rebuild([_forward_columns(tape, target, s, unconnected) for s in flat])
     columns = _gradients(tape, target, flat, (_one_hot((n,), (k,), target) for k in range(n)))
-    return rebuild([_assemble(g, s, target.shape, 0, mode)
+    return rebuild([_assemble(g, s, target.shape, 0, unconnected)
                     for g, s in zip(columns, flat, strict=True)])
+
+
+def _forward_columns(tape: Tape, target: Tensor, source: Any, mode: str) -> Any:
+    """d target / d source by forward sweeps of the tape's records, one per source element."""
+    if not isinstance(source, Tensor):
+        raise TypeError(f"jacobian sources must be tensors or Variables, got "
+                        f"{type(source).__name__}")
+    shape = target.shape + source.shape
+    was_recording = tape._recording
+    if was_recording:
+        tape._pop()
+    try:
+        differentiable = recording_tapes()
+        columns = []
+        for k in range(source.size):
+            swept = forward_sweep(tape._records, {id(source): _one_hot((source.size,), (k,),
+                                                                       source)}, differentiable)
+            columns.append(swept.get(id(target)))
+    finally:
+        if was_recording:
+            tape._push()
+    if all(c is None for c in columns):
+        return Tensor(np.zeros(shape, target.dtype)) if mode == "zero" else None
+    zeros = np.zeros(target.shape, target.dtype)
+    stacked = ops.stack([zeros if c is None else c for c in columns], axis=-1)
+    return ops.reshape(stacked, shape)
 
 
 def batch_jacobian(tape: Tape, target: Any, source: Any, unconnected_gradients: str = "none"

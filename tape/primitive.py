@@ -181,6 +181,8 @@ class Primitive:
         self.forward = forward
         self.vjps: Any = ()
         self.vjp_all: Callable[..., Sequence[Any]] | None = None
+        self.jvps: Any = ()
+        self.jvp_all: Callable[..., Any] | None = None
         self.uses_inputs = uses_inputs
         self.residuals = residuals
         if register:
@@ -220,6 +222,53 @@ class Primitive:
         self.vjp_all = rule
         self.vjps = ()
         return self
+
+    def defjvp(self, *rules: Callable[..., Any] | None) -> Primitive:
+        """Set one forward-mode (JVP) rule per positional input, `None` for a
+        non-differentiable input: `rule(t, ans, *inputs, **params)` returns the output's
+        tangent due to tangent `t` of that input (anything that broadcasts to the output's
+        shape; the contributions of several inputs are added). See `tape.forward`.
+
+        Example:
+            >>> import tape
+            >>> cube = tape.Primitive("cube_jvp_doc", lambda x: x ** 3, register=False)
+            >>> cube = cube.defjvp(lambda t, ans, x: t * 3 * x ** 2)
+            >>> x = tape.constant(2.0)
+            >>> with tape.ForwardAccumulator(x, 1.0) as acc:
+            ...     y = cube(x)
+            >>> float(acc.jvp(y))
+            12.0
+        """
+        self.jvps = rules
+        self.jvp_all = None
+        return self
+
+    def defjvp_all(self, rule: Callable[..., Any]) -> Primitive:
+        """Set one JVP rule `rule(tangents, ans, residuals, *inputs, **params)` for all inputs:
+        `tangents` has one entry per input (None for an input without a tangent); it returns
+        the output's tangent. `residuals` are the forward's (None while an outer tape records,
+        as for `defvjp_all`).
+
+        Example:
+            >>> import tape
+            >>> mul = tape.Primitive("mul_jvp_doc", lambda x, y: x * y, register=False)
+            >>> mul = mul.defjvp_all(lambda ts, ans, residuals, x, y:
+            ...     (0 if ts[0] is None else ts[0] * y) + (0 if ts[1] is None else x * ts[1]))
+            >>> x = tape.constant(3.0)
+            >>> with tape.ForwardAccumulator(x, 1.0) as acc:
+            ...     y = mul(x, x)
+            >>> float(acc.jvp(y))
+            6.0
+        """
+        self.jvp_all = rule
+        self.jvps = ()
+        return self
+
+    def missing_jvp(self, i: int) -> MissingGradientRule:
+        return MissingGradientRule(
+            f"primitive {self.name!r} has no forward-mode (JVP) rule for input {i}; define it "
+            f"with {self.name}.defjvp(...), or use reverse mode (tape.Tape) instead"
+        )
 
     def _per_input_form(self, method: str) -> None:
         if self.residuals:

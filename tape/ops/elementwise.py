@@ -10,17 +10,24 @@ from tape.ops._util import raw
 from tape.ops.shapes import unbroadcast
 from tape.primitive import Primitive
 
+
 # ---- exponentials and powers ---------------------------------------------------------------
-exp: Primitive = Primitive("exp", np.exp).defvjp(lambda g, ans, x: g * ans)
-log: Primitive = Primitive("log", np.log).defvjp(lambda g, ans, x: g / x)
-log1p: Primitive = Primitive("log1p", np.log1p).defvjp(lambda g, ans, x: g / (1 + x))
-sqrt: Primitive = Primitive("sqrt", np.sqrt).defvjp(lambda g, ans, x: g * 0.5 / ans)
-square: Primitive = Primitive("square", np.square).defvjp(lambda g, ans, x: g * 2 * x)
+# Elementwise without broadcasting: the Jacobian is diagonal, so one rule `d * f'(x)` serves as
+# VJP (d = upstream gradient) and as JVP (d = input tangent).
+def _diagonal(prim: Primitive, rule: Any) -> Primitive:
+    return prim.defvjp(rule).defjvp(rule)
+
+
+exp: Primitive = _diagonal(Primitive("exp", np.exp), lambda d, ans, x: d * ans)
+log: Primitive = _diagonal(Primitive("log", np.log), lambda d, ans, x: d / x)
+log1p: Primitive = _diagonal(Primitive("log1p", np.log1p), lambda d, ans, x: d / (1 + x))
+sqrt: Primitive = _diagonal(Primitive("sqrt", np.sqrt), lambda d, ans, x: d * 0.5 / ans)
+square: Primitive = _diagonal(Primitive("square", np.square), lambda d, ans, x: d * 2 * x)
 
 # ---- trigonometric and activations ---------------------------------------------------------
-sin: Primitive = Primitive("sin", np.sin).defvjp(lambda g, ans, x: g * np.cos(x))
-cos: Primitive = Primitive("cos", np.cos).defvjp(lambda g, ans, x: -g * np.sin(x))
-tanh: Primitive = Primitive("tanh", np.tanh).defvjp(lambda g, ans, x: g * (1 - ans * ans))
+sin: Primitive = _diagonal(Primitive("sin", np.sin), lambda d, ans, x: d * np.cos(x))
+cos: Primitive = _diagonal(Primitive("cos", np.cos), lambda d, ans, x: -d * np.sin(x))
+tanh: Primitive = _diagonal(Primitive("tanh", np.tanh), lambda d, ans, x: d * (1 - ans * ans))
 
 
 def _sigmoid(x: Any) -> Any:
@@ -28,26 +35,36 @@ def _sigmoid(x: Any) -> Any:
     return np.exp(-np.logaddexp(0, -x))
 
 
-sigmoid: Primitive = Primitive("sigmoid", _sigmoid).defvjp(lambda g, ans, x: g * ans * (1 - ans))
-relu: Primitive = Primitive("relu", lambda x: np.maximum(x, 0)).defvjp(
-    lambda g, ans, x: g * (raw(x) > 0)
-)
-abs: Primitive = Primitive("abs", np.abs).defvjp(lambda g, ans, x: g * np.sign(raw(x)))
+sigmoid: Primitive = _diagonal(Primitive("sigmoid", _sigmoid),
+                               lambda d, ans, x: d * ans * (1 - ans))
+relu: Primitive = _diagonal(Primitive("relu", lambda x: np.maximum(x, 0)),
+                            lambda d, ans, x: d * (raw(x) > 0))
+abs: Primitive = _diagonal(Primitive("abs", np.abs), lambda d, ans, x: d * np.sign(raw(x)))
 
 # ---- selections: ties go to the first argument, as in TensorFlow ---------------------------
 maximum: Primitive = Primitive("maximum", np.maximum).defvjp(
     lambda g, ans, x, y: unbroadcast(g * (raw(x) >= raw(y)), x),
     lambda g, ans, x, y: unbroadcast(g * (raw(x) < raw(y)), y),
+).defjvp(
+    lambda t, ans, x, y: t * (raw(x) >= raw(y)),
+    lambda t, ans, x, y: t * (raw(x) < raw(y)),
 )
 minimum: Primitive = Primitive("minimum", np.minimum).defvjp(
     lambda g, ans, x, y: unbroadcast(g * (raw(x) <= raw(y)), x),
     lambda g, ans, x, y: unbroadcast(g * (raw(x) > raw(y)), y),
+).defjvp(
+    lambda t, ans, x, y: t * (raw(x) <= raw(y)),
+    lambda t, ans, x, y: t * (raw(x) > raw(y)),
 )
 
 _where: Primitive = Primitive("where", np.where, uses_inputs=False).defvjp(
     None,
     lambda g, ans, c, x, y: unbroadcast(np.where(raw(c), g, 0), x),
     lambda g, ans, c, x, y: unbroadcast(np.where(raw(c), 0, g), y),
+).defjvp(
+    None,
+    lambda t, ans, c, x, y: np.where(raw(c), t, 0),
+    lambda t, ans, c, x, y: np.where(raw(c), 0, t),
 )
 
 
@@ -75,7 +92,7 @@ _clip: Primitive = Primitive("clip", np.clip).defvjp(
     lambda g, ans, x, lo, hi: unbroadcast(g * _clip_mask(x, lo, hi), x),
     None,
     None,
-)
+).defjvp(lambda t, ans, x, lo, hi: t * _clip_mask(x, lo, hi), None, None)
 
 
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:

@@ -28,6 +28,8 @@ def _scatter_add_forward(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
 
 _scatter_add: Primitive = Primitive("scatter_add", _scatter_add_forward, uses_inputs=False).defvjp(
     lambda g, ans, x, index, shape: g[index],
+).defjvp(
+    lambda t, ans, x, index, shape: scatter_add(t, index, shape),
 )
 
 
@@ -47,6 +49,8 @@ def scatter_add(g: Any, index: Any, shape: Any) -> Any:
 
 getitem: Primitive = Primitive("getitem", lambda x, index: x[index], uses_inputs=False).defvjp(
     lambda g, ans, x, index: scatter_add(g, index, shape_of(x)),
+).defjvp(
+    lambda t, ans, x, index: t[index],
 )
 
 

@@ -43,7 +43,10 @@ def _grad_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
     return np.reshape(unbroadcast(_mT(a2) @ g2, b2), shape_of(b))
 
 
-matmul: Primitive = Primitive("matmul", np.matmul).defvjp(_grad_a, _grad_b)
+matmul: Primitive = Primitive("matmul", np.matmul).defvjp(_grad_a, _grad_b).defjvp(
+    lambda t, ans, a, b: t @ b,
+    lambda t, ans, a, b: a @ t,
+)
 matmul.__doc__ = """Matrix product with NumPy's `@` semantics (1-D, 2-D, batched with broadcasting).
 
 Example:

@@ -22,27 +22,38 @@ _sum: Primitive = Primitive(
     "sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), uses_inputs=False
 ).defvjp(
     lambda g, ans, x, axis, keepdims: expand_reduced(g, shape_of(x), axis, keepdims),
+).defjvp(
+    lambda t, ans, x, axis, keepdims: np.sum(t, axis=axis, keepdims=keepdims),
 )
 _mean: Primitive = Primitive(
     "mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), uses_inputs=False
 ).defvjp(
     lambda g, ans, x, axis, keepdims:
         expand_reduced(g / _count(x, axis), shape_of(x), axis, keepdims),
+).defjvp(
+    lambda t, ans, x, axis, keepdims: np.mean(t, axis=axis, keepdims=keepdims),
 )
 
 
+def _extremum_share(d: Any, ans: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    # The gradient is shared equally among the elements that attain the extremum (and the
+    # tangent is their mean, the adjoint of that).
+    hit = raw(x) == keep_dims(raw(ans), shape_of(x), axis, keepdims)
+    return (hit / np.sum(hit, axis=axis, keepdims=True)).astype(raw(d).dtype, copy=False)
+
+
 def _extremum_grad(g: Any, ans: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    # The gradient is shared equally among the elements that attain the extremum.
-    shape = shape_of(x)
-    hit = raw(x) == keep_dims(raw(ans), shape, axis, keepdims)
-    share = (hit / np.sum(hit, axis=axis, keepdims=True)).astype(raw(g).dtype, copy=False)
-    return keep_dims(g, shape, axis, keepdims) * share
+    return keep_dims(g, shape_of(x), axis, keepdims) * _extremum_share(g, ans, x, axis, keepdims)
+
+
+def _extremum_jvp(t: Any, ans: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    return np.sum(t * _extremum_share(t, ans, x, axis, keepdims), axis=axis, keepdims=keepdims)
 
 
 _max: Primitive = Primitive("max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims)
-                 ).defvjp(_extremum_grad)
+                 ).defvjp(_extremum_grad).defjvp(_extremum_jvp)
 _min: Primitive = Primitive("min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims)
-                 ).defvjp(_extremum_grad)
+                 ).defvjp(_extremum_grad).defjvp(_extremum_jvp)
 
 
 def _var_grad(g: Any, ans: Any, x: Any, axis: Any, ddof: int, keepdims: bool) -> Any:
@@ -57,10 +68,23 @@ def _std_grad(g: Any, ans: Any, x: Any, axis: Any, ddof: int, keepdims: bool) ->
     return keep_dims(g, shape_of(x), axis, keepdims) * centered / denominator
 
 
+# JVPs: sum(t * centered) = sum((t - mean t) * centered), so the tangent needs no centering.
+def _var_jvp(t: Any, ans: Any, x: Any, axis: Any, ddof: int, keepdims: bool) -> Any:
+    centered = x - np.mean(x, axis=axis, keepdims=True)
+    return np.sum(t * centered, axis=axis, keepdims=keepdims) * (2.0 / (_count(x, axis) - ddof))
+
+
+def _std_jvp(t: Any, ans: Any, x: Any, axis: Any, ddof: int, keepdims: bool) -> Any:
+    centered = x - np.mean(x, axis=axis, keepdims=True)
+    return np.sum(t * centered, axis=axis, keepdims=keepdims) / (ans * (_count(x, axis) - ddof))
+
+
 _var: Primitive = Primitive("var", lambda x, axis, ddof, keepdims:
-                 np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)).defvjp(_var_grad)
+                 np.var(x, axis=axis, ddof=ddof, keepdims=keepdims)
+                 ).defvjp(_var_grad).defjvp(_var_jvp)
 _std: Primitive = Primitive("std", lambda x, axis, ddof, keepdims:
-                 np.std(x, axis=axis, ddof=ddof, keepdims=keepdims)).defvjp(_std_grad)
+                 np.std(x, axis=axis, ddof=ddof, keepdims=keepdims)
+                 ).defvjp(_std_grad).defjvp(_std_jvp)
 
 
 def _logsumexp(x: Any, axis: Any, keepdims: bool) -> Any:
@@ -73,6 +97,9 @@ def _logsumexp(x: Any, axis: Any, keepdims: bool) -> Any:
 _logsumexp_p: Primitive = Primitive("logsumexp", _logsumexp).defvjp(
     lambda g, ans, x, axis, keepdims: keep_dims(g, shape_of(x), axis, keepdims)
     * np.exp(x - keep_dims(ans, shape_of(x), axis, keepdims)),
+).defjvp(
+    lambda t, ans, x, axis, keepdims: np.sum(
+        t * np.exp(x - keep_dims(ans, shape_of(x), axis, keepdims)), axis=axis, keepdims=keepdims),
 )
 
 

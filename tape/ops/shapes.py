@@ -11,7 +11,8 @@ from tape.primitive import Primitive
 from tape.tensor import Tensor
 
 _reshape: Primitive = Primitive("reshape", lambda x, shape: np.reshape(x, shape), uses_inputs=False
-                     ).defvjp(lambda g, ans, x, shape: np.reshape(g, shape_of(x)))
+                     ).defvjp(lambda g, ans, x, shape: np.reshape(g, shape_of(x))
+                     ).defjvp(lambda t, ans, x, shape: np.reshape(t, shape_of(ans)))
 
 
 def _transpose_grad(g: Any, ans: Any, x: Any, axes: Any) -> Any:
@@ -20,18 +21,24 @@ def _transpose_grad(g: Any, ans: Any, x: Any, axes: Any) -> Any:
 
 _transpose: Primitive = Primitive(
     "transpose", lambda x, axes: np.transpose(x, axes), uses_inputs=False
-).defvjp(_transpose_grad)
+).defvjp(_transpose_grad).defjvp(lambda t, ans, x, axes: np.transpose(t, axes))
 _expand_dims: Primitive = Primitive("expand_dims", lambda x, axis: np.expand_dims(x, axis),
                          uses_inputs=False
-                         ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x)))
+                         ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x))
+                         ).defjvp(lambda t, ans, x, axis: np.reshape(t, shape_of(ans)))
 _squeeze: Primitive = Primitive("squeeze", lambda x, axis: np.squeeze(x, axis), uses_inputs=False
-                     ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x)))
+                     ).defvjp(lambda g, ans, x, axis: np.reshape(g, shape_of(x))
+                     ).defjvp(lambda t, ans, x, axis: np.reshape(t, shape_of(ans)))
+# (the JVP of broadcast_to is the tangent itself: tangents are broadcast to the output anyway)
 _broadcast_to: Primitive = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
-                          uses_inputs=False).defvjp(lambda g, ans, x, shape: unbroadcast(g, x))
+                          uses_inputs=False).defvjp(lambda g, ans, x, shape: unbroadcast(g, x)
+                          ).defjvp(lambda t, ans, x, shape: t)
 
 
 _sum_to: Primitive = Primitive("sum_to", sum_to_raw, uses_inputs=False).defvjp(
     lambda g, ans, x, shape: np.broadcast_to(g, shape_of(x)),
+).defjvp(
+    lambda t, ans, x, shape: unbroadcast(t, ans),
 )
 
 
@@ -62,10 +69,17 @@ def _stack_grad(i: int, g: Any, ans: Any, *xs: Any, axis: int) -> Any:
     return g[(slice(None),) * axis + (i,)]
 
 
+def _zero_filled(tangents: list[Any], ans: Any, xs: tuple[Any, ...]) -> list[Any]:
+    """The tangents, with zeros of the input's shape for inputs that have none."""
+    return [np.zeros(shape_of(x), ans.dtype) if t is None else t for t, x in zip(tangents, xs)]
+
+
 _concatenate: Primitive = Primitive("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
-                         uses_inputs=False).defvjp_argnum(_concatenate_grad)
+                         uses_inputs=False).defvjp_argnum(_concatenate_grad).defjvp_all(
+    lambda ts, ans, residuals, *xs, axis: np.concatenate(_zero_filled(ts, ans, xs), axis=axis))
 _stack: Primitive = Primitive("stack", lambda *xs, axis: np.stack(xs, axis=axis), uses_inputs=False
-                   ).defvjp_argnum(_stack_grad)
+                   ).defvjp_argnum(_stack_grad).defjvp_all(
+    lambda ts, ans, residuals, *xs, axis: np.stack(_zero_filled(ts, ans, xs), axis=axis))
 
 
 def _shape_arg(shape: Any) -> Any:

@@ -132,6 +132,12 @@ def scaled_exp(x, y):
     return out, lambda g: (g * e, g * out)
 
 
+@scaled_exp.defjvp
+def _scaled_exp_jvp(primals, tangents):
+    x, y = primals
+    return (tangents[0] + x * tangents[1]) * tape.exp(y)
+
+
 # name -> (strategy drawing the case, case -> (function of the differentiable args, args))
 CASES = {
     "add": (binary(), lambda c: (lambda x, y: x + y, c)),
@@ -200,6 +206,19 @@ def test_gradient_matches_finite_differences(name):
     def check(case):
         fn, args = build(case)
         tape.check_gradients(fn, *args)
+
+    check()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_jvp_matches_finite_differences_and_reverse_mode(name):
+    strategy, build = CASES[name]
+
+    @SETTINGS
+    @given(strategy)
+    def check(case):
+        fn, args = build(case)
+        tape.check_jvps(fn, *args)
 
     check()
 

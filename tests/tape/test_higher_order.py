@@ -50,9 +50,16 @@ def _sin_product_rule(needed, g, ans, residuals, x, y):
             tape.unbroadcast(g * x * c, y) if 1 in needed else None)
 
 
+def _sin_product_jvp(tangents, ans, residuals, x, y):
+    s, c = (tape.sin(y), tape.cos(y)) if residuals is None else residuals
+    tx, ty = tangents
+    return (0 if tx is None else tx * s) + (0 if ty is None else x * c * ty)
+
+
 # A primitive written in the all-inputs form (forward residuals, one rule for every input).
 sin_product = tape.Primitive("test.sin_product", _sin_product_forward, residuals=True,
-                             register=False).defvjp_all(_sin_product_rule)
+                             register=False).defvjp_all(_sin_product_rule
+                                                        ).defjvp_all(_sin_product_jvp)
 
 CHECKER = np.indices((3, 4)).sum(axis=0) % 2 == 0
 INDEX = (np.array([2, 0, 2]), slice(None, None, 2))
@@ -121,6 +128,44 @@ def test_every_registered_primitive_has_a_case():
 def test_derivatives_match_finite_differences(name, order):
     fn, args = TABLE[name]
     tape.check_gradients(lambda *xs: fn(*xs) ** 2, *args, order=order, rtol=1e-4, atol=1e-5)
+
+
+def test_every_registered_primitive_has_a_forward_rule():
+    missing = [name for name, p in tape.PRIMITIVES.items() if not (p.jvps or p.jvp_all)]
+    assert not missing, f"primitives without a JVP rule: {sorted(missing)}"
+
+
+@tape.custom_gradient
+def log1pexp_forward(x):
+    e = tape.exp(x)
+    return tape.log1p(e), lambda g: g * (1 - 1 / (1 + e))
+
+
+@log1pexp_forward.defjvp
+def _log1pexp_jvp(primals, tangents):
+    return tangents[0] * tape.sigmoid(primals[0])
+
+
+@tape.custom_gradient
+def product_forward(x, y):
+    return tape.identity(x * y), lambda g: (g * y, g * x)
+
+
+product_forward.defjvp(lambda primals, tangents: tangents[0] * primals[1]
+                       + primals[0] * tangents[1])
+
+# The JVP table: the derivative table, with custom_gradient functions that have a defjvp rule
+# (without one, forward mode refuses them: tests/tape/test_forward.py).
+JVP_TABLE = {**TABLE, "custom_gradient": (log1pexp_forward, TABLE["custom_gradient"][1]),
+             "custom_gradient, two inputs": (product_forward,
+                                             TABLE["custom_gradient, two inputs"][1])}
+
+
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("name", sorted(JVP_TABLE))
+def test_jvps_match_finite_differences_and_reverse_mode(name, order):
+    fn, args = JVP_TABLE[name]
+    tape.check_jvps(fn, *args, order=order, rtol=1e-4, atol=1e-5)
 
 
 def test_third_order_through_three_tapes():
