@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nn.tables import format_table, format_value
+from nn.tables import format_table, format_value, member_row
 
 _STANDARD = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -66,36 +66,38 @@ class History:
         """The epochs as a fixed-width table, one column per logged name (`print(history)`).
 
         With more than `max_rows` epochs (None: no limit) the middle ones are left out and
-        a `...` row marks where. For a population each cell is the best member's value and
-        its index, `0.3412 (#5)` (best: the smallest loss, the largest accuracy).
+        a `...` row marks where. For a population each row shows one member, the epoch's best
+        (lowest `val_loss`, else `loss`), in a `best` column (`#5`): its values belong
+        together; `history.<name>[e]` holds every member's.
         """
         n = len(self)
         names = list(self.history)
         epochs = self.epoch if len(self.epoch) == n else list(range(n))
+        members = next((np.size(v[0]) for v in self.history.values()
+                        if v and np.ndim(v[0]) == 1), None)
         shown: list[int | None] = list(range(n))
         if max_rows is not None and n > max_rows:
             head = max_rows // 2
             shown = [*range(head), None, *range(n - (max_rows - head), n)]
-        rows = [["epoch", *names]]
+        rows = [["epoch", *(["best"] if members is not None else []), *names]]
         for i in shown:
             if i is None:
-                rows.append(["...", *[""] * len(names)])
+                rows.append(["...", *[""] * (len(rows[0]) - 1)])
                 continue
-            rows.append([str(epochs[i] + 1), *(
-                format_value(k, self.history[k][i]) if i < len(self.history[k]) else ""
-                for k in names)])
-        text = format_table(rows)
-        members = next((np.size(v[0]) for v in self.history.values()
-                        if v and np.ndim(v[0]) == 1), None)
+            k, values = member_row({name: self.history[name][i] for name in names
+                                    if i < len(self.history[name])})
+            best = [] if members is None else ["-" if k is None else f"#{k}"]
+            rows.append([str(epochs[i] + 1), *best, *(
+                format_value(name, values[name]) if name in values else "" for name in names)])
         notes = []
         if members is not None:
-            notes.append(f"population of {members}: best member (#k) per column; "
-                         f"history.<name>[e] holds every member's value")
+            notes.append(f"population of {members}: each row is the epoch's best member (by "
+                         f"val_loss, else loss); history.<name>[e] holds every member's value")
         if self.frozen:
             notes.append(f"frozen (diverged): members {sorted(self.frozen)}")
         if self.stop_reason:
             notes.append(f"stopped: {self.stop_reason}")
-        return "\n".join([text, *notes])
+        return "\n".join([format_table(rows), *notes])
 
     def __str__(self) -> str:
         return self.summary()

@@ -9,8 +9,9 @@
   (what Keras does too; a bar's carriage returns would garble a log).
 - `verbose=0`: nothing.
 
-For an `nn.Population` every value is its best member's, with that member's index:
-`loss 0.3412 (#5)`, and the line says how many members there are and how many are frozen.
+For an `nn.Population` the line shows one member's values, the best one's (lowest
+`val_loss`, else `loss`; see `nn.tables.member_row`): `best of 16: #5 - loss 0.3412 - ...`,
+and how many members are frozen.
 
 Example:
     >>> import io
@@ -29,7 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from nn.tables import format_value
+from nn.tables import format_value, member_row
 
 _REDRAW = 0.1  # seconds between two redraws of a bar
 
@@ -42,13 +43,21 @@ def _is_terminal(stream: Any) -> bool:
 
 
 def summary(logs: dict[str, Any]) -> str:
-    """Logs as `loss 0.3412 - accuracy 0.912` (population values: the best member's).
+    """Logs as `loss 0.3412 - accuracy 0.912`; for a population, the best member's.
 
     Example:
-        >>> summary({"loss": 0.25, "val_loss": np.array([0.5, 0.4])})
-        'loss 0.25 - val_loss 0.4 (#1)'
+        >>> summary({"loss": 0.25, "accuracy": 0.5})
+        'loss 0.25 - accuracy 0.5'
+        >>> summary({"loss": np.array([0.5, 0.4]), "accuracy": np.array([0.9, 0.8])})
+        'best of 2: #1 - loss 0.4 - accuracy 0.8'
     """
-    return " - ".join(f"{k} {format_value(k, v)}" for k, v in logs.items())
+    k, values = member_row(logs)
+    text = " - ".join(f"{n} {format_value(n, v)}" for n, v in values.items())
+    members = next((np.size(v) for v in logs.values() if np.ndim(v) == 1), None)
+    if members is None:
+        return text
+    return (f"best of {members}: #{k} - " if k is not None else
+            f"all {members} members NaN - ") + text
 
 
 class Progress:
@@ -120,9 +129,7 @@ class Progress:
         if self.mode == "off":
             return
         values = summary(logs)
-        members = next((np.size(v) for v in logs.values() if np.ndim(v) == 1), None)
-        tail = "" if members is None else f" - best of {members} members (#k)"
-        tail += f" - {note}" if note else ""
+        tail = f" - {note}" if note else ""
         if self._bar is not None:
             self._bar.n = steps
             self._bar.set_postfix_str(f"{values}{tail}", refresh=False)

@@ -1,9 +1,9 @@
 """Text for people: numbers in logs and fixed-width tables (`print(history)`, progress lines).
 
 One home for how a metric is shown, so the progress line, `print(history)` and any other
-table agree. A population's metric (one value per member) is shown as its best member's value
-and index, `0.3412 (#5)`; whether best is the smallest or the largest follows the name
-(`better`).
+table agree. A population's logs (one value per member) are shown as one member's: the best
+by `val_loss` (else `loss`), named by its index (`member_row`), so the values shown belong
+together. Whether best is the smallest or the largest follows the name (`better`).
 
 Example:
     >>> print(format_table([["epoch", "loss"], ["1", "0.5"], ["2", "0.25"]]))
@@ -59,6 +59,25 @@ def best_member(values: Any, mode: str) -> int | None:
         return None
     masked = np.where(finite, v, np.inf if mode == "min" else -np.inf)
     return int(np.argmin(masked) if mode == "min" else np.argmax(masked))
+
+
+def member_row(logs: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
+    """For logs with one value per population member: the member to show (the best by
+    `val_loss`, else `loss`; None if every one is NaN) and its values (plain numbers stay as
+    they are). Logs of one model come back unchanged, with None.
+
+    Example:
+        >>> member_row({"loss": np.array([0.5, 0.2]), "accuracy": np.array([0.7, 0.6])})
+        (1, {'loss': 0.2, 'accuracy': 0.6})
+    """
+    arrays = [k for k, v in logs.items() if np.ndim(v) == 1]
+    if not arrays:
+        return None, dict(logs)
+    key = next((k for k in ("val_loss", "loss") if k in arrays), arrays[0])
+    k = best_member(logs[key], better(key))
+    if k is None:
+        return None, {n: (float("nan") if np.ndim(v) == 1 else v) for n, v in logs.items()}
+    return k, {n: (float(np.asarray(v)[k]) if np.ndim(v) == 1 else v) for n, v in logs.items()}
 
 
 def format_value(name: str, value: Any, digits: int = 4) -> str:
