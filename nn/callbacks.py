@@ -241,10 +241,11 @@ class EarlyStopping(Callback):
         done = ~np.asarray(improved) & (np.asarray(self.wait) >= self.patience)
         if np.all(done) and state.epoch > 0:
             self.stopped_epoch = state.epoch
-            waited = int(np.min(self.wait))
-            who = "" if np.ndim(improved) == 0 else "no member's "
-            state.stop(f"early stopping: {who}{self._watch.monitor} did not improve on "
-                       f"{self._watch.describe()} for {waited} epochs")
+            waited, name = int(np.min(self.wait)), self._watch.monitor
+            state.stop(f"early stopping: {name} did not improve on {self._watch.describe()} "
+                       f"for {waited} epochs" if np.ndim(improved) == 0 else
+                       f"early stopping: no member's {name} improved in the last {waited} "
+                       f"epochs (best {self._watch.describe()})")
 
     def on_train_end(self, state: TrainingState) -> None:
         if self._restore is not None:
