@@ -69,6 +69,7 @@ class Monitor:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the best value (at the start of training)."""
         self.best: Any = math.inf if self.mode == "min" else -math.inf
         self.best_epoch: Any = None
 

@@ -46,7 +46,12 @@ def _column(a: Any) -> Any:
 
 def check_array(name: str, a: Any, rows_axis: int) -> np.ndarray:
     """`a` as an array of numbers with no NaN or inf, else a `TypeError`/`ValueError` naming
-    `name`, its shape and dtype, and (for NaN/inf) the first bad example along `rows_axis`."""
+    `name`, its shape and dtype, and (for NaN/inf) the first bad example along `rows_axis`.
+
+    Example:
+        >>> check_array("y", [[1, 2], [3, 4]], 0).shape
+        (2, 2)
+    """
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, but it has dtype {arr.dtype} (shape "
@@ -65,7 +70,13 @@ def check_array(name: str, a: Any, rows_axis: int) -> np.ndarray:
 
 
 def check_features(name: str, X: np.ndarray, population: bool) -> None:
-    """Inputs need one row per example and a feature axis; a population checks its own."""
+    """Inputs need one row per example and a feature axis; a population checks its own.
+
+    Example:
+        >>> check_features("X", np.zeros(3), population=False)
+        Traceback (most recent call last):
+        ValueError: X has shape (3,) (dtype float64), but fit needs one row per example and ...
+    """
     if not population and X.ndim < 2:
         raise ValueError(f"{name} has shape {X.shape} (dtype {X.dtype}), but fit needs one row "
                          f"per example and a feature axis, shape (examples, features); for one "
@@ -100,7 +111,12 @@ def _whole_class_ids(y: np.ndarray) -> bool:
 
 @dataclass
 class Labels:
-    """The decision for one `fit` call: how labels are reshaped (and cast) to fit the outputs."""
+    """The decision for one `fit` call: how labels are reshaped (and cast) to fit the outputs.
+
+    Example:
+        >>> Labels(_squeeze, to_int=True)(np.array([[1.0], [2.0]]))
+        array([1, 2])
+    """
 
     adapt: Adapt
     to_int: bool = False
@@ -114,7 +130,16 @@ def fit_labels(model: Any, loss: Callable[..., Any], x_probe: Any, y: np.ndarray
                population: bool, shared: bool) -> tuple[Labels, np.ndarray]:
     """Run the model once on a few rows (inference mode; it builds an unbuilt model) and
     decide how labels `y` (the whole set, or one batch) are adapted to its outputs; returns
-    that decision and the outputs."""
+    that decision and the outputs.
+
+    Example:
+        >>> import nn
+        >>> labels, out = fit_labels(nn.Dense(3, seed=0), losses.softmax_cross_entropy,
+        ...                          np.zeros((2, 4)), np.array([[0], [2]]), population=False,
+        ...                          shared=True)
+        >>> labels(np.array([[0], [2]])), out.shape
+        (array([0, 2]), (2, 3))
+    """
     out = np.asarray(model(x_probe, training=False))
     per_out = out.shape[2:] if population else out.shape[1:]
     per_lab = y.shape[1:] if shared else y.shape[2:]
@@ -135,7 +160,13 @@ def check_labels(loss: Callable[..., Any], model_out: np.ndarray, y: np.ndarray,
                  name: str, y_name: str) -> None:
     """Evaluate `loss` once on outputs of the whole data set's shape (one example's output
     repeated, a view) against all of `y`, so that a mismatch or a bad class id is reported
-    with the data set's shapes rather than one batch's."""
+    with the data set's shapes rather than one batch's.
+
+    Example:
+        >>> check_labels(losses.mean_squared_error, np.zeros((1, 1)), np.zeros((5, 2)), "mse", "y")
+        Traceback (most recent call last):
+        ValueError: y (shape (5, 2), dtype float64) does not fit the model's outputs (shape (5, 1) ...
+    """
     full = np.broadcast_to(model_out[:1], (len(y), *model_out.shape[1:]))
     try:
         with np.errstate(all="ignore"):
@@ -150,7 +181,13 @@ def check_labels(loss: Callable[..., Any], model_out: np.ndarray, y: np.ndarray,
 @dataclass
 class Source:
     """Batches for each epoch: `epoch(e)` yields `(xb, yb, wb)` (wb None when unweighted);
-    `steps` is the number per epoch when known (for the progress bar)."""
+    `steps` is the number per epoch when known (for the progress bar).
+
+    Example:
+        >>> s = Source(lambda e: iter([(1, 2, None)]), steps=1)
+        >>> list(s.epoch(0))
+        [(1, 2, None)]
+    """
 
     epoch: Callable[[int], Iterator[tuple[Any, Any, Any]]]
     steps: int | None
@@ -178,7 +215,13 @@ def _stream(make: Callable[[int], Any], start: int) -> Iterator[Any]:
 
 
 def array_source(batches: MiniBatches) -> Source:
-    """Arrays served by `MiniBatches` (already checked)."""
+    """Arrays served by `MiniBatches` (already checked).
+
+    Example:
+        >>> s = array_source(MiniBatches(np.zeros((5, 2)), np.zeros(5), 2, shuffle=False))
+        >>> s.steps, [xb.shape[0] for xb, _, _ in s.epoch(0)]
+        (3, [2, 2, 1])
+    """
     weighted = batches.sample_weight is not None
 
     def epoch(e: int) -> Iterator[tuple[Any, Any, Any]]:
@@ -192,7 +235,13 @@ def array_source(batches: MiniBatches) -> Source:
 
 def iterable_source(data: Any, epochs: int, initial_epoch: int) -> Source:
     """Any iterable of batches: `nn.MiniBatches` (epoch e is its `epoch(e)`), a re-iterable
-    (a new pass each epoch) or a one-shot iterator such as a generator (one epoch only)."""
+    (a new pass each epoch) or a one-shot iterator such as a generator (one epoch only).
+
+    Example:
+        >>> s = iterable_source([(np.zeros((2, 1)), np.zeros(2))] * 3, epochs=2, initial_epoch=0)
+        >>> s.steps, len(list(s.epoch(1)))
+        (3, 3)
+    """
     if isinstance(data, MiniBatches):
         if data.y is None:
             raise ValueError("the MiniBatches passed to fit have no labels: build them as "
@@ -214,7 +263,13 @@ def iterable_source(data: Any, epochs: int, initial_epoch: int) -> Source:
 
 def limit_steps(source: Source, steps: int, initial_epoch: int, data: Any) -> Source:
     """Each epoch takes the next `steps` batches of one continuous stream (Keras'
-    `steps_per_epoch`): a re-iterable source is gone through again when it ends."""
+    `steps_per_epoch`): a re-iterable source is gone through again when it ends.
+
+    Example:
+        >>> s = limit_steps(iterable_source([(0, 0), (1, 1)], 1, 0), 3, 0, [(0, 0), (1, 1)])
+        >>> [x for x, _, _ in s.epoch(0)], [x for x, _, _ in s.epoch(1)]
+        ([0, 1, 0], [1, 0, 1])
+    """
     one_shot = not isinstance(data, MiniBatches) and data is not None and iter(data) is data
     stream = source.epoch(initial_epoch) if one_shot else _stream(source.epoch, initial_epoch)
     return Source(lambda e: itertools.islice(stream, steps), steps)

@@ -32,7 +32,7 @@ Arrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 @dataclass
 class Plan:
-    """A resolved `fit` call (see `plan`)."""
+    """A resolved `fit` call (see `plan`; the module docstring has an example)."""
 
     loss: Callable[..., Any]
     loss_name: str
@@ -57,7 +57,14 @@ def _axis(model: Any, X: np.ndarray) -> int:
 
 def labelled(model: Any, loss: Callable[..., Any], loss_name: str, X: np.ndarray,
              y: np.ndarray, axis: int, names: tuple[str, str]) -> np.ndarray:
-    """`y` adapted to the model's outputs (see `nn.inputs`) and checked whole with the loss."""
+    """`y` adapted to the model's outputs (see `nn.inputs`) and checked whole with the loss.
+
+    Example:
+        >>> import nn
+        >>> labelled(nn.Dense(1, seed=0), nn.mean_squared_error, "mse", np.zeros((3, 2)),
+        ...          np.zeros(3), 0, ("X", "y")).shape
+        (3, 1)
+    """
     population = isinstance(model, Population)
     probe = X[:8] if axis == 0 else X[:, :8]
     labels, out = inputs.fit_labels(model, loss, probe, y, population=population,
@@ -140,7 +147,8 @@ def plan(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: Any =
          verbose: Any = 1, metric: Any = "auto", metrics: Iterable[Any] | None = None,
          sample_weight: Any = None, class_weight: Mapping[Any, float] | None = None,
          steps_per_epoch: Any = None, initial_epoch: Any = 0) -> Plan:
-    """Check and resolve `fit`'s arguments (the same names and meanings); see `nn.fit`."""
+    """Check and resolve `fit`'s arguments (the same names and meanings); see `nn.fit` and
+    the module docstring's example."""
     epochs = resolve.count("epochs", epochs, 1)
     initial_epoch = resolve.count("initial_epoch", initial_epoch, 0)
     verbose = resolve.verbosity(verbose)

@@ -61,7 +61,13 @@ def summary(logs: dict[str, Any]) -> str:
 
 
 class Progress:
-    """Prints the epochs of one `fit` call as `verbose` says (see the module docstring)."""
+    """Prints the epochs of one `fit` call as `verbose` says (see the module docstring).
+
+    Example:
+        >>> import io
+        >>> Progress(1, epochs=2, stream=io.StringIO()).mode  # not a terminal: lines
+        'lines'
+    """
 
     def __init__(self, verbose: int, epochs: int, stream: IO[str] | None = None) -> None:
         self.stream = sys.stdout if stream is None else stream

@@ -41,7 +41,12 @@ _OPTIMIZERS: dict[str, tuple[str, float]] = {
 
 
 def base_loss(loss: Callable[..., Any]) -> Callable[..., Any]:
-    """The function under a `functools.partial` (e.g. a loss with `label_smoothing` set)."""
+    """The function under a `functools.partial` (e.g. a loss with `label_smoothing` set).
+
+    Example:
+        >>> base_loss(functools.partial(losses.mean_squared_error, reduction="sum")).__name__
+        'mean_squared_error'
+    """
     return loss.func if isinstance(loss, functools.partial) else loss
 
 

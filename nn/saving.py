@@ -44,7 +44,15 @@ FORMAT = "nn.checkpoint/1"
 def save_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any = None, *,
                     epoch: int = 0) -> None:
     """Write `model`'s variables, `optimizer`'s state (if given) and `epoch` (the number of
-    completed epochs, what `fit`'s `initial_epoch` continues from) to `path`, atomically."""
+    completed epochs, what `fit`'s `initial_epoch` continues from) to `path`, atomically.
+
+    Example:
+        >>> import nn, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "weights.npz")
+        >>> save_checkpoint(path, nn.Dense(2, input_dim=3, seed=0))
+        >>> sorted(load_arrays(path))
+        ['meta', 'model/bias', 'model/kernel']
+    """
     arrays: dict[str, Any] = {f"model/{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({f"optimizer/{k}": np.asarray(v)
@@ -62,7 +70,15 @@ def _value(a: np.ndarray) -> Any:
 def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any = None) -> int:
     """Load a `save_checkpoint` file into `model` (built, same architecture) and `optimizer`
     (a fresh one of the same kind is fine); returns the stored epoch. All or nothing: if the
-    model or the optimizer does not match, neither is changed and a `ValueError` says why."""
+    model or the optimizer does not match, neither is changed and a `ValueError` says why.
+
+    Example:
+        >>> import nn, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "weights.npz")
+        >>> save_checkpoint(path, nn.Dense(2, input_dim=3, seed=0), epoch=4)
+        >>> load_checkpoint(path, nn.Dense(2, input_dim=3))
+        4
+    """
     arrays = load_arrays(path)
     try:
         meta = json.loads(str(arrays.pop("meta")))

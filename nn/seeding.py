@@ -54,7 +54,12 @@ def set_seed(seed: int | None) -> None:
 
 
 def global_seed() -> int | None:
-    """The seed `set_seed` set, or None."""
+    """The seed `set_seed` set, or None.
+
+    Example:
+        >>> set_seed(4); global_seed(); set_seed(None)
+        4
+    """
     return _STATE["seed"]
 
 

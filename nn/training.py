@@ -1,7 +1,8 @@
-"""The training loop: `fit`, `evaluate`, `train_step`, and the callback protocol.
+"""The training loop: `fit`, `train_step`, and the callback protocol.
 
 `fit`'s arguments are resolved and checked first (`nn.plan`), what it prints is `nn.progress`,
-what it returns is a `History` (`nn.history`); this module is the loop itself.
+what it returns is a `History` (`nn.history`), validation is `nn.evaluation`; this module is
+the loop itself.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from typing import Any
 
 import numpy as np
 
-import tape
-from nn import inputs, resolve
-from nn.data import MiniBatches
+from nn import inputs
+from nn.evaluation import evaluate, evaluate_arrays, metric_values, weighted_loss
 from nn.history import History
 from nn.metrics import Metric
 from nn.module import Module
-from nn.plan import labelled, plan
+from nn.plan import plan
 from nn.population import Population
 from nn.progress import Progress
 from tape import Tape, Variable
@@ -111,23 +111,6 @@ def _hooks(callbacks: Iterable[Any]) -> list[Callback]:
     return hooks
 
 
-def weighted_loss(loss: Callable[..., Any], outputs: Any, labels: Any, *, sample_weight: Any
-                  ) -> Any:
-    """`mean(sample_weight * loss per example)`, Keras' weighted loss (divided by the batch
-    size, not by the sum of the weights); `loss` must take `reduction='none'`.
-
-    Example:
-        >>> import nn
-        >>> float(weighted_loss(nn.mean_squared_error, np.array([1.0, 2.0]), np.zeros(2),
-        ...                     sample_weight=np.array([1.0, 0.0])))
-        0.5
-    """
-    per = loss(outputs, labels, reduction="none")
-    if per.ndim > 1:
-        per = tape.mean(per, axis=tuple(range(1, per.ndim)))
-    return tape.mean(per * np.asarray(sample_weight, per.dtype))
-
-
 def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimizer: Any,
                variables: list[Variable] | None = None) -> tuple[float | np.ndarray, Any]:
     """One step: forward (`training=True`) and loss on a tape, gradients, `apply_gradients`.
@@ -158,62 +141,6 @@ def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimize
     grads = t.gradient(value, variables)
     optimizer.apply_gradients(zip(grads, variables, strict=True))
     return v, outputs
-
-
-def _metric_values(model: Module, metrics: list[tuple[str, Metric]], outputs: Any, labels: Any,
-                   shared: bool) -> dict[str, Any]:
-    out = np.asarray(outputs)
-    if isinstance(model, Population):
-        return {n: model.member_metric(fn, out, labels, shared=shared) for n, fn in metrics}
-    return {n: fn(out, labels) for n, fn in metrics}
-
-
-def _evaluate(model: Module, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-              loss: Callable[..., Any], metrics: list[tuple[str, Metric]],
-              batch_size: int | None) -> dict[str, Any]:
-    shared = not isinstance(model, Population) or model.is_shared(X)
-    axis = 0 if shared else 1
-    per_batch = (functools.partial(model.member_losses, loss, shared=shared)
-                 if isinstance(model, Population) else loss)
-    batches = MiniBatches(X, y, batch_size or max(X.shape[axis], 1), shuffle=False, axis=axis,
-                          sample_weight=w)
-    totals: dict[str, Any] = {}
-    for xb, yb, wb in inputs.array_source(batches).epoch(0):
-        outputs = model(xb, training=False)
-        value = (per_batch(outputs, yb) if wb is None else
-                 weighted_loss(loss, outputs, yb, sample_weight=wb))
-        logs = {"loss": np.asarray(value) if isinstance(model, Population) else float(value),
-                **_metric_values(model, metrics, outputs, yb, shared)}
-        for key, v in logs.items():
-            totals[key] = totals.get(key, 0.0) + v * xb.shape[axis]
-    return {key: total / batches.num_examples for key, total in totals.items()}
-
-
-def evaluate(model: Module, X: Any, y: Any, *, loss: Any, batch_size: int | None = None,
-             metric: Any = "auto", metrics: Iterable[Any] | None = None,
-             sample_weight: Any = None) -> dict[str, Any]:
-    """Loss and metrics of `model` on `(X, y)` in inference mode (`training=False`).
-
-    `loss`, `metric` and `metrics` as in `fit` (names or functions); labels of shape (N,) and
-    (N, 1) are accepted as there. Batches of `batch_size` (all at once by default) are
-    averaged weighted by their size, which is the mean over all examples for a mean-reduced
-    loss; `sample_weight` weights the loss. For an `nn.Population`, one value per member.
-
-    Example:
-        >>> import nn
-        >>> model = nn.Dense(2, seed=0)
-        >>> sorted(evaluate(model, np.ones((4, 3)), np.array([0, 1, 0, 1]),
-        ...                 loss=nn.softmax_cross_entropy))
-        ['accuracy', 'loss']
-    """
-    loss_fn = resolve.loss_function(loss)
-    chosen = resolve.metric_list(metric, metrics, loss_fn)
-    X = inputs.check_array("X", X, 0)
-    axis = 1 if isinstance(model, Population) and not model.is_shared(X) else 0
-    y = labelled(model, loss_fn, getattr(loss_fn, "__name__", "loss"), X,
-                 inputs.check_array("y", y, axis), axis, ("X", "y"))
-    w = None if sample_weight is None else inputs.check_array("sample_weight", sample_weight, 0)
-    return _evaluate(model, X, y, w, loss_fn, chosen, batch_size)
 
 
 def _frozen(model: Population, value: np.ndarray, history: History, where: str) -> None:
@@ -348,7 +275,7 @@ def _loop(model: Module, p: Any, hooks: list[Callback], state: TrainingState,
             variables = variables or model.trainable_variables
             n = np.shape(xb)[0 if shared else 1]
             seen, steps = seen + n, step + 1
-            batch = _metric_values(model, p.metrics, outputs, yb, shared)
+            batch = metric_values(model, p.metrics, outputs, yb, shared)
             totals["loss"] += value * n
             for name, v in batch.items():
                 totals[name] = totals.get(name, 0.0) + v * n
@@ -375,7 +302,7 @@ def _loop(model: Module, p: Any, hooks: list[Callback], state: TrainingState,
         logs = {k: v / seen for k, v in totals.items()}
         if p.validation is not None:
             Xv, yv, wv = p.validation
-            val = _evaluate(model, Xv, yv, wv, p.loss, p.metrics, None)
+            val = evaluate_arrays(model, Xv, yv, wv, p.loss, p.metrics, None)
             logs.update({f"val_{k}": v for k, v in val.items()})
         state.logs = logs
         for cb in hooks:
