@@ -165,7 +165,7 @@ def check_labels(loss: Callable[..., Any], model_out: np.ndarray, y: np.ndarray,
     Example:
         >>> check_labels(losses.mean_squared_error, np.zeros((1, 1)), np.zeros((5, 2)), "mse", "y")
         Traceback (most recent call last):
-        ValueError: y (shape (5, 2), dtype float64) does not fit the model's outputs (shape (5, 1) ...
+        ValueError: y (shape (5, 2), dtype float64) does not fit the model's outputs ...
     """
     full = np.broadcast_to(model_out[:1], (len(y), *model_out.shape[1:]))
     try:

@@ -141,7 +141,7 @@ def _validation(model: Any, data: Any, loss: Callable[..., Any], loss_name: str)
     return X, y, w
 
 
-def plan(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: Any = 1,
+def plan(model: Any, data: Any, y: Any, *, loss: Any, optimizer: Any, epochs: Any = 1,
          batch_size: Any = None, validation_data: Any = None, validation_split: float = 0.0,
          seed: int | None = None, shuffle: bool = True, drop_last: bool = False,
          verbose: Any = 1, metric: Any = "auto", metrics: Iterable[Any] | None = None,
@@ -165,7 +165,7 @@ def plan(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: Any =
     validation = None
     batch_labels = None
     if y is None:  # an iterable of batches
-        if isinstance(x, np.ndarray) or x is None:
+        if isinstance(data, np.ndarray) or data is None:
             raise ValueError("fit needs labels: fit(model, X, y, ...), or an iterable of (x, y) "
                              "batches as X with y left out")
         for name, value in (("batch_size", batch_size), ("sample_weight", sample_weight),
@@ -177,10 +177,10 @@ def plan(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: Any =
         if validation_split:
             raise ValueError("validation_split needs arrays X, y; with an iterable of batches "
                              "pass validation_data=(X_val, y_val)")
-        source = inputs.iterable_source(x, epochs if steps is None else 1, initial_epoch)
+        source = inputs.iterable_source(data, epochs if steps is None else 1, initial_epoch)
         batch_labels = _LazyLabels(model, loss_fn)
     else:
-        X = np.asarray(x)
+        X = np.asarray(data)
         axis = _axis(model, X) if X.dtype.kind in "biuf" else 0
         X = inputs.check_array("X", X, axis)
         inputs.check_features("X", X, population)
@@ -208,7 +208,7 @@ def plan(model: Any, x: Any, y: Any, *, loss: Any, optimizer: Any, epochs: Any =
                              f"batch_size={batch_size} and drop_last=True")
         source = inputs.array_source(batches)
     if steps is not None:
-        source = inputs.limit_steps(source, steps, initial_epoch, None if y is not None else x)
+        source = inputs.limit_steps(source, steps, initial_epoch, None if y is not None else data)
     if validation_data is not None:
         validation = _validation(model, validation_data, loss_fn, loss_name)
     return Plan(loss_fn, loss_name, opt, chosen, source, validation, epochs, initial_epoch,

@@ -163,7 +163,7 @@ def _diverged(e: FloatingPointError, xb: Any, where: str) -> Exception:
     return FloatingPointError(f"training diverged at {where}: {e}")
 
 
-def fit(model: Module, x: Any = None, y: Any = None, *, loss: Any, optimizer: Any,
+def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: Any,
         epochs: int = 1, batch_size: int | None = None,
         validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
         seed: int | None = None,
@@ -172,17 +172,17 @@ def fit(model: Module, x: Any = None, y: Any = None, *, loss: Any, optimizer: An
         metrics: Iterable[Any] | None = None, sample_weight: Any = None,
         class_weight: Mapping[Any, float] | None = None, steps_per_epoch: int | None = None,
         initial_epoch: int = 0) -> History:
-    """Train `model` on mini-batches of `(x, y)` for `epochs` epochs; return the `History`.
+    """Train `model` on mini-batches of `(X, y)` for `epochs` epochs; return the `History`.
 
     Each step records `loss(model(xb, training=True), yb)` on a fresh tape and calls
     `optimizer.apply_gradients(zip(grads, model.trainable_variables))`.
 
-    - Data: arrays `x`, `y` (checked once before the first step: numbers, a feature axis, no
+    - Data: arrays `X`, `y` (checked once before the first step: numbers, a feature axis, no
       NaN/inf, labels that fit the outputs; labels (N,) or (N, 1) both work), cut into batches
       of `batch_size` (32) reshuffled each epoch from `seed` (`seed=None`: the global seed of
       `nn.set_seed` when set, else 0, so a run is reproducible by default; `shuffle=False`
       keeps the order; `drop_last` drops a short last batch). Or any iterable of `(x, y)` or
-      `(x, y, sample_weight)` batches as `x`, with `y` left out: an `nn.MiniBatches`, a list,
+      `(x, y, sample_weight)` batches as `X`, with `y` left out: an `nn.MiniBatches`, a list,
       or a generator (with `steps_per_epoch` to draw that many batches per epoch from it;
       `shuffle` and `seed` then do not apply).
     - `loss`: a function or a Keras name (`'sparse_categorical_crossentropy'`,
@@ -205,8 +205,8 @@ def fit(model: Module, x: Any = None, y: Any = None, *, loss: Any, optimizer: An
     - `initial_epoch` (Keras' meaning) resumes at that 0-based epoch: epochs
       `initial_epoch .. epochs - 1` run, with those epochs' data order.
 
-    For an `nn.Population`, `(x, y)` is shared by every member, or has one slice per member
-    (x of shape (K, N, ...)); logs hold one value per member, and a member that diverges is
+    For an `nn.Population`, `(X, y)` is shared by every member, or has one slice per member
+    (X of shape (K, N, ...)); logs hold one value per member, and a member that diverges is
     frozen and listed in `history.frozen` while the others go on (training stops when all
     have).
 
@@ -219,7 +219,7 @@ def fit(model: Module, x: Any = None, y: Any = None, *, loss: Any, optimizer: An
         >>> len(h.loss), h.accuracy[-1] > 0.9
         (5, True)
     """
-    p = plan(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+    p = plan(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
              validation_data=validation_data, validation_split=validation_split, seed=seed,
              shuffle=shuffle, drop_last=drop_last, verbose=verbose, metric=metric,
              metrics=metrics, sample_weight=sample_weight, class_weight=class_weight,

@@ -249,8 +249,7 @@ def test_a_list_and_a_generator_of_batches():
 
     def forever():
         while True:
-            for b in batches:
-                yield b
+            yield from batches
 
     class Count(nn.Callback):
         def on_batch_end(self, state):
