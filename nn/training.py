@@ -21,7 +21,7 @@ from nn.evaluation import evaluate, evaluate_arrays, metric_values, weighted_los
 from nn.history import History
 from nn.metrics import Metric
 from nn.module import Module
-from nn.plan import plan
+from nn.plan import Plan, plan
 from nn.population import Population
 from nn.progress import Progress
 from tape import Tape, Variable
@@ -242,57 +242,17 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     return history
 
 
-def _loop(model: Module, p: Any, hooks: list[Callback], state: TrainingState,
+def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
           progress: Progress) -> None:
     """The epochs of `fit` (arguments already checked by `plan`)."""
-    batch_hooks = [cb for cb in hooks if type(cb).on_batch_end is not Callback.on_batch_end]
     population = isinstance(model, Population)
-    variables, history, epochs = None, state.history, p.epochs
-    for epoch in range(p.initial_epoch, epochs):
+    for epoch in range(p.initial_epoch, p.epochs):
         state.epoch = epoch
         for cb in hooks:
             cb.on_epoch_begin(state)
         start = time.perf_counter()
         progress.epoch_begin(epoch, p.source.steps)
-        totals: dict[str, Any] = {"loss": 0.0}
-        seen = steps = 0
-        for step, (xb, yb, wb) in enumerate(p.source.epoch(epoch)):
-            if p.batch_labels is not None:
-                yb = p.batch_labels(xb, yb)
-            shared = not population or model.is_shared(xb)  # type: ignore[attr-defined]
-            step_loss = p.loss if wb is None else functools.partial(
-                weighted_loss, p.loss, sample_weight=wb)
-            try:
-                value, outputs = train_step(model, xb, yb, step_loss, p.optimizer, variables)
-            except FloatingPointError as e:
-                error = _diverged(e, xb, _where(epoch, epochs, step, p.source.steps))
-                if state.nonfinite == "raise" or not isinstance(error, FloatingPointError):
-                    raise error from None
-                state.stop(str(error))
-                totals["loss"] = np.nan
-                seen, steps = seen or 1, steps + 1
-                break
-            variables = variables or model.trainable_variables
-            n = np.shape(xb)[0 if shared else 1]
-            seen, steps = seen + n, step + 1
-            batch = metric_values(model, p.metrics, outputs, yb, shared)
-            totals["loss"] += value * n
-            for name, v in batch.items():
-                totals[name] = totals.get(name, 0.0) + v * n
-            if batch_hooks:
-                state.step, state.batch_logs = step, {"loss": value, **batch}
-                for cb in batch_hooks:
-                    cb.on_batch_end(state)
-            if progress.live:
-                progress.update(steps, totals, seen)
-            if population and model.last_frozen.size:  # type: ignore[attr-defined]
-                _frozen(model, value, history,  # type: ignore[arg-type]
-                        _where(epoch, epochs, step, p.source.steps))
-                if model.frozen.all():  # type: ignore[attr-defined]
-                    state.stop("every member of the population diverged")
-                    break
-            if state.stop_training and batch_hooks:
-                break
+        totals, seen, steps = _steps(model, p, hooks, state, progress)
         if steps == 0:
             raise ValueError(f"epoch {epoch + 1} got no batches: the data is empty or ran out")
         if p.source.steps and steps < p.source.steps and not state.stop_training:
@@ -307,9 +267,59 @@ def _loop(model: Module, p: Any, hooks: list[Callback], state: TrainingState,
         state.logs = logs
         for cb in hooks:
             cb.on_epoch_end(state)
-        history.record(logs, epoch)
+        state.history.record(logs, epoch)
         frozen = int(model.frozen.sum()) if population else 0  # type: ignore[attr-defined]
         progress.epoch_end(logs, time.perf_counter() - start, steps,
                            f"{frozen} frozen" if frozen else "")
         if state.stop_training:
             break
+
+
+def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
+           progress: Progress) -> tuple[dict[str, Any], int, int]:
+    """One epoch's training steps (the hot path: per-step work is kept to the minimum);
+    returns the loss and metric totals (summed over examples), the examples and the steps."""
+    batch_hooks = [cb for cb in hooks if type(cb).on_batch_end is not Callback.on_batch_end]
+    population = isinstance(model, Population)
+    loss, optimizer, metrics, relabel = p.loss, p.optimizer, p.metrics, p.batch_labels
+    live, epoch = progress.live, state.epoch
+    variables = model.trainable_variables
+    totals: dict[str, Any] = {"loss": 0.0, **{name: 0.0 for name, _ in metrics}}
+    seen = steps = 0
+    for step, (xb, yb, wb) in enumerate(p.source.epoch(epoch)):
+        if relabel is not None:
+            yb = relabel(xb, yb)
+        shared = not population or model.is_shared(xb)  # type: ignore[attr-defined]
+        try:
+            value, outputs = train_step(model, xb, yb, loss if wb is None else functools.partial(
+                weighted_loss, loss, sample_weight=wb), optimizer, variables or None)
+        except FloatingPointError as e:
+            error = _diverged(e, xb, _where(epoch, p.epochs, step, p.source.steps))
+            if state.nonfinite == "raise" or not isinstance(error, FloatingPointError):
+                raise error from None
+            state.stop(str(error))
+            totals["loss"] = np.nan
+            return totals, seen or 1, steps + 1
+        if not variables:  # the model was built by its first step
+            variables = model.trainable_variables
+        n = len(xb) if shared else np.shape(xb)[1]
+        seen, steps = seen + n, step + 1
+        batch = metric_values(model, metrics, outputs, yb, shared)
+        totals["loss"] += value * n
+        for name, v in batch.items():
+            totals[name] += v * n
+        if batch_hooks:
+            state.step, state.batch_logs = step, {"loss": value, **batch}
+            for cb in batch_hooks:
+                cb.on_batch_end(state)
+            if state.stop_training:
+                break
+        if live:
+            progress.update(steps, totals, seen)
+        if population and model.last_frozen.size:  # type: ignore[attr-defined]
+            _frozen(model, value, state.history,  # type: ignore[arg-type]
+                    _where(epoch, p.epochs, step, p.source.steps))
+            if model.frozen.all():  # type: ignore[attr-defined]
+                state.stop("every member of the population diverged")
+                break
+    return totals, seen, steps
