@@ -73,6 +73,22 @@ class Monitor:
         self.best: Any = math.inf if self.mode == "min" else -math.inf
         self.best_epoch: Any = None
 
+    def check(self, state: TrainingState) -> None:
+        """Before training: a `val_` quantity without validation data is an error now rather
+        than after the first epoch (other names may still be added by callbacks).
+
+        Example:
+            >>> s = TrainingState(None, None, None, 1, log_names=["loss"])
+            >>> Monitor("val_loss", "auto", 0.0).check(s)
+            Traceback (most recent call last):
+            ValueError: the monitored quantity 'val_loss' needs validation_data or ...
+        """
+        names, name = state.log_names, self.monitor
+        if names is not None and name not in names and name[4:] in names and \
+                name.startswith("val_"):
+            raise ValueError(f"the monitored quantity {name!r} needs validation_data or "
+                             f"validation_split in fit; without them the logs are {names}")
+
     def value(self, state: TrainingState) -> Any:
         """This epoch's value: a float, or one per member (population `'each'`)."""
         if self.monitor not in state.logs:
@@ -151,6 +167,7 @@ class RestoreBest(Callback):
         return self._watch.best_epoch
 
     def on_train_begin(self, state: TrainingState) -> None:
+        self._watch.check(state)
         self._watch.reset()
         self._weights = None
 
@@ -220,6 +237,7 @@ class EarlyStopping(Callback):
         return self._watch.best
 
     def on_train_begin(self, state: TrainingState) -> None:
+        self._watch.check(state)
         self._watch.reset()
         self.wait, self.stopped_epoch = 0, None
         if self._restore is not None:

@@ -78,6 +78,8 @@ class ModelCheckpoint(Callback):
         return float(self._watch.best)
 
     def on_train_begin(self, state: TrainingState) -> None:
+        if self.save_best_only:
+            self._watch.check(state)
         self._watch.reset()
 
     def on_epoch_end(self, state: TrainingState) -> None:

@@ -122,6 +122,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, state: TrainingState) -> None:
         _rate(state, "ReduceLROnPlateau")
+        self._watch.check(state)
         self._watch.reset()
         self.wait, self.cooling = 0, 0
 

@@ -40,7 +40,8 @@ class TrainingState:
     `on_batch_end`. `model`, `optimizer` and `history` are the live objects (so a callback can
     save or restore weights). `nonfinite` says what a NaN/inf loss does: `'raise'` a
     `FloatingPointError` (the default), or `'stop'` training, keeping the history
-    (`nn.TerminateOnNaN` sets it).
+    (`nn.TerminateOnNaN` sets it). `log_names` are the names `fit` will log each epoch
+    (callbacks may add more), so a callback can check what it watches before training.
 
     Example:
         >>> s = TrainingState(model=None, optimizer=None, history=History(), epochs=3)
@@ -59,6 +60,7 @@ class TrainingState:
     step: int = -1
     batch_logs: dict[str, Any] = field(default_factory=dict)
     nonfinite: str = "raise"
+    log_names: list[str] | None = None
 
     def stop(self, reason: str = "requested by a callback") -> None:
         """Ask `fit` to stop after this epoch."""
@@ -228,7 +230,9 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     if isinstance(model, Population):
         model.check_hyperparameters(p.optimizer)
     history = History()
-    state = TrainingState(model=model, optimizer=p.optimizer, history=history, epochs=p.epochs)
+    names = ["loss", *(name for name, _ in p.metrics)]
+    state = TrainingState(model=model, optimizer=p.optimizer, history=history, epochs=p.epochs,
+                          log_names=names + [f"val_{n}" for n in names] * bool(p.validation))
     progress = Progress(p.verbose, p.epochs)
     for cb in hooks:
         cb.on_train_begin(state)

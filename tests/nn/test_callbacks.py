@@ -100,9 +100,15 @@ def test_in_fit_early_stopping_restores_the_best_epoch():
 def test_a_missing_monitor_is_an_error_naming_the_logs():
     with pytest.raises(ValueError, match=r"'val_loss' is not in the epoch logs.*\['loss'\]"):
         drive(nn.EarlyStopping(), [1.0], key="loss")
-    with pytest.raises(ValueError, match="val_loss"):
-        nn.fit(nn.Dense(2, seed=0), *TRAIN, loss=nn.softmax_cross_entropy,
-               optimizer=optim.SGD(0.1), callbacks=[nn.RestoreBest()])
+    for callback in (nn.RestoreBest(), nn.EarlyStopping(), nn.ReduceLROnPlateau(),
+                     nn.ModelCheckpoint("never.npz", save_best_only=True)):
+        opt = optim.SGD(0.1)
+        with pytest.raises(ValueError, match=r"'val_loss' needs validation_data or "
+                                             r"validation_split in fit; without them the logs "
+                                             r"are \['loss', 'accuracy'\]"):
+            nn.fit(nn.Dense(2, seed=0), *TRAIN, loss=nn.softmax_cross_entropy, optimizer=opt,
+                   callbacks=[callback], verbose=0)
+        assert opt.iterations == 0  # refused before the first step
 
 
 @pytest.mark.parametrize("options", [{"mode": "up"}, {"patience": -1}, {"patience": 1.5},
