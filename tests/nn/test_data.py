@@ -63,5 +63,6 @@ def test_sample_weights_follow_their_rows():
     for xb, yb, wb in batches:
         np.testing.assert_array_equal(wb, yb / 10)
         np.testing.assert_array_equal(xb[:, 0], 2 * yb)
-    with pytest.raises(ValueError, match=r"one weight per example, shape \(10,\); got shape \(9,\)"):
+    with pytest.raises(ValueError, match=r"one weight per example, shape \(10,\); got shape "
+                                         r"\(9,\)"):
         nn.MiniBatches(X, Y, sample_weight=w[:9])
