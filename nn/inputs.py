@@ -191,7 +191,7 @@ class Source:
 
     epoch: Callable[[int], Iterator[tuple[Any, Any, Any]]]
     steps: int | None
-    examples: int | None = None  # examples per epoch, when arrays are served whole
+    one_shot: bool = False  # a generator: `epoch` continues the same iterator
 
 
 def _triples(batches: Any) -> Iterator[tuple[Any, Any, Any]]:
@@ -229,8 +229,7 @@ def array_source(batches: MiniBatches) -> Source:
             return iter(batches.epoch(e))
         return ((xb, yb, None) for xb, yb in batches.epoch(e))
 
-    seen = len(batches) * batches.batch_size if batches.drop_last else batches.num_examples
-    return Source(epoch, len(batches), seen)
+    return Source(epoch, len(batches))
 
 
 def iterable_source(data: Any, epochs: int, initial_epoch: int) -> Source:
@@ -258,18 +257,18 @@ def iterable_source(data: Any, epochs: int, initial_epoch: int) -> Source:
                          "drawn from it continuously), or a re-iterable such as a list or "
                          "nn.MiniBatches")
     steps = len(data) if hasattr(data, "__len__") else None
-    return Source(lambda e: _triples(data), steps)
+    return Source(lambda e: _triples(data), steps, one_shot)
 
 
-def limit_steps(source: Source, steps: int, initial_epoch: int, data: Any) -> Source:
+def limit_steps(source: Source, steps: int, initial_epoch: int) -> Source:
     """Each epoch takes the next `steps` batches of one continuous stream (Keras'
     `steps_per_epoch`): a re-iterable source is gone through again when it ends.
 
     Example:
-        >>> s = limit_steps(iterable_source([(0, 0), (1, 1)], 1, 0), 3, 0, [(0, 0), (1, 1)])
+        >>> s = limit_steps(iterable_source([(0, 0), (1, 1)], 1, 0), 3, 0)
         >>> [x for x, _, _ in s.epoch(0)], [x for x, _, _ in s.epoch(1)]
         ([0, 1, 0], [1, 0, 1])
     """
-    one_shot = not isinstance(data, MiniBatches) and data is not None and iter(data) is data
-    stream = source.epoch(initial_epoch) if one_shot else _stream(source.epoch, initial_epoch)
-    return Source(lambda e: itertools.islice(stream, steps), steps)
+    stream = (source.epoch(initial_epoch) if source.one_shot
+              else _stream(source.epoch, initial_epoch))
+    return Source(lambda e: itertools.islice(stream, steps), steps, source.one_shot)

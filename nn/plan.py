@@ -208,7 +208,7 @@ def plan(model: Any, data: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
                              f"batch_size={batch_size} and drop_last=True")
         source = inputs.array_source(batches)
     if steps is not None:
-        source = inputs.limit_steps(source, steps, initial_epoch, None if y is not None else data)
+        source = inputs.limit_steps(source, steps, initial_epoch)
     if validation_data is not None:
         validation = _validation(model, validation_data, loss_fn, loss_name)
     return Plan(loss_fn, loss_name, opt, chosen, source, validation, epochs, initial_epoch,
