@@ -155,13 +155,14 @@ def _where(epoch: int, epochs: int, step: int, steps: int | None) -> str:
     return f"epoch {epoch + 1}/{epochs}, step {step + 1}" + (f"/{steps}" if steps else "")
 
 
-def _diverged(e: FloatingPointError, xb: Any, where: str) -> Exception:
-    """The error for a non-finite loss: NaN in the batch's inputs says so (iterable data is
-    not checked up front), else the training diverged."""
-    try:
-        inputs.check_array(f"the inputs of the batch at {where}", xb, 0)
-    except ValueError as bad:
-        return bad
+def _diverged(e: FloatingPointError, xb: Any, yb: Any, where: str) -> Exception:
+    """The error for a non-finite loss: NaN or inf in the batch's data says so (iterable data
+    is not checked up front), else the training diverged."""
+    for name, a in (("x", xb), ("y", yb)):
+        try:
+            inputs.check_array(f"{name} of the batch at {where}", a, 0)
+        except (ValueError, TypeError) as bad:
+            return bad
     return FloatingPointError(f"training diverged at {where}: {e}")
 
 
@@ -298,7 +299,7 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
             value, outputs = train_step(model, xb, yb, loss if wb is None else functools.partial(
                 weighted_loss, loss, sample_weight=wb), optimizer, variables or None)
         except FloatingPointError as e:
-            error = _diverged(e, xb, _where(epoch, p.epochs, step, p.source.steps))
+            error = _diverged(e, xb, yb, _where(epoch, p.epochs, step, p.source.steps))
             if state.nonfinite == "raise" or not isinstance(error, FloatingPointError):
                 raise error from None
             state.stop(str(error))

@@ -284,7 +284,7 @@ def test_nan_in_a_batch_of_a_generator_is_named_as_such():
     bad = X[:50].copy()
     bad[7, 1] = np.nan
     batches = [(X[50:100], Y[50:100]), (bad, Y[:50])]
-    with pytest.raises(ValueError, match=r"the batch at epoch 1/1, step 2/2 contains NaN "
+    with pytest.raises(ValueError, match=r"^x of the batch at epoch 1/1, step 2/2 contains NaN "
                                          r"\(first in row 7 of 50\)"):
         nn.fit(classifier(), batches, loss="sparse_categorical_crossentropy", optimizer="adam",
                verbose=0)
