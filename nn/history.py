@@ -39,9 +39,20 @@ class History:
     frozen: dict[int, str] = field(default_factory=dict)
 
     def record(self, logs: dict[str, Any], epoch: int | None = None) -> None:
-        """Append one epoch's logs (any names); `epoch` is its 0-based index."""
+        """Append one epoch's logs (any names); `epoch` is its 0-based index. Every list keeps
+        one entry per epoch: a name missing from some epochs' logs has None there.
+
+        Example:
+            >>> h = History(); h.record({"loss": 0.5}); h.record({"loss": 0.4, "lr": 0.1})
+            >>> h.lr
+            [None, 0.1]
+        """
+        n = len(self)
         for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
+            self.history.setdefault(key, [None] * n).append(value)
+        for key, values in self.history.items():
+            if key not in logs:
+                values.append(None)
         if epoch is not None:
             self.epoch.append(int(epoch))
 
@@ -85,7 +96,7 @@ class History:
                 rows.append(["...", *[""] * (len(rows[0]) - 1)])
                 continue
             k, values = member_row({name: self.history[name][i] for name in names
-                                    if i < len(self.history[name])})
+                                    if self.history[name][i] is not None})
             best = [] if members is None else ["-" if k is None else f"#{k}"]
             rows.append([str(epochs[i] + 1), *best, *(
                 format_value(name, values[name]) if name in values else "" for name in names)])

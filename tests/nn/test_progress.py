@@ -117,3 +117,14 @@ def test_history_attributes():
     assert h.epoch == [4] and h.top3 == [0.9] and h.val_loss == []
     with pytest.raises(AttributeError, match=r"no 'f1'; it logged \['loss', 'top3'\]"):
         _ = h.f1
+
+
+def test_a_name_logged_in_some_epochs_only_keeps_the_lists_aligned():
+    def late(state):
+        if state.epoch >= 1:
+            state.logs["late"] = float(state.epoch)
+
+    h = run(epochs=3, verbose=0, callbacks=[late])
+    assert h.late == [None, 1.0, 2.0] and len(h.loss) == 3
+    rows = [line.split() for line in str(h).splitlines()]
+    assert rows[0][-1] == "late" and len(rows[1]) == 3 and rows[2][-1] == "1"
