@@ -180,6 +180,7 @@ def plan(model: Any, data: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
         source = inputs.iterable_source(data, epochs if steps is None else 1, initial_epoch)
         batch_labels = _LazyLabels(model, loss_fn)
     else:
+        batch_size = resolve.count("batch_size", 32 if batch_size is None else batch_size, 1)
         X = np.asarray(data)
         axis = _axis(model, X) if X.dtype.kind in "biuf" else 0
         X = inputs.check_array("X", X, axis)
@@ -196,9 +197,6 @@ def plan(model: Any, data: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
                 raise ValueError("pass either validation_data or validation_split, not both")
             (X, Y, W), (Xv, Yv, Wv) = _split([X, Y, W], validation_split, axis, n)
             validation = (Xv, Yv, Wv)
-        if batch_size is None:
-            batch_size = 32
-        batch_size = resolve.count("batch_size", batch_size, 1)
         if seed is None:
             seed = seeding.next_seed()
         batches = MiniBatches(X, Y, batch_size, shuffle=shuffle, seed=0 if seed is None else seed,
