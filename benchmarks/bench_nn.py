@@ -236,7 +236,7 @@ def digits_run() -> list[Row]:
     start = time.perf_counter()
     history = nn.fit(model, X_train, y_train, loss=nn.softmax_cross_entropy,
                      optimizer=optim.Adam(1e-2), epochs=20, batch_size=64,
-                     validation_data=(X_test, y_test), seed=0)
+                     validation_data=(X_test, y_test), seed=0, verbose=0)
     seconds = time.perf_counter() - start
     return [Row("nn", "digits, 20 epochs, batch 64 (wall s)", seconds, unit="s",
                 note=f"test accuracy {history.val_accuracy[-1]:.4f} (target >= 0.96)")]

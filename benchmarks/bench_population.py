@@ -46,7 +46,7 @@ def train_one(k: int, epochs: int) -> float:
     X, y = _data()
     history = nn.fit(make_model(k), X, y, loss=nn.softmax_cross_entropy,
                      optimizer=optim.Adam(float(LEARNING_RATES[k])), epochs=epochs,
-                     batch_size=BATCH)
+                     batch_size=BATCH, verbose=0)
     return history.loss[-1]
 
 
@@ -55,7 +55,8 @@ def train_population(epochs: int) -> np.ndarray:
     X, y = _data()
     pop = nn.Population(make_model, MODELS, seed=list(range(MODELS)))
     history = nn.fit(pop, X, y, loss=nn.softmax_cross_entropy,
-                     optimizer=optim.Adam(LEARNING_RATES), epochs=epochs, batch_size=BATCH)
+                     optimizer=optim.Adam(LEARNING_RATES), epochs=epochs, batch_size=BATCH,
+                     verbose=0)
     return history.loss[-1]
 
 

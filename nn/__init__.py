@@ -11,7 +11,7 @@ Example:
     True
 """
 
-from nn import datasets, initializers
+from nn import datasets, initializers, metrics
 from nn.activations import (
     Activation,
     LeakyReLU,
@@ -29,20 +29,26 @@ from nn.activations import (
 )
 from nn.babysitter import Babysitter, RunHistory
 from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
-from nn.callbacks import EarlyStopping, RestoreBest
+from nn.callbacks import EarlyStopping, RestoreBest, TerminateOnNaN
 from nn.data import MiniBatches, accuracy
+from nn.file_callbacks import CSVLogger, ModelCheckpoint
+from nn.history import History
 from nn.layers import Dense, Sequential, seeded
 from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from nn.module import Module
 from nn.population import Population
-from nn.training import Callback, History, TrainingState, evaluate, fit, train_step
+from nn.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
+from nn.saving import load_checkpoint, save_checkpoint
+from nn.seeding import set_seed
+from nn.training import Callback, TrainingState, evaluate, fit, train_step
 
 __all__ = [
-    "Activation", "Babysitter", "BatchNorm", "Callback", "Dense", "EarlyStopping", "History",
-    "LeakyReLU", "LogSoftmax", "MiniBatches", "Module", "Population", "ReLU", "RestoreBest",
-    "RunHistory", "Sequential", "Sigmoid", "Softmax", "Tanh",
+    "Activation", "Babysitter", "BatchNorm", "CSVLogger", "Callback", "Dense", "EarlyStopping",
+    "History", "LearningRateScheduler", "LeakyReLU", "LogSoftmax", "MiniBatches",
+    "ModelCheckpoint", "Module", "Population", "ReLU", "ReduceLROnPlateau", "RestoreBest",
+    "RunHistory", "Sequential", "Sigmoid", "Softmax", "Tanh", "TerminateOnNaN",
     "TrainingState", "accuracy", "batch_norm", "batch_norm_with_stats", "datasets", "evaluate",
-    "fit", "initializers", "leaky_relu", "log_softmax", "mean_squared_error", "relu", "sigmoid",
-    "seeded", "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh",
-    "train_step",
+    "fit", "initializers", "leaky_relu", "load_checkpoint", "log_softmax", "mean_squared_error",
+    "metrics", "relu", "save_checkpoint", "seeded", "set_seed", "sigmoid",
+    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "train_step",
 ]

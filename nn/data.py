@@ -7,6 +7,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from nn import seeding
+
 
 class MiniBatches:
     """Mini-batches of `(X, y)` pairs along the first axis, reshuffled every epoch.
@@ -18,6 +20,9 @@ class MiniBatches:
 
     `axis=1` takes the examples along the second axis instead, for data with one slice per
     member of an `nn.Population`: X of shape (K, N, ...), y of shape (K, N, ...).
+    With `sample_weight` (one weight per example, shape (N,)) the batches are
+    `(xb, yb, wb)` triples. `seed=None` takes the next stream of the global seed
+    (`nn.set_seed`), or fresh OS entropy when none is set.
 
     Example:
         >>> batches = MiniBatches(np.arange(10.0), np.arange(10), batch_size=4, seed=0)
@@ -28,7 +33,8 @@ class MiniBatches:
     """
 
     def __init__(self, X: Any, y: Any = None, batch_size: int = 32, *, shuffle: bool = True,
-                 seed: int | None = 0, drop_last: bool = False, axis: int = 0) -> None:
+                 seed: int | None = 0, drop_last: bool = False, axis: int = 0,
+                 sample_weight: Any = None) -> None:
         self.X = np.asarray(X)
         self.y = None if y is None else np.asarray(y)
         self.axis = int(axis)
@@ -41,10 +47,17 @@ class MiniBatches:
             raise ValueError(f"X holds {self.num_examples} examples (shape {self.X.shape}) but "
                              f"y holds {self.y.shape[self.axis] if self.y.ndim > self.axis else 0}"
                              f" (shape {self.y.shape})")
-        if int(batch_size) != batch_size or batch_size < 1:
+        self.sample_weight = None if sample_weight is None else np.asarray(sample_weight)
+        if self.sample_weight is not None and (self.y is None or self.sample_weight.shape != (
+                self.num_examples,)):
+            raise ValueError(f"sample_weight needs labels y and one weight per example, shape "
+                             f"({self.num_examples},); got shape {self.sample_weight.shape}")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
+        if seed is None:
+            seed = seeding.next_seed()
         self.seed = (int(cast(int, np.random.SeedSequence().entropy)) if seed is None
                      else int(seed))
         self.drop_last = bool(drop_last)
@@ -55,16 +68,23 @@ class MiniBatches:
         return n // b if self.drop_last else -(-n // b)
 
     def epoch(self, e: int) -> Iterator[Any]:
-        """The batches of epoch `e`: `(xb, yb)` pairs, or `xb` alone when there is no `y`."""
+        """The batches of epoch `e`: `(xb, yb)` pairs, `(xb, yb, wb)` triples with
+        `sample_weight`, or `xb` alone when there is no `y`."""
         n = self.num_examples
         order = np.random.default_rng((self.seed, e)).permutation(n) if self.shuffle else None
         for k in range(len(self)):
             index: Any = slice(k * self.batch_size, (k + 1) * self.batch_size)
             if order is not None:
                 index = order[index]
+            rows = index
             if self.axis:
                 index = (slice(None),) * self.axis + (index,)
-            yield self.X[index] if self.y is None else (self.X[index], self.y[index])
+            if self.y is None:
+                yield self.X[index]
+            elif self.sample_weight is None:
+                yield self.X[index], self.y[index]
+            else:
+                yield self.X[index], self.y[index], self.sample_weight[rows]
 
     def __iter__(self) -> Iterator[Any]:
         e, self._next_epoch = self._next_epoch, self._next_epoch + 1

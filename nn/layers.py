@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn import activations, initializers
+from nn import activations, initializers, seeding
 from nn.module import Module, as_floating
 from tape import Variable
 
@@ -45,8 +45,9 @@ def seeded(seed: int) -> Iterator[None]:
 def make_rng(seed: int | None, rng: np.random.Generator | None) -> np.random.Generator:
     """The generator a layer draws its initial weights from: `rng`, else one seeded by `seed`.
 
-    With neither, the next generator of the innermost `seeded` block, else a fresh generator
-    seeded from the OS (like an unseeded NumPy run).
+    With neither, the next generator of the innermost `seeded` block, else the next stream of
+    the global seed (`nn.set_seed`), else a fresh generator seeded from the OS (like an
+    unseeded NumPy run).
 
     Example:
         >>> int(make_rng(0, None).integers(10)) == int(make_rng(0, None).integers(10))
@@ -61,7 +62,7 @@ def make_rng(seed: int | None, rng: np.random.Generator | None) -> np.random.Gen
         block = stack[-1]
         block[1] += 1
         return np.random.default_rng(np.random.SeedSequence(block[0], spawn_key=(block[1] - 1,)))
-    return np.random.default_rng(seed)
+    return np.random.default_rng(seeding.next_seed_sequence() if seed is None else seed)
 
 
 def per_member(v: Any, ndim: int) -> Any:

@@ -1,64 +1,47 @@
-"""The training loop: `fit`, `evaluate`, `train_step`, `History` and callbacks."""
+"""The training loop: `fit`, `train_step`, and the callback protocol.
+
+`fit`'s arguments are resolved and checked first (`nn.plan`), what it prints is `nn.progress`,
+what it returns is a `History` (`nn.history`), validation is `nn.evaluation`; this module is
+the loop itself.
+"""
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nn import losses
-from nn.data import MiniBatches, accuracy
+from nn import inputs
+from nn.evaluation import evaluate, evaluate_arrays, metric_values, weighted_loss
+from nn.history import History
+from nn.metrics import Metric
 from nn.module import Module
+from nn.plan import Plan, plan
 from nn.population import Population
+from nn.progress import Progress
 from tape import Tape, Variable
 
-Metric = Callable[[Any, Any], float]
-
-
-@dataclass
-class History:
-    """Per-epoch results, as lists a user can plot: `history.val_accuracy[-1]`.
-
-    `history.history` is the same as a dict of lists (Keras' form); `stop_reason` says why a
-    callback ended training early (None if it ran all epochs). For an `nn.Population` each
-    value is an array with one entry per member, and `frozen` maps each member that diverged
-    to when and why (training went on without it).
-
-    Example:
-        >>> h = History(); h.record({"loss": 0.5}); h.loss
-        [0.5]
-    """
-
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    stop_reason: str | None = None
-    frozen: dict[int, str] = field(default_factory=dict)
-
-    def record(self, logs: dict[str, float]) -> None:
-        """Append one epoch's logs (keys: loss, accuracy, val_loss, val_accuracy)."""
-        for key, value in logs.items():
-            getattr(self, key).append(value)
-
-    @property
-    def history(self) -> dict[str, list[float]]:
-        return {k: getattr(self, k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-
-    def __len__(self) -> int:
-        return len(self.loss)
+__all__ = ["Callback", "History", "Metric", "TrainingState", "evaluate", "fit", "train_step",
+           "weighted_loss"]
 
 
 @dataclass
 class TrainingState:
-    """What a callback sees after each epoch; set `stop_training` (or call `stop`) to end.
+    """What callbacks see; set `stop_training` (or call `stop`) to end after this epoch.
 
-    `epoch` is 0-based; `logs` holds this epoch's loss/metrics; `model`, `optimizer` and
-    `history` are the live objects (so a callback can save or restore weights).
+    `epoch` is 0-based; `logs` holds this epoch's loss and metrics (a callback may add values,
+    such as the learning rate: they are kept in the `History` and printed); `step` and
+    `batch_logs` are the current batch's (0-based index, loss and metrics) in
+    `on_batch_end`. `model`, `optimizer` and `history` are the live objects (so a callback can
+    save or restore weights). `nonfinite` says what a NaN/inf loss does: `'raise'` a
+    `FloatingPointError` (the default), or `'stop'` training, keeping the history
+    (`nn.TerminateOnNaN` sets it). `log_names` are the names `fit` will log each epoch
+    (callbacks may add more), so a callback can check what it watches before training.
 
     Example:
         >>> s = TrainingState(model=None, optimizer=None, history=History(), epochs=3)
@@ -71,9 +54,13 @@ class TrainingState:
     history: History
     epochs: int
     epoch: int = -1
-    logs: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, Any] = field(default_factory=dict)
     stop_training: bool = False
     stop_reason: str | None = None
+    step: int = -1
+    batch_logs: dict[str, Any] = field(default_factory=dict)
+    nonfinite: str = "raise"
+    log_names: list[str] | None = None
 
     def stop(self, reason: str = "requested by a callback") -> None:
         """Ask `fit` to stop after this epoch."""
@@ -82,8 +69,11 @@ class TrainingState:
 
 
 class Callback:
-    """Hooks around training; override any of them. A plain function `f(state)` also works
-    as a callback: it is called after each epoch.
+    """Hooks around training (Keras' names); override any of them. A plain function `f(state)`
+    also works as a callback: it is called after each epoch.
+
+    `on_batch_end` is only called for callbacks that override it, so the others cost nothing
+    per step.
 
     Example:
         >>> class StopBelow(Callback):
@@ -95,8 +85,14 @@ class Callback:
     def on_train_begin(self, state: TrainingState) -> None:
         """Before the first epoch."""
 
+    def on_epoch_begin(self, state: TrainingState) -> None:
+        """Before each epoch (`state.epoch` is the one starting)."""
+
+    def on_batch_end(self, state: TrainingState) -> None:
+        """After each training step (`state.step`, `state.batch_logs`)."""
+
     def on_epoch_end(self, state: TrainingState) -> None:
-        """After each epoch (and its validation)."""
+        """After each epoch and its validation, before it is recorded and printed."""
 
     def on_train_end(self, state: TrainingState) -> None:
         """After the last epoch, or after a callback stopped training."""
@@ -107,16 +103,14 @@ class _FunctionCallback(Callback):
         self.on_epoch_end = fn  # type: ignore[method-assign, assignment]
 
 
-def _resolve_metric(metric: Metric | str | None, loss: Callable[..., Any]) -> Metric | None:
-    if metric == "auto":
-        base = loss.func if isinstance(loss, functools.partial) else loss
-        classifier = base in (losses.softmax_cross_entropy, losses.sigmoid_binary_cross_entropy)
-        return accuracy if classifier else None
-    if metric == "accuracy":
-        return accuracy
-    if metric is not None and not callable(metric):
-        raise ValueError(f"metric must be 'auto', 'accuracy', None or a callable, got {metric!r}")
-    return metric
+def _hooks(callbacks: Iterable[Any]) -> list[Callback]:
+    hooks = []
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback) and not callable(cb):
+            raise TypeError(f"callbacks[{i}] is a {type(cb).__name__}; a callback is an "
+                            f"nn.Callback or a function f(state) called after each epoch")
+        hooks.append(cb if isinstance(cb, Callback) else _FunctionCallback(cb))
+    return hooks
 
 
 def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimizer: Any,
@@ -151,143 +145,186 @@ def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimize
     return v, outputs
 
 
-def evaluate(model: Module, X: Any, y: Any, *, loss: Callable[..., Any],
-             batch_size: int | None = None, metric: Metric | str | None = "auto"
-             ) -> dict[str, float]:
-    """Loss (and accuracy) of `model` on `(X, y)` in inference mode (`training=False`).
-
-    Batches of `batch_size` (all at once by default) are averaged weighted by their size, which
-    is the mean over all examples for a mean-reduced loss. For an `nn.Population`, one value
-    per member.
-
-    Example:
-        >>> import nn
-        >>> model = nn.Dense(2, seed=0)
-        >>> sorted(evaluate(model, np.ones((4, 3)), np.array([0, 1, 0, 1]),
-        ...                 loss=nn.softmax_cross_entropy))
-        ['accuracy', 'loss']
-    """
-    loss, metric_fn, axis = _per_member(model, X, loss, _resolve_metric(metric, loss))
-    batches = MiniBatches(X, y, batch_size or max(np.shape(X)[axis], 1), shuffle=False,
-                          axis=axis)
-    totals: dict[str, Any] = {}
-    for xb, yb in batches:
-        outputs = model(xb, training=False)
-        value = loss(outputs, yb)
-        logs = {"loss": np.asarray(value) if isinstance(model, Population) else float(value)}
-        if metric_fn is not None:
-            logs["accuracy"] = metric_fn(outputs, yb)
-        for key, value in logs.items():
-            totals[key] = totals.get(key, 0.0) + value * xb.shape[axis]
-    return {key: total / batches.num_examples for key, total in totals.items()}
+def _frozen(model: Population, value: np.ndarray, history: History, where: str) -> None:
+    for k in model.last_frozen:
+        why = f"the loss is {value[k]}" if not np.isfinite(value[k]) else "non-finite gradients"
+        history.frozen[int(k)] = f"training diverged at {where}: {why}"
 
 
-def _per_member(model: Module, X: Any, loss: Callable[..., Any],
-                metric_fn: Callable[..., Any] | None
-                ) -> tuple[Callable[..., Any], Callable[..., Any] | None, int]:
-    """(loss, metric, examples' axis) for `model` on data like `X`: for a Population, one
-    value per member, and axis 1 when `X` has one slice per member."""
-    if not isinstance(model, Population):
-        return loss, metric_fn, 0
-    shared = model.is_shared(X)
-    loss = functools.partial(model.member_losses, loss, shared=shared)
-    if metric_fn is not None:
-        metric_fn = functools.partial(model.member_metric, metric_fn, shared=shared)
-    return loss, metric_fn, 0 if shared else 1
+def _where(epoch: int, epochs: int, step: int, steps: int | None) -> str:
+    return f"epoch {epoch + 1}/{epochs}, step {step + 1}" + (f"/{steps}" if steps else "")
 
 
-def _show(v: Any) -> str:
-    return f"{v:.4f}" if np.ndim(v) == 0 else f"{np.nanmin(v):.4f}..{np.nanmax(v):.4f}"
+def _diverged(e: FloatingPointError, xb: Any, yb: Any, where: str) -> Exception:
+    """The error for a non-finite loss: NaN or inf in the batch's data says so (iterable data
+    is not checked up front), else the training diverged."""
+    for name, a in (("x", xb), ("y", yb)):
+        try:
+            inputs.check_array(f"{name} of the batch at {where}", a, 0)
+        except (ValueError, TypeError) as bad:
+            return bad
+    return FloatingPointError(f"training diverged at {where}: {e}")
 
 
-def fit(model: Module, X: Any, y: Any, *, loss: Callable[..., Any], optimizer: Any,
-        epochs: int = 1, batch_size: int = 32,
-        validation_data: tuple[Any, Any] | None = None, seed: int | None = 0,
+def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: Any,
+        epochs: int = 1, batch_size: int | None = None,
+        validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0,
+        seed: int | None = None,
         callbacks: Iterable[Callback | Callable[[TrainingState], Any]] = (),
-        shuffle: bool = True, drop_last: bool = False, verbose: int = 0,
-        metric: Metric | str | None = "auto", initial_epoch: int = 0) -> History:
+        shuffle: bool = True, drop_last: bool = False, verbose: int = 1, metric: Any = "auto",
+        metrics: Iterable[Any] | None = None, sample_weight: Any = None,
+        class_weight: Mapping[Any, float] | None = None, steps_per_epoch: int | None = None,
+        initial_epoch: int = 0) -> History:
     """Train `model` on mini-batches of `(X, y)` for `epochs` epochs; return the `History`.
 
     Each step records `loss(model(xb, training=True), yb)` on a fresh tape and calls
-    `optimizer.apply_gradients(zip(grads, model.trainable_variables))`. Batches are reshuffled
-    each epoch from `seed`. After each epoch: validation on `validation_data` (inference
-    mode), then every callback (a `Callback` or a function of the `TrainingState`), any of
-    which may stop training. `metric='auto'` reports accuracy for the classification losses.
-    A NaN/inf loss raises `FloatingPointError` naming the epoch and step, before that step's
-    update. For an `nn.Population`, `(X, y)` is shared by every member, or has one slice per
-    member (X of shape (K, N, ...)); logs hold one value per member, and a member that
-    diverges is frozen and listed in `history.frozen` while the others go on (training stops
-    when all have). `verbose=1` prints one line per epoch. `initial_epoch` (Keras' meaning)
-    resumes at that 0-based epoch index: epochs `initial_epoch .. epochs - 1` run, with the data
-    order of those epochs, so the history holds `epochs - initial_epoch` entries.
+    `optimizer.apply_gradients(zip(grads, model.trainable_variables))`.
+
+    - Data: arrays `X`, `y` (checked once before the first step: numbers, a feature axis, no
+      NaN/inf, labels that fit the outputs; labels (N,) or (N, 1) both work), cut into batches
+      of `batch_size` (32) reshuffled each epoch from `seed` (`seed=None`: the global seed of
+      `nn.set_seed` when set, else 0, so a run is reproducible by default; `shuffle=False`
+      keeps the order; `drop_last` drops a short last batch). Or any iterable of `(x, y)` or
+      `(x, y, sample_weight)` batches as `X`, with `y` left out: an `nn.MiniBatches`, a list,
+      or a generator (with `steps_per_epoch` to draw that many batches per epoch from it;
+      `shuffle` and `seed` then do not apply).
+    - `loss`: a function or a Keras name (`'sparse_categorical_crossentropy'`,
+      `'categorical_crossentropy'`, `'binary_crossentropy'`, `'mse'`; all from logits).
+      `optimizer`: an object, or `'adam'`, `'sgd'`, `'rmsprop'`, `'adamw'` (which imports
+      `optim` when it is called; see `nn.resolve.optimizer`). Metrics: `metrics=[...]` of names
+      and functions `f(outputs, labels)`, each logged under its name, or one `metric`
+      (`'auto'`: accuracy for the classification losses).
+    - `sample_weight` (one per example) and `class_weight` (`{class: weight}`) weight the loss
+      (Keras' `mean(w * loss)`); not for populations.
+    - Validation: `validation_data=(X_val, y_val[, w_val])`, or `validation_split` (the last
+      fraction of the examples, before shuffling), evaluated in inference mode after each
+      epoch and logged as `val_<name>`.
+    - Callbacks (`nn.Callback`s, or functions called after each epoch) get
+      `on_train_begin/end`, `on_epoch_begin/end` and `on_batch_end`, and may stop training.
+    - `verbose`: 1 a progress bar per epoch on a terminal and one line per epoch otherwise, 2
+      one line per epoch, 0 nothing (see `nn.progress`).
+    - A NaN/inf loss raises `FloatingPointError` naming the epoch and step, before that step's
+      update (or stops training with `nn.TerminateOnNaN`).
+    - `initial_epoch` (Keras' meaning) resumes at that 0-based epoch: epochs
+      `initial_epoch .. epochs - 1` run, with those epochs' data order.
+
+    For an `nn.Population`, `(X, y)` is shared by every member, or has one slice per member
+    (X of shape (K, N, ...)); logs hold one value per member, and a member that diverges is
+    frozen and listed in `history.frozen` while the others go on (training stops when all
+    have).
 
     Example:
         >>> import nn, optim
         >>> X = np.random.default_rng(0).standard_normal((64, 2)); y = (X[:, 0] > 0).astype(int)
         >>> model = nn.Dense(2, seed=0)
-        >>> h = fit(model, X, y, loss=nn.softmax_cross_entropy, optimizer=optim.SGD(0.5),
-        ...         epochs=5, batch_size=16)
+        >>> h = fit(model, X, y, loss="sparse_categorical_crossentropy", optimizer=optim.SGD(0.5),
+        ...         epochs=5, batch_size=16, verbose=0)
         >>> len(h.loss), h.accuracy[-1] > 0.9
         (5, True)
     """
-    if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
-            or initial_epoch < 0:
-        raise ValueError(f"initial_epoch must be an integer >= 0, got {initial_epoch!r}")
-    metric_fn = _resolve_metric(metric, loss)
-    _, step_metric, axis = _per_member(model, X, loss, metric_fn)
-    batches = MiniBatches(X, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
-                          axis=axis)
-    if len(batches) == 0:
-        raise ValueError(f"no batches: {batches.num_examples} examples with "
-                         f"batch_size={batch_size} and drop_last=True")
-    if validation_data is not None and len(validation_data) != 2:
-        raise ValueError("validation_data must be a pair (X_val, y_val)")
-    hooks = [cb if isinstance(cb, Callback) else _FunctionCallback(cb) for cb in callbacks]
+    p = plan(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+             validation_data=validation_data, validation_split=validation_split, seed=seed,
+             shuffle=shuffle, drop_last=drop_last, verbose=verbose, metric=metric,
+             metrics=metrics, sample_weight=sample_weight, class_weight=class_weight,
+             steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch)
+    hooks = _hooks(callbacks)
+    if isinstance(model, Population):
+        model.check_hyperparameters(p.optimizer)
     history = History()
-    state = TrainingState(model=model, optimizer=optimizer, history=history, epochs=epochs)
+    names = ["loss", *(name for name, _ in p.metrics)]
+    state = TrainingState(model=model, optimizer=p.optimizer, history=history, epochs=p.epochs,
+                          log_names=names + [f"val_{n}" for n in names] * bool(p.validation))
+    progress = Progress(p.verbose, p.epochs)
     for cb in hooks:
         cb.on_train_begin(state)
-    variables = None
-    for epoch in range(int(initial_epoch), epochs):
-        start = time.perf_counter()
-        totals = {"loss": 0.0, "accuracy": 0.0}
-        for step, (xb, yb) in enumerate(batches.epoch(epoch)):
-            try:
-                value, outputs = train_step(model, xb, yb, loss, optimizer, variables)
-            except FloatingPointError as e:
-                raise FloatingPointError(f"training diverged at epoch {epoch + 1}/{epochs}, "
-                                         f"step {step + 1}/{len(batches)}: {e}") from None
-            variables = variables or model.trainable_variables
-            totals["loss"] += value * xb.shape[axis]
-            if step_metric is not None:
-                totals["accuracy"] += step_metric(outputs, yb) * xb.shape[axis]
-            if isinstance(model, Population) and model.last_frozen.size:
-                assert isinstance(value, np.ndarray)  # one loss value per member
-                for k in model.last_frozen:
-                    why = f"the loss is {value[k]}" if not np.isfinite(value[k]) else \
-                        "non-finite gradients"
-                    history.frozen[int(k)] = (f"training diverged at epoch {epoch + 1}/{epochs}"
-                                              f", step {step + 1}/{len(batches)}: {why}")
-                if model.frozen.all():
-                    state.stop("every member of the population diverged")
-                    break
-        seen = len(batches) * batches.batch_size if drop_last else batches.num_examples
-        logs = {"loss": totals["loss"] / seen}
-        if metric_fn is not None:
-            logs["accuracy"] = totals["accuracy"] / seen
-        if validation_data is not None:
-            val = evaluate(model, *validation_data, loss=loss, metric=metric_fn)
-            logs.update({f"val_{k}": v for k, v in val.items()})
-        history.record(logs)
-        if verbose:
-            print(f"epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k} {_show(v)}" for k, v in
-                  logs.items()) + f" - {time.perf_counter() - start:.2f}s", flush=True)
-        state.epoch, state.logs = epoch, logs
-        for cb in hooks:
-            cb.on_epoch_end(state)
-        if state.stop_training:
-            history.stop_reason = state.stop_reason
-            break
+    try:
+        _loop(model, p, hooks, state, progress)
+    finally:
+        progress.close()
+    history.stop_reason = state.stop_reason
     for cb in hooks:
         cb.on_train_end(state)
     return history
+
+
+def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
+          progress: Progress) -> None:
+    """The epochs of `fit` (arguments already checked by `plan`)."""
+    population = isinstance(model, Population)
+    for epoch in range(p.initial_epoch, p.epochs):
+        state.epoch = epoch
+        for cb in hooks:
+            cb.on_epoch_begin(state)
+        start = time.perf_counter()
+        progress.epoch_begin(epoch, p.source.steps)
+        totals, seen, steps = _steps(model, p, hooks, state, progress)
+        if steps == 0:
+            raise ValueError(f"epoch {epoch + 1} got no batches: the data is empty or ran out")
+        if p.source.steps and steps < p.source.steps and not state.stop_training:
+            warnings.warn(f"the data ran out after {steps} of {p.source.steps} steps of epoch "
+                          f"{epoch + 1}; training stops here", stacklevel=3)
+            state.stop(f"the data ran out at epoch {epoch + 1}, step {steps}")
+        logs = {k: v / seen for k, v in totals.items()}
+        if p.validation is not None:
+            Xv, yv, wv = p.validation
+            val = evaluate_arrays(model, Xv, yv, wv, p.loss, p.metrics, None)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        state.logs = logs
+        for cb in hooks:
+            cb.on_epoch_end(state)
+        state.history.record(logs, epoch)
+        frozen = int(model.frozen.sum()) if population else 0  # type: ignore[attr-defined]
+        progress.epoch_end(logs, time.perf_counter() - start, steps,
+                           f"{frozen} frozen" if frozen else "")
+        if state.stop_training:
+            break
+
+
+def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
+           progress: Progress) -> tuple[dict[str, Any], int, int]:
+    """One epoch's training steps (the hot path: per-step work is kept to the minimum);
+    returns the loss and metric totals (summed over examples), the examples and the steps."""
+    batch_hooks = [cb for cb in hooks if type(cb).on_batch_end is not Callback.on_batch_end]
+    population = isinstance(model, Population)
+    loss, optimizer, metrics, relabel = p.loss, p.optimizer, p.metrics, p.batch_labels
+    live, epoch = progress.live, state.epoch
+    variables = model.trainable_variables
+    totals: dict[str, Any] = {"loss": 0.0, **{name: 0.0 for name, _ in metrics}}
+    seen = steps = 0
+    for step, (xb, yb, wb) in enumerate(p.source.epoch(epoch)):
+        if relabel is not None:
+            yb = relabel(xb, yb)
+        shared = not population or model.is_shared(xb)  # type: ignore[attr-defined]
+        try:
+            value, outputs = train_step(model, xb, yb, loss if wb is None else functools.partial(
+                weighted_loss, loss, sample_weight=wb), optimizer, variables or None)
+        except FloatingPointError as e:
+            error = _diverged(e, xb, yb, _where(epoch, p.epochs, step, p.source.steps))
+            if state.nonfinite == "raise" or not isinstance(error, FloatingPointError):
+                raise error from None
+            state.stop(str(error))
+            totals["loss"] = np.nan
+            return totals, seen or 1, steps + 1
+        if not variables:  # the model was built by its first step
+            variables = model.trainable_variables
+        n = len(xb) if shared else np.shape(xb)[1]
+        seen, steps = seen + n, step + 1
+        batch = metric_values(model, metrics, outputs, yb, shared)
+        totals["loss"] += value * n
+        for name, v in batch.items():
+            totals[name] += v * n
+        if batch_hooks:
+            state.step, state.batch_logs = step, {"loss": value, **batch}
+            for cb in batch_hooks:
+                cb.on_batch_end(state)
+            if state.stop_training:
+                break
+        if live:
+            progress.update(steps, totals, seen)
+        if population and model.last_frozen.size:  # type: ignore[attr-defined]
+            _frozen(model, value, state.history,  # type: ignore[arg-type]
+                    _where(epoch, p.epochs, step, p.source.steps))
+            if model.frozen.all():  # type: ignore[attr-defined]
+                state.stop("every member of the population diverged")
+                break
+    return totals, seen, steps

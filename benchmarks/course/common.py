@@ -143,7 +143,7 @@ def train(model: nn.Module, optimizer: Any, *, epochs: int, seed: int, batch_siz
     X, y, X_val, y_val = digits()
     return nn.fit(model, X, y, loss=nn.softmax_cross_entropy, optimizer=optimizer,
                   epochs=epochs, batch_size=batch_size, validation_data=(X_val, y_val),
-                  seed=seed, callbacks=callbacks)
+                  seed=seed, callbacks=callbacks, verbose=0)
 
 
 def val_accuracy(model: nn.Module) -> float:

@@ -55,3 +55,14 @@ def test_accuracy_forms():
     assert nn.accuracy(np.array([[0.2], [0.7]]), np.array([[0.0], [1.0]]), threshold=0.5) == 1.0
     with pytest.raises(ValueError, match=r"\(4, 3\).*\(3,\)"):
         nn.accuracy(logits, ids[:3])
+
+
+def test_sample_weights_follow_their_rows():
+    w = np.arange(10) / 10
+    batches = nn.MiniBatches(X, Y, batch_size=4, seed=0, sample_weight=w)
+    for xb, yb, wb in batches:
+        np.testing.assert_array_equal(wb, yb / 10)
+        np.testing.assert_array_equal(xb[:, 0], 2 * yb)
+    with pytest.raises(ValueError, match=r"one weight per example, shape \(10,\); got shape "
+                                         r"\(9,\)"):
+        nn.MiniBatches(X, Y, sample_weight=w[:9])

@@ -77,14 +77,29 @@ def test_callbacks_see_state_and_can_stop():
 
 
 def test_nan_stops_fit_naming_epoch_and_step():
-    Xbad = X.copy()
-    Xbad[70] = np.nan  # unshuffled: batch 3 of each epoch
+    calls = []
+
+    def loss(outputs, labels):  # the third step's loss is NaN
+        calls.append(1)
+        value = nn.softmax_cross_entropy(outputs, labels)
+        return value * np.nan if len(calls) == 3 else value
+
     model = small_model()
-    before = [v.numpy() for v in model.variables] if model.built else None
     with pytest.raises(FloatingPointError, match=r"epoch 1/5, step 3/3: the loss is nan"):
-        nn.fit(model, Xbad, Y, loss=nn.softmax_cross_entropy, optimizer=optim.SGD(0.1),
-               epochs=5, batch_size=32, shuffle=False)
-    assert before is None and all(np.isfinite(v.numpy()).all() for v in model.variables)
+        nn.fit(model, X, Y, loss=loss, optimizer=optim.SGD(0.1), epochs=5, batch_size=32,
+               shuffle=False, verbose=0)
+    assert all(np.isfinite(v.numpy()).all() for v in model.variables)
+
+
+def test_nan_in_the_inputs_is_reported_as_such_with_its_row():
+    Xbad = X.copy()
+    Xbad[70, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^X contains NaN \(first in row 70 of 96\)"):
+        nn.fit(small_model(), Xbad, Y, loss=nn.softmax_cross_entropy, optimizer=optim.SGD(0.1),
+               epochs=5, batch_size=32, verbose=0)
+    with pytest.raises(ValueError, match=r"y_val\) contains inf \(first in row 1 of 3\)"):
+        nn.fit(nn.Dense(1, seed=0), X, X[:, :1], loss="mse", optimizer=optim.SGD(0.1),
+               validation_data=(X[:3], np.array([[0.0], [np.inf], [1.0]])), verbose=0)
 
 
 def test_bad_fit_inputs():

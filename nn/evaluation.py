@@ -1,0 +1,106 @@
+"""Evaluation for `fit` and after it: `evaluate`, metrics per batch, and the weighted loss."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+import tape
+from nn import inputs, resolve
+from nn.data import MiniBatches
+from nn.metrics import Metric
+from nn.module import Module
+from nn.plan import labelled
+from nn.population import Population
+
+
+def weighted_loss(loss: Callable[..., Any], outputs: Any, labels: Any, *, sample_weight: Any
+                  ) -> Any:
+    """`mean(sample_weight * loss per example)`, Keras' weighted loss (divided by the batch
+    size, not by the sum of the weights); `loss` must take `reduction='none'`.
+
+    Example:
+        >>> import nn
+        >>> float(weighted_loss(nn.mean_squared_error, np.array([1.0, 2.0]), np.zeros(2),
+        ...                     sample_weight=np.array([1.0, 0.0])))
+        0.5
+    """
+    per = loss(outputs, labels, reduction="none")
+    if per.ndim > 1:
+        per = tape.mean(per, axis=tuple(range(1, per.ndim)))
+    return tape.mean(per * np.asarray(sample_weight, per.dtype))
+
+
+def metric_values(model: Module, metrics: list[tuple[str, Metric]], outputs: Any, labels: Any,
+                  shared: bool) -> dict[str, Any]:
+    """Every metric on one batch: a number each, or one per member for a population.
+
+    Example:
+        >>> import nn
+        >>> metric_values(nn.Dense(2, seed=0), [("accuracy", nn.accuracy)],
+        ...               np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0]), True)
+        {'accuracy': 0.5}
+    """
+    out = np.asarray(outputs)
+    if isinstance(model, Population):
+        return {n: model.member_metric(fn, out, labels, shared=shared) for n, fn in metrics}
+    return {n: fn(out, labels) for n, fn in metrics}
+
+
+def evaluate_arrays(model: Module, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
+                    loss: Callable[..., Any], metrics: list[tuple[str, Metric]],
+                    batch_size: int | None) -> dict[str, Any]:
+    """`evaluate` on arrays already checked and adapted (what `fit` validates on each epoch).
+
+    Example:
+        >>> import nn
+        >>> evaluate_arrays(nn.Dense(1, seed=0), np.zeros((4, 2)), np.ones((4, 1)), None,
+        ...                 nn.mean_squared_error, [], None)
+        {'loss': 1.0}
+    """
+    shared = not isinstance(model, Population) or model.is_shared(X)
+    axis = 0 if shared else 1
+    per_batch = (functools.partial(model.member_losses, loss, shared=shared)
+                 if isinstance(model, Population) else loss)
+    batches = MiniBatches(X, y, batch_size or max(X.shape[axis], 1), shuffle=False, axis=axis,
+                          sample_weight=w)
+    totals: dict[str, Any] = {}
+    for xb, yb, wb in inputs.array_source(batches).epoch(0):
+        outputs = model(xb, training=False)
+        value = (per_batch(outputs, yb) if wb is None else
+                 weighted_loss(loss, outputs, yb, sample_weight=wb))
+        logs = {"loss": np.asarray(value) if isinstance(model, Population) else float(value),
+                **metric_values(model, metrics, outputs, yb, shared)}
+        for key, v in logs.items():
+            totals[key] = totals.get(key, 0.0) + v * xb.shape[axis]
+    return {key: total / batches.num_examples for key, total in totals.items()}
+
+
+def evaluate(model: Module, X: Any, y: Any, *, loss: Any, batch_size: int | None = None,
+             metric: Any = "auto", metrics: Iterable[Any] | None = None,
+             sample_weight: Any = None) -> dict[str, Any]:
+    """Loss and metrics of `model` on `(X, y)` in inference mode (`training=False`).
+
+    `loss`, `metric` and `metrics` as in `fit` (names or functions); labels of shape (N,) and
+    (N, 1) are accepted as there. Batches of `batch_size` (all at once by default) are
+    averaged weighted by their size, which is the mean over all examples for a mean-reduced
+    loss; `sample_weight` weights the loss. For an `nn.Population`, one value per member.
+
+    Example:
+        >>> import nn
+        >>> model = nn.Dense(2, seed=0)
+        >>> sorted(evaluate(model, np.ones((4, 3)), np.array([0, 1, 0, 1]),
+        ...                 loss=nn.softmax_cross_entropy))
+        ['accuracy', 'loss']
+    """
+    loss_fn = resolve.loss_function(loss)
+    chosen = resolve.metric_list(metric, metrics, loss_fn)
+    X = inputs.check_array("X", X, 0)
+    axis = 1 if isinstance(model, Population) and not model.is_shared(X) else 0
+    y = labelled(model, loss_fn, getattr(loss_fn, "__name__", "loss"), X,
+                 inputs.check_array("y", y, axis), axis, ("X", "y"))
+    w = None if sample_weight is None else inputs.check_array("sample_weight", sample_weight, 0)
+    return evaluate_arrays(model, X, y, w, loss_fn, chosen, batch_size)
