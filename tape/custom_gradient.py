@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,10 @@ class _Call:
         last = i == self.n_inputs + len(self.variables) - 1
         self._cache = None if last else (output, g, i, grads)
         gi = grads[i]
+        if gi is not None and np.asarray(raw(gi)).dtype.kind not in "biuf":
+            raise TypeError(f"custom_gradient {self.name!r}: grad_fn returned {reprlib.repr(gi)} "
+                            f"as gradient {i} (inputs first, then Variables read), which is not "
+                            f"real numbers; return numbers of shape {np.shape(raw(x))}")
         if gi is not None and np.shape(gi) != np.shape(raw(x)):
             what = (f"input {i}" if i < self.n_inputs
                     else f"Variable '{self.variables[i - self.n_inputs].name}'")
