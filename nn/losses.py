@@ -159,7 +159,7 @@ _ROW_SUM_TOLERANCE = 1e-3  # |row sum - 1| allowed: float16 rounding of ten clas
 
 def _check_rows(rows: np.ndarray) -> None:
     """Probability rows: finite, non-negative, each summing to one within the tolerance."""
-    sums = np.add.reduce(rows, axis=-1)
+    sums = np.add.reduce(rows, axis=-1, dtype=np.promote_types(rows.dtype, np.float64))
     if np.all(np.abs(sums - 1) <= _ROW_SUM_TOLERANCE) and not (rows < 0).any():
         return
     flat, sums = rows.reshape(-1, rows.shape[-1]), sums.reshape(-1)

@@ -95,6 +95,19 @@ def test_bad_labels(labels, pattern):
         nn.softmax_cross_entropy(LOGITS, labels)
 
 
+def test_probability_rows_within_the_tolerance_are_accepted():
+    # Rows must sum to one within 1e-3: float16 rounding fits, so do exact one-hot rows.
+    near = ROWS + np.array([9e-4, 0, 0, 0])
+    rows16 = RNG.dirichlet(np.ones(10), size=64).astype(np.float16)
+    assert np.abs(rows16.astype(float).sum(1) - 1).max() > 0  # rounding is there
+    z16 = RNG.standard_normal((64, 10)).astype(np.float16)
+    for logits, labels in ((LOGITS, near), (LOGITS, np.eye(4)[IDS]), (z16, rows16),
+                           (LOGITS, tape.constant(ROWS))):
+        assert np.isfinite(float(nn.softmax_cross_entropy(logits, labels)))
+    with pytest.raises(ValueError, match=r"1 of 6 rows have a sum other than 1"):
+        nn.softmax_cross_entropy(LOGITS, ROWS + np.array([[1.1e-3, 0, 0, 0]] + [[0] * 4] * 5))
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="reduction"):
         nn.softmax_cross_entropy(LOGITS, IDS, reduction="avg")
