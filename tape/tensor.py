@@ -36,7 +36,7 @@ def _as_numeric_array(value: Any, dtype: Any, who: str, copy: bool | None) -> np
         arr = np.array(value, copy=copy)
     except (ValueError, TypeError) as e:
         raise type(e)(_unusable(who, value, e)) from None
-    if arr.dtype.kind not in _NUMERIC_KINDS or value is None:
+    if arr.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(_not_numeric(who, value, arr.dtype))
     if dtype is None or arr.dtype == dtype:
         return arr
@@ -125,7 +125,7 @@ def _write_error(var: Variable, what: str, value: Any, err: Exception) -> Except
         arr = np.asarray(value)
     except (ValueError, TypeError) as e:
         return type(e)(f"{_unusable(who, value, e)} (writing into {into})")
-    if arr.dtype.kind not in _NUMERIC_KINDS or value is None:
+    if arr.dtype.kind not in _NUMERIC_KINDS:
         return TypeError(f"{_not_numeric(who, value, arr.dtype)}; writing into {into}")
     return type(err)(f"{who} of shape {arr.shape} and dtype {arr.dtype} cannot be written into "
                      f"{into}: {err}")
@@ -346,6 +346,12 @@ class Variable(Tensor):
     Trainable variables read inside a `Tape` are watched automatically. `assign`,
     `assign_add` and `assign_sub` write in place and are never recorded.
 
+    A Variable holds booleans or numbers: None, text, Python objects and ragged lists raise
+    at creation and at assignment. Only real floating-point Variables are differentiable;
+    complex ones may hold state, but asking for their gradient is a `TypeError` (TensorFlow
+    differentiates complex values; tape's rules are written and checked for real ones only).
+    A float16 Variable refuses a value that would overflow to inf (`OverflowError`).
+
     Example:
         >>> import tape
         >>> w = tape.Variable(0.0)
@@ -433,6 +439,9 @@ class Variable(Tensor):
 
 def constant(value: Any, dtype: Any = None) -> Tensor:
     """A `Tensor` holding `value` (NumPy's dtype rules; `dtype` overrides).
+
+    `value` must be booleans or numbers: None, text, Python objects and ragged nested lists
+    raise with a message saying which.
 
     Example:
         >>> constant([1, 2], dtype="float32").dtype
