@@ -185,12 +185,13 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
     """Cross-entropy between `softmax(logits)` and the labels: `-sum(y * log_softmax(logits))`.
 
     `labels` are integer class ids (shape `logits.shape[:-1]`, values in `[0, C)`) or rows of
-    one-hot / probabilities (shape of `logits`): finite, non-negative, each row summing to one
-    within 1e-3 (room for float16 rounding); other rows, and empty logits,
-    raise `ValueError`. `label_smoothing=e` uses
+    one-hot / probabilities (shape of `logits`). `label_smoothing=e` uses
     `(1 - e) * y + e / C`. `reduction`: `'mean'` over examples (default), `'sum'`, or `'none'`
     (one loss per example). One fused primitive: the gradient is `(softmax(logits) - y) / m`,
     and it is itself differentiable (second derivatives work). NaN logits give a NaN loss.
+
+    Probability rows must be finite, non-negative and sum to one within 1e-3 (room for float16
+    rounding); other rows, and empty logits, raise `ValueError`.
 
     Example:
         >>> float(softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1])))
