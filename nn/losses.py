@@ -147,6 +147,10 @@ _softmax_xent = tape.Primitive("nn.softmax_cross_entropy", _xent_forward, residu
 def _check_labels(logits: Any, labels: Any) -> Any:
     """Validate labels against logits; return them as class ids or as rows of logits' dtype."""
     batch, classes = logits.shape[:-1], logits.shape[-1]
+    if logits.size == 0:
+        raise ValueError(f"softmax_cross_entropy: logits of shape {logits.shape} hold no "
+                         f"values (an empty batch, or no classes): a loss over them is "
+                         f"undefined; skip empty batches")
     kind = labels.dtype.kind
     if labels.shape == batch and kind in "iu":
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
@@ -162,6 +166,7 @@ def _check_labels(logits: Any, labels: Any) -> Any:
                          f"{logits.shape}")
     if labels.shape == logits.shape:
         if kind in "fc" or isinstance(labels, Tensor):
+            _check_rows(labels.numpy() if isinstance(labels, Tensor) else labels)
             return labels if isinstance(labels, Tensor) else labels.astype(logits.dtype, copy=False)
         if kind in "iub" and np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(-1) == 1):
             return labels.astype(logits.dtype)
@@ -182,6 +187,32 @@ def _labels(logits: Any, labels: Any) -> Any:
     return _check_labels(logits, labels)
 
 
+_ROW_SUM_TOLERANCE = 1e-3  # |row sum - 1| allowed: float16 rounding of ten classes fits
+
+
+def _check_rows(rows: np.ndarray) -> None:
+    """Probability rows: finite, non-negative, each summing to one within the tolerance."""
+    sums = np.add.reduce(rows, axis=-1, dtype=np.promote_types(rows.dtype, np.float64))
+    if np.all(np.abs(sums - 1) <= _ROW_SUM_TOLERANCE) and not (rows < 0).any():
+        return
+    flat, sums = rows.reshape(-1, rows.shape[-1]), sums.reshape(-1)
+    for problem, bad, fix in (
+            ("non-finite values (NaN or inf)", ~np.isfinite(flat).all(-1),
+             "find where they come from (np.isfinite(labels).all(-1) marks the good rows)"),
+            ("negative values", (flat < 0).any(-1),
+             "probabilities cannot be negative"),
+            (f"a sum other than 1 (by more than {_ROW_SUM_TOLERANCE})",
+             np.abs(sums - 1) > _ROW_SUM_TOLERANCE,
+             "normalize them (rows / rows.sum(-1, keepdims=True)) or pass class ids")):
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise ValueError(
+                f"softmax_cross_entropy: label rows must be probabilities (finite, non-negative, "
+                f"each summing to 1); {int(bad.sum())} of {len(flat)} rows have {problem}, the "
+                f"first is row {r}: {np.array2string(flat[r], precision=4, threshold=8)} "
+                f"(sum {sums[r]:.6g}): {fix}")
+
+
 def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
                           label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy between `softmax(logits)` and the labels: `-sum(y * log_softmax(logits))`.
@@ -191,6 +222,9 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
     `(1 - e) * y + e / C`. `reduction`: `'mean'` over examples (default), `'sum'`, or `'none'`
     (one loss per example). One fused primitive: the gradient is `(softmax(logits) - y) / m`,
     and it is itself differentiable (second derivatives work). NaN logits give a NaN loss.
+
+    Probability rows must be finite, non-negative and sum to one within 1e-3 (room for float16
+    rounding); other rows, and empty logits, raise `ValueError`.
 
     Example:
         >>> float(softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1])))

@@ -4,6 +4,7 @@ and how its results are handed back (`unconnected_mode`, `finish`)."""
 from __future__ import annotations
 
 import operator
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,13 @@ def finish(g: Any, source: Tensor, mode: str) -> Tensor | None:
         return g if g.dtype == source.dtype else g.astype(source.dtype)
     g = np.asarray(g)
     if g.dtype != source.dtype:
+        if g.dtype.kind not in "biuf":
+            name = f"Variable '{source.name}'" if source._is_variable else "a tensor"
+            raise TypeError(f"gradient: the gradient computed for {name} (shape {source.shape}, "
+                            f"dtype {source.dtype}) is {reprlib.repr(g)} of dtype {g.dtype}: a "
+                            f"gradient rule returned something other than real numbers. Rules "
+                            f"(Primitive.defvjp, custom_gradient's grad_fn) must return numbers "
+                            f"of their input's shape")
         g = g.astype(source.dtype)
     elif not g.flags.writeable:  # a broadcast view: give the caller an array of its own
         g = g.copy()

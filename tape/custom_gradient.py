@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
@@ -103,6 +104,11 @@ class _Call:
         grads = self._run(output, g)
         for i in needed:
             gi = grads[i]
+            if gi is not None and np.asarray(raw(gi)).dtype.kind not in "biuf":
+                raise TypeError(f"custom_gradient {self.name!r}: grad_fn returned "
+                                f"{reprlib.repr(gi)} as gradient {i} (inputs first, then "
+                                f"Variables read), which is not real numbers; return numbers of "
+                                f"shape {np.shape(raw(inputs[i]))}")
             if gi is not None and np.shape(gi) != np.shape(raw(inputs[i])):
                 what = (f"input {i}" if i < self.n_inputs
                         else f"Variable '{self.variables[i - self.n_inputs].name}'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -164,7 +165,7 @@ class Tape:
             if not isinstance(s, Tensor):
                 raise TypeError(f"gradient sources must be tensors or Variables, got "
                                 f"{type(s).__name__}")
-            if s._value.dtype.kind not in "fc":
+            if s._value.dtype.kind != "f":
                 _require_floating(s, "gradient")
         was_recording = self._recording
         if was_recording:
@@ -256,8 +257,13 @@ class Tape:
 
 
 def _require_floating(x: Any, what: str) -> None:
-    if x.dtype.kind not in "fc":
+    if x.dtype.kind != "f":
         name = f"Variable '{x.name}'" if x._is_variable else "tensor"
+        if x.dtype.kind == "c":  # TensorFlow differentiates complex tensors; tape does not
+            raise TypeError(f"{what}: {name} has dtype {x.dtype}: tape does not differentiate "
+                            f"complex tensors (its gradient rules are written and checked for "
+                            f"real values only). Hold the real and imaginary parts in two "
+                            f"floating-point Variables")
         raise TypeError(f"{what}: {name} has dtype {x.dtype}, which is not differentiable; only "
                         f"floating-point tensors have gradients (cast it with .astype('float64') "
                         f"or tape.cast if you meant it to)")
@@ -296,10 +302,15 @@ def _seeds(target: Any, output_gradients: Any, differentiable: bool) -> dict[int
         if w is None:
             g: Any = _ones_like(t._value)
         else:
-            if np.shape(w) != t.shape:
-                raise ValueError(f"output_gradients shape {np.shape(w)} does not match the "
+            value = w._value if isinstance(w, Tensor) else np.asarray(w)
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"output_gradients: {reprlib.repr(w)} has dtype {value.dtype}, "
+                                f"which is not a gradient; pass real numbers of the target's "
+                                f"shape {t.shape} (dtype {t.dtype})")
+            if value.shape != t.shape:
+                raise ValueError(f"output_gradients shape {value.shape} does not match the "
                                  f"target's shape {t.shape}")
-            g = w if differentiable and isinstance(w, Tensor) else np.asarray(w)
+            g = w if differentiable and isinstance(w, Tensor) else value
         prev = seeds.get(id(t))
         seeds[id(t)] = g if prev is None else prev + g
     return seeds

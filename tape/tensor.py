@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import operator
+import reprlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,148 @@ def _converted(x: Tensor, what: str) -> None:
         tracer.converted(x, what)
 
 
+# ---- value validation: what a Tensor or Variable may hold -----------------------------------
+# Booleans and numbers (integer, floating, complex). Text, None, Python objects and dates are
+# refused when a value is created or written, with a message that says what was passed.
+_NUMERIC_KINDS = "biufc"
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _as_numeric_array(value: Any, dtype: Any, who: str, copy: bool | None) -> np.ndarray:
+    """`value` as an array of booleans or numbers (of `dtype` if given), else a clear error.
+
+    `who` starts the messages ("Variable 'w': initial_value"). A cast to float16 that overflows
+    to inf raises `OverflowError`.
+    """
+    value = _value_of(value)
+    try:
+        arr = np.array(value, copy=copy)
+    except (ValueError, TypeError) as e:
+        raise type(e)(_unusable(who, value, e)) from None
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(_not_numeric(who, value, arr.dtype))
+    if dtype is None or arr.dtype == dtype:
+        return arr
+    target = np.dtype(dtype)
+    if target.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"{who}: dtype {target} is not numeric; tensors and Variables hold "
+                        f"booleans or numbers (bool, integer, floating or complex dtypes)")
+    if target.char != "e":
+        return arr.astype(target)
+    with np.errstate(over="raise"):
+        try:
+            return arr.astype(target)
+        except FloatingPointError:
+            raise _overflow(who, reprlib.repr(value)) from None
+
+
+def _not_numeric(who: str, value: Any, dtype: np.dtype) -> str:
+    """Why `value` (which NumPy makes an array of `dtype`) cannot be held, and what to pass."""
+    if value is None:
+        return f"{who} is None; pass a number or an array of numbers, e.g. 0.0 or np.zeros(3)"
+    shown = reprlib.repr(value)
+    if dtype.kind in "US" or dtype.char == "T":
+        return (f"{who} is text ({shown}, dtype {dtype}), not numbers; tensors and Variables "
+                f"hold booleans or numbers (convert text that holds numbers with float(...) or "
+                f"np.asarray(..., dtype=float))")
+    if dtype.kind == "O":
+        return (f"{who} ({shown}) has dtype object (Python objects: None, mixed types, "
+                f"integers beyond 64 bits, or an array made with dtype=object); tensors and "
+                f"Variables hold booleans or numbers (convert first, e.g. "
+                f"np.asarray(values, dtype=float))")
+    return (f"{who} ({shown}) has dtype {dtype}, which is not numeric; tensors and Variables "
+            f"hold booleans or numbers")
+
+
+def _unusable(who: str, value: Any, err: Exception) -> str:
+    """The message for a value NumPy could not make into an array (ragged lists first)."""
+    ragged = _ragged(value, "")
+    if ragged is not None:
+        return (f"{who} is a ragged nested list: {ragged}. Every row must have the same "
+                f"length: pad the rows (e.g. with 0), or keep one tensor per row")
+    return f"{who} ({reprlib.repr(value)}) cannot be made into an array of numbers: {err}"
+
+
+def _ragged(value: Any, where: str) -> str | None:
+    """Where a nested list first holds items of different shapes, in words (None if nowhere).
+
+    Example:
+        >>> _ragged([[1, 2], [3]], "")
+        'item [0] has length 2 but item [1] has length 1'
+    """
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    try:
+        outer = [(len(v),) if isinstance(v, (list, tuple)) else np.shape(_value_of(v))
+                 for v in value]
+    except ValueError:  # an item NumPy cannot shape: look inside the items
+        outer = [()] * len(value)
+    for i, shape in enumerate(outer):
+        if shape != outer[0]:
+            return (f"item {where}[0] {_shape_words(value[0], outer[0])} but item "
+                    f"{where}[{i}] {_shape_words(value[i], shape)}")
+    for i, v in enumerate(value):
+        inner = _ragged(v, f"{where}[{i}]")
+        if inner is not None:
+            return inner
+    return None
+
+
+def _shape_words(item: Any, shape: tuple[int, ...]) -> str:
+    if isinstance(item, (list, tuple)):
+        return f"has length {shape[0]}"
+    return "is a scalar" if shape == () else f"has shape {shape}"
+
+
+def _overflow(who: str, what: str, note: str = "") -> OverflowError:
+    return OverflowError(f"{who} {what} overflows float16 (largest finite value {_FLOAT16_MAX}) "
+                         f"and would give inf{note}. Scale the values into range, or use a "
+                         f"float32 Variable")
+
+
+def _write_error(var: Variable, what: str, value: Any, err: Exception) -> Exception:
+    """The error for a value that `var.assign`/`assign_add`/`assign_sub` could not write."""
+    who = f"Variable '{var.name}'.{what}: the value"
+    into = f"the Variable (dtype {var.dtype}, shape {var.shape})"
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        return type(e)(f"{_unusable(who, value, e)} (writing into {into})")
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        return TypeError(f"{_not_numeric(who, value, arr.dtype)}; writing into {into}")
+    return type(err)(f"{who} of shape {arr.shape} and dtype {arr.dtype} cannot be written into "
+                     f"{into}: {err}")
+
+
+# ---- lists of tensors given to ops --------------------------------------------------------
+# A primitive's forward receives its tensor arguments as arrays, so a tensor that NumPy converts
+# while a forward runs came inside a list or tuple argument (`tape.exp([a, b])`). If a tape
+# tracks it, its gradient would be lost without a word: that is refused here, the one place
+# every such conversion passes. (NumPy functions given a list, `np.exp([a, b])`, cannot be told
+# apart from `np.asarray(t)`, the documented way to leave the tape, and are not refused.)
+_FORWARD_DEPTH = 3  # frames between a primitive's __call__ and NumPy: forward, one helper
+
+
+def _refuse_inside_forward(x: Tensor) -> None:
+    watchable = isinstance(x, Variable) and x.trainable and x._value.dtype.kind == "f"
+    if not any(id(x) in t._tracked or (watchable and t._watch_accessed)
+               for t in STATE.tapes if not t._observer):
+        return
+    frame: Any = sys._getframe(2)
+    for _ in range(_FORWARD_DEPTH):
+        if frame is None:
+            return
+        if (frame.f_code.co_name == "__call__"
+                and frame.f_globals.get("__name__") == "tape.primitive"):
+            # TypeError: the primitive adds its name and its inputs to the message
+            raise TypeError(
+                f"a list or tuple argument holds a {x.dtype} tensor of shape {x.shape} that a "
+                f"tape is tracking; NumPy would turn it into a plain array and its gradient "
+                f"would be lost. Pack the tensors into one first: tape.stack([a, b]) in place "
+                f"of [a, b] (tape.concatenate to join along an existing axis)")
+        frame = frame.f_back
+
+
 class Tensor:
     """An immutable array value; operations on tensors are recorded by active tapes.
 
@@ -63,7 +207,7 @@ class Tensor:
     _is_variable = False
 
     def __init__(self, value: Any, dtype: Any = None) -> None:
-        self._value = np.asarray(_value_of(value), dtype=dtype)
+        self._value = _as_numeric_array(value, dtype, "tape.constant: value", copy=None)
 
     # -- inspection ---------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -96,6 +240,7 @@ class Tensor:
             out = np.asarray(self._value, dtype=dtype)
         if STATE.tapes:
             _converted(self, "np.asarray()")
+            _refuse_inside_forward(self)
             note_exit("np.asarray", self, out)
         return out
 
@@ -253,6 +398,12 @@ class Variable(Tensor):
     Trainable variables read inside a `Tape` are watched automatically. `assign`,
     `assign_add` and `assign_sub` write in place and are never recorded.
 
+    A Variable holds booleans or numbers: None, text, Python objects and ragged lists raise
+    at creation and at assignment. Only real floating-point Variables are differentiable;
+    complex ones may hold state, but asking for their gradient is a `TypeError` (TensorFlow
+    differentiates complex values; tape's rules are written and checked for real ones only).
+    A float16 Variable refuses a value that would overflow to inf (`OverflowError`).
+
     Example:
         >>> import tape
         >>> w = tape.Variable(0.0)
@@ -265,9 +416,10 @@ class Variable(Tensor):
 
     def __init__(self, initial_value: Any, dtype: Any = None, trainable: bool = True,
                  name: str | None = None) -> None:
-        self._value = np.array(_value_of(initial_value), dtype=dtype, copy=True)
-        self.trainable = bool(trainable)
         self.name = name if name is not None else f"Variable_{next(_variable_names)}"
+        who = f"Variable '{name}': initial_value" if name is not None else "Variable: initial_value"
+        self._value = _as_numeric_array(initial_value, dtype, who, copy=True)
+        self.trainable = bool(trainable)
         self._version = 0
 
     def numpy(self) -> np.ndarray:
@@ -292,23 +444,43 @@ class Variable(Tensor):
         if STATE.tracer is not None:  # tape.function: a kernel of the traced program
             return STATE.tracer.call(Variable._write, (self, ufunc, value, what), {})  # type: ignore[no-any-return]
         value = _value_of(value)
-        try:
-            if ufunc is None:
-                if np.shape(value) != self._value.shape:
-                    raise ValueError(f"shape {np.shape(value)} differs from the variable's "
-                                     f"shape {self._value.shape}")
-                np.copyto(self._value, value, casting="same_kind")
-            else:
-                ufunc(self._value, value, out=self._value, casting="same_kind")
-        except (ValueError, TypeError) as e:
-            raise type(e)(f"Variable '{self.name}'.{what}: cannot write a value of shape "
-                          f"{np.shape(value)} and dtype {np.result_type(value)} into shape "
-                          f"{self._value.shape} dtype {self._value.dtype}: {e}") from None
+        if self._value.dtype.char == "e":  # float16: a range training values can leave
+            self._write_float16(ufunc, value, what)
+        else:
+            self._apply(self._value, ufunc, value, what)
         self._version += 1
         return self
 
+    def _apply(self, out: np.ndarray, ufunc: Any, value: Any, what: str) -> None:
+        try:
+            if ufunc is None:
+                if np.shape(value) != out.shape:
+                    raise ValueError(f"shape {np.shape(value)} differs from the variable's "
+                                     f"shape {out.shape}")
+                np.copyto(out, value, casting="same_kind")
+            else:
+                ufunc(out, value, out=out, casting="same_kind")
+        except (ValueError, TypeError) as e:
+            raise _write_error(self, what, value, e) from None
+
+    def _write_float16(self, ufunc: Any, value: Any, what: str) -> None:
+        """Write through a copy, so that a write that overflows leaves the value unchanged."""
+        new = self._value.copy()
+        with np.errstate(over="raise"):
+            try:
+                self._apply(new, ufunc, value, what)
+            except FloatingPointError:
+                verb = {"assign": "writing", "assign_add": "adding"}.get(what, "subtracting")
+                raise _overflow(f"Variable '{self.name}'.{what}:", f"{verb} {reprlib.repr(value)}",
+                                "; the Variable is unchanged") from None
+        np.copyto(self._value, new)
+
     def assign(self, value: Any) -> Variable:
-        """Set the value in place (same shape; dtype cast with NumPy's same-kind rule)."""
+        """Set the value in place (same shape; dtype cast with NumPy's same-kind rule).
+
+        The value must be numbers; for a float16 Variable, a value that would overflow to inf
+        raises `OverflowError` and leaves the Variable unchanged.
+        """
         return self._write(None, value, "assign")
 
     def assign_add(self, delta: Any) -> Variable:
@@ -322,6 +494,9 @@ class Variable(Tensor):
 
 def constant(value: Any, dtype: Any = None) -> Tensor:
     """A `Tensor` holding `value` (NumPy's dtype rules; `dtype` overrides).
+
+    `value` must be booleans or numbers: None, text, Python objects and ragged nested lists
+    raise with a message saying which.
 
     Example:
         >>> constant([1, 2], dtype="float32").dtype

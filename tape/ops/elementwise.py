@@ -98,10 +98,31 @@ _clip: Primitive = Primitive("clip", np.clip).defvjp(
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
     """Limit values to [a_min, a_max]; the gradient passes where the input lies inside.
 
+    `a_min > a_max` raises `ValueError` (as in TensorFlow; NumPy would return `a_max`).
+
     Example:
         >>> clip(np.array([-2.0, 0.5, 3.0]), 0, 1).numpy()
         array([0. , 0.5, 1. ])
     """
     if a_min is None and a_max is None:
         raise ValueError("clip needs a_min or a_max (or both)")
-    return _clip(x, raw(a_min), raw(a_max))
+    lo, hi = raw(a_min), raw(a_max)
+    if lo is not None and hi is not None:
+        _check_bounds(lo, hi)
+    return _clip(x, lo, hi)
+
+
+def _check_bounds(lo: Any, hi: Any) -> None:
+    # NumPy returns a_max everywhere when a_min > a_max; TensorFlow raises, and so do we.
+    bad = np.greater(lo, hi)
+    if not bad.any():
+        return
+    if bad.ndim == 0:
+        where = f"a_min ({lo}) is greater than a_max ({hi})"
+    else:
+        i = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        where = (f"a_min is greater than a_max at index {tuple(int(k) for k in i)} "
+                 f"({np.broadcast_to(lo, bad.shape)[i]} > {np.broadcast_to(hi, bad.shape)[i]}; "
+                 f"bounds of shapes {np.shape(lo)} and {np.shape(hi)})")
+    raise ValueError(f"clip: {where}, so there is no value in between (NumPy would return a_max "
+                     f"there); pass bounds with a_min <= a_max")

@@ -63,11 +63,39 @@ def _plain_index(index: Any) -> Any:
 def take(x: Any, index: Any) -> Tensor:
     """`x[index]` as a function (indices may be tensors; they are not differentiated).
 
+    An index out of range raises `IndexError` naming the index, the axis and its size.
+
     Example:
         >>> take(np.arange(4.0), [3, 3]).numpy()
         array([3., 3.])
     """
-    return getitem(x, index=_plain_index(index))
+    index = _plain_index(index)
+    try:
+        return getitem(x, index=index)
+    except IndexError as e:
+        raise _index_error(x, index, e) from None
+
+
+def _index_error(x: Any, index: Any, err: IndexError) -> IndexError:
+    rule = ("; along an axis of size n, an index i must satisfy -n <= i < n"
+            if "out of bounds" in str(err) else "")
+    return IndexError(f"take: {err}, in x[{_show_index(index)}] with x of shape "
+                      f"{np.shape(raw(x))}{rule}")
+
+
+def _show_index(index: Any) -> str:
+    """An index as written between brackets: `:, 7`, `..., None`, `<array of shape (100,)>`."""
+    def one(i: Any) -> str:
+        if isinstance(i, slice):
+            text = ":".join("" if v is None else str(v) for v in (i.start, i.stop))
+            return text if i.step is None else f"{text}:{i.step}"
+        if i is Ellipsis:
+            return "..."
+        if np.size(i) > 8:
+            return f"<array of shape {np.shape(i)}>"
+        return str(np.asarray(i).tolist()) if isinstance(i, (np.ndarray, list)) else str(i)
+    items = index if isinstance(index, tuple) else (index,)
+    return ", ".join(one(i) for i in items)
 
 
 def one_hot(indices: Any, depth: int, dtype: Any = np.float32) -> Tensor:
