@@ -115,7 +115,8 @@ def batch_norm_args(draw):
 @st.composite
 def xent_args(draw):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=2, max_side=4))
-    return values(draw, shape, -3.0, 3.0), values(draw, shape, 0.0, 1.0)  # rows of weights
+    weights = values(draw, shape, 0.1, 1.0)
+    return values(draw, shape, -3.0, 3.0), weights / weights.sum(-1, keepdims=True)  # rows
 
 
 @st.composite

@@ -66,6 +66,11 @@ INDEX = (np.array([2, 0, 2]), slice(None, None, 2))
 
 # name -> (function, args). The check squares the function's output, so each rule's result
 # is itself differentiated (with respect to the upstream gradient and to the inputs).
+def probability_rows(*shape):
+    w = vals(*shape, low=0.1, high=1.0)
+    return w / w.sum(-1, keepdims=True)
+
+
 TABLE = {
     "add": (lambda x, y: x + y, (vals(3, 1), vals(4))),
     "subtract": (lambda x, y: x - y, (vals(3, 1), vals(4))),
@@ -113,7 +118,7 @@ TABLE = {
     "nn.batch_norm": (lambda x, g, b: nn.batch_norm(x, g, b), (spaced(5, 3), vals(3), vals(3))),
     "nn.softmax_cross_entropy": (
         lambda z, y: nn.softmax_cross_entropy(z, y, reduction="none", label_smoothing=0.1),
-        (vals(4, 3), vals(4, 3, low=0.0, high=1.0))),
+        (vals(4, 3), probability_rows(4, 3))),
     "test.sin_product (all-inputs form)": (sin_product, (vals(3, 1), vals(4))),
 }
 
