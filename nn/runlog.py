@@ -17,14 +17,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nn.training import History
+from tape import registry
 
 __all__ = ["RunHistory"]
 
@@ -32,6 +32,15 @@ Event = dict[str, Any]
 
 
 # -- hyperparameters as JSON (schedules by description) -----------------------------------------
+Classes = Iterable[type] | Mapping[str, type] | None  # a `custom_objects=` argument
+
+_NUMERIC_KINDS = "biufc"  # the dtypes a stored array may have: no objects, no strings
+
+
+class UnknownClassError(ValueError):
+    """A file names a schedule class that is not on the allow-list (`tape.registry`)."""
+
+
 def _encode(value: Any) -> Any:
     """A JSON form of a hyperparameter: numbers, None, arrays, and schedules described by their
     class and fields (dataclasses, as in `optim.schedules`) or `get_config()`."""
@@ -59,40 +68,51 @@ def _encode(value: Any) -> Any:
                 f"its class and settings, so it must be an instance of a module-level class "
                 f"that is a dataclass (like those of optim.schedules) or has get_config(); "
                 f"a plain function or lambda cannot be saved")
-        return {"__schedule__": f"{cls.__module__}:{cls.__qualname__}", "config": _encode(config)}
+        return {"__schedule__": registry.qualified_name(cls), "config": _encode(config)}
     raise ValueError(f"cannot checkpoint the hyperparameter value {value!r} "
                      f"({type(value).__name__})")
 
 
-def _decode(value: Any) -> Any:
-    """The inverse of `_encode` (a schedule is rebuilt from its class and settings)."""
+def _decode(value: Any, custom_objects: Classes = None) -> Any:
+    """The inverse of `_encode`. A schedule is rebuilt only from a class on the allow-list
+    (`tape.registry`, or `custom_objects`); any other name is an `UnknownClassError`, and
+    nothing is imported. Arrays must have a numeric dtype."""
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, custom_objects) for v in value]
     if not isinstance(value, dict):
         return value
     if "__array__" in value:
-        return np.asarray(value["__array__"], dtype=np.dtype(value["dtype"]))
+        dtype = np.dtype(str(value["dtype"]))
+        if dtype.kind not in _NUMERIC_KINDS:
+            raise ValueError(f"a stored hyperparameter array has dtype {dtype}; only numeric "
+                             f"dtypes are read back")
+        return np.asarray(value["__array__"], dtype=dtype)
     if "__schedule__" in value:
-        module, _, qualname = value["__schedule__"].partition(":")
+        name = str(value["__schedule__"])
+        cls = registry.lookup(name, custom_objects)
+        if cls is None:
+            short = name.rpartition(":")[2] or name
+            raise UnknownClassError(
+                f"the schedule {name!r} is not an allowed schedule class, so it was not "
+                f"rebuilt (names in files are looked up in an allow-list, never imported). If "
+                f"it is your own schedule, import the module that defines it and register it "
+                f"first: optim.schedules.register({short}), or pass "
+                f"custom_objects=[{short}] (or {{{name!r}: {short}}}) to the Babysitter")
+        config = _decode(value.get("config"), custom_objects)
+        if not isinstance(config, dict):
+            raise ValueError(f"the schedule {name!r} has no settings dict, got {config!r}")
         try:
-            cls: Any = importlib.import_module(module)
-            for part in qualname.split("."):
-                cls = getattr(cls, part)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot rebuild the schedule {value['__schedule__']}: {e}") from None
-        if not (isinstance(cls, type) and (dataclasses.is_dataclass(cls)
-                                           or hasattr(cls, "get_config"))):
-            raise ValueError(f"{value['__schedule__']} is not a schedule class (a dataclass or "
-                             f"a class with get_config); refusing to call it")
-        config = _decode(value["config"])
-        return cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
-    return {k: _decode(v) for k, v in value.items()}
+            return cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"cannot rebuild the schedule {name!r} from {config!r}: {e}"
+                             ) from None
+    return {k: _decode(v, custom_objects) for k, v in value.items()}
 
 
-def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
+def _checked(values: Mapping[str, Any], custom_objects: Classes = None) -> dict[str, Any]:
     """Encode `values`, and check that schedules come back from their description."""
     encoded = _encode(dict(values))
-    _decode(encoded)
+    _decode(encoded, custom_objects)
     return encoded
 
 
@@ -112,6 +132,30 @@ def _changes(event: Event) -> str:
 
 
 # -- the event log ------------------------------------------------------------------------------
+_EVENT_FIELDS: dict[str, dict[str, type]] = {
+    "epoch": {"logs": dict}, "set": {"changes": dict}, "rollback": {"from": int}, "resume": {}}
+
+
+def _check_events(events: Any) -> list[Event]:
+    """`events` if it is a well-formed event log (read from a file), else a `ValueError`
+    naming the first bad event.
+
+    Example:
+        >>> _check_events([{"event": "epoch", "epoch": "1", "logs": {}}])
+        Traceback (most recent call last):
+        ValueError: event 0 is malformed: {'event': 'epoch', 'epoch': '1', 'logs': {}}
+    """
+    if not isinstance(events, list):
+        raise ValueError(f"the event log is a {type(events).__name__}, not a list")
+    for i, ev in enumerate(events):
+        kind = ev.get("event") if isinstance(ev, dict) else None
+        fields = _EVENT_FIELDS.get(kind) if isinstance(kind, str) else None
+        if (fields is None or type(ev.get("epoch")) is not int or ev["epoch"] < 0
+                or not all(isinstance(ev.get(k), t) for k, t in fields.items())):
+            raise ValueError(f"event {i} is malformed: {str(ev)[:200]}")
+    return events
+
+
 @dataclass
 class _Timeline:
     """The event log replayed: the live branch, the abandoned ones, and which changes hold."""

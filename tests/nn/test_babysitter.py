@@ -1,5 +1,6 @@
 """The Babysitter: checkpoints, set, rollback, retention, plots, and exact resume after SIGKILL."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -239,7 +240,7 @@ def test_resume_errors_name_the_directory_or_files(tmp_path):
     for name in ("epoch-0001.npz", "epoch-0002.npz"):
         (d / name).write_bytes(b"not a zip file")
     with warnings.catch_warnings(), pytest.raises(ValueError,
-                                                  match=r"no readable checkpoint.*epoch-0001"):
+                                                  match=r"no usable checkpoint.*epoch-0001"):
         warnings.simplefilter("ignore")
         resume(d)
 
@@ -402,3 +403,177 @@ def test_plot_renders_curves_with_changes_and_rollbacks(tmp_path):
     for p in (path, other):
         with open(p, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# -- checkpoints that parse but do not fit -----------------------------------------------------
+def rewrite_checkpoint(path, change):
+    """Load a checkpoint's arrays, let `change(arrays, meta)` edit them, write them back."""
+    from nn.checkpoint import load_arrays, save_arrays
+    arrays = load_arrays(path)
+    meta = json.loads(str(arrays.pop("meta")))
+    change(arrays, meta)
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    save_arrays(path, arrays)
+
+
+def _wrong_shape(arrays, meta):
+    arrays["model/0/kernel"] = np.zeros((3, 8), np.float32)
+
+
+def _missing_slot(arrays, meta):
+    del arrays["optimizer/slots/2/v"]
+
+
+def _nan_weight(arrays, meta):
+    arrays["model/3/kernel"][1, 0] = np.nan
+
+
+def _inf_slot(arrays, meta):
+    arrays["optimizer/slots/0/m"][0, 0] = np.inf
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_wrong_shape, r"'0/kernel': shape \(3, 8\) in the state, \(2, 8\) in the model"),
+    (_missing_slot, r"missing slot 'slots/2/v'"),
+    (_nan_weight, r"'model/3/kernel' holds 1 non-finite value"),
+    (_inf_slot, r"'optimizer/slots/0/m' holds 1 non-finite value"),
+])
+def test_a_newest_checkpoint_that_does_not_fit_falls_back_like_a_corrupt_one(tmp_path, change,
+                                                                              reason):
+    expected = straight(tmp_path, 4)
+    d = tmp_path / "f"
+    with new_run(d) as run:
+        run.train(epochs=3)
+    rewrite_checkpoint(d / "epoch-0003.npz", change)
+    with pytest.warns(RuntimeWarning, match=r"epoch-0003\.npz.*" + reason
+                      + r".*falling back to the previous checkpoint") as caught:
+        run = resume(d)
+    assert len(caught) == 1
+    with run:
+        assert run.epoch == 2 and run.checkpoints == [1, 2]
+        assert (d / "epoch-0003.npz.corrupt").exists()
+        run.train(epochs=2)
+        assert_same_state(run, *expected[:2])
+        assert run.history.loss == expected[2].loss
+
+
+def test_when_no_checkpoint_fits_the_error_gives_each_file_and_reason(tmp_path):
+    d = tmp_path / "n"
+    with new_run(d) as run:
+        run.train(epochs=2)
+    rewrite_checkpoint(d / "epoch-0001.npz", _nan_weight)
+    rewrite_checkpoint(d / "epoch-0002.npz", _missing_slot)
+    with pytest.warns(RuntimeWarning, match="epoch-0002"), pytest.raises(
+            ValueError, match=r"no usable checkpoint.*epoch-0002\.npz.*missing slot.*"
+                              r"epoch-0001\.npz.*non-finite"):
+        resume(d)
+    assert sorted(os.listdir(d)) == [".lock", "epoch-0001.npz", "epoch-0002.npz", "log.json"]
+    with pytest.raises(ValueError, match=r"epoch-0001\.npz.*non-finite"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            resume(d)
+
+
+def test_a_rollback_to_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path):
+    d = tmp_path / "r"
+    with new_run(d) as run:
+        run.train(epochs=3)
+        before = run.model.state_dict(), run.optimizer.state_dict()
+        rewrite_checkpoint(d / "epoch-0001.npz", _missing_slot)
+        with pytest.raises(ValueError, match=r"epoch-0001\.npz.*missing slot"):
+            run.rollback(1)
+        assert_same_state(run, *before)
+        assert run.epoch == 3 and run.checkpoints == [1, 2, 3]
+
+
+# -- schedule names resolve through an allow-list, never an import -----------------------------
+@pytest.fixture
+def planted(tmp_path, monkeypatch):
+    """A module on sys.path whose import writes a marker file; yields (module name, marker)."""
+    import uuid
+    name = f"planted_{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "PWNED"
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / f"{name}.py").write_text(textwrap.dedent(f"""
+        import dataclasses
+        open({str(marker)!r}, "w").write("planted code ran")
+
+        @dataclasses.dataclass
+        class Evil:
+            initial_learning_rate: float = 0.01
+            def __call__(self, step):
+                return self.initial_learning_rate
+    """))
+    monkeypatch.syspath_prepend(str(code_dir))
+    yield name, marker
+    sys.modules.pop(name, None)
+
+
+def test_a_schedule_name_in_a_checkpoint_never_imports_a_module(tmp_path, planted):
+    name, marker = planted
+    d = tmp_path / "c"
+    with new_run(d) as run:
+        run.train(epochs=2)
+
+    def plant(arrays, meta):
+        meta["hyperparameters"]["learning_rate"] = {"__schedule__": f"{name}:Evil",
+                                                    "config": {}}
+    rewrite_checkpoint(d / "epoch-0002.npz", plant)
+    with pytest.raises(ValueError, match=rf"epoch-0002\.npz.*'{name}:Evil'.*not an allowed "
+                                         r"schedule.*optim\.schedules\.register.*custom_objects"):
+        resume(d)
+    assert not marker.exists() and name not in sys.modules
+    assert (d / "epoch-0002.npz").exists()  # refused, not set aside as corrupt
+
+
+def test_a_schedule_name_in_log_json_never_imports_a_module(tmp_path, planted):
+    name, marker = planted
+    d = tmp_path / "l"
+    with new_run(d) as run:
+        run.train(epochs=2)
+    log = json.loads((d / "log.json").read_text())
+    log["events"].append({"event": "set", "epoch": 2, "before": {}, "changes": {
+        "learning_rate": {"__schedule__": f"{name}:Evil", "config": {}}}})
+    (d / "log.json").write_text(json.dumps(log))
+    with pytest.raises(ValueError, match=rf"'{name}:Evil'.*not an allowed schedule.*register"):
+        resume(d)
+    assert not marker.exists() and name not in sys.modules
+
+
+@dataclasses.dataclass
+class HalvingSchedule:
+    """A user's own schedule (module level, a dataclass): savable once registered."""
+
+    initial_learning_rate: float
+
+    def __call__(self, step):
+        return self.initial_learning_rate / 2 ** step
+
+
+def test_an_unregistered_schedule_is_refused_at_set_with_how_to_register_it(tmp_path):
+    with new_run(tmp_path / "u") as run:
+        with pytest.raises(ValueError, match=r"HalvingSchedule.*not an allowed schedule.*"
+                                             r"optim\.schedules\.register\(HalvingSchedule\)"):
+            run.set(learning_rate=HalvingSchedule(0.01))
+        assert run.optimizer.learning_rate == 0.01
+
+
+def test_a_custom_schedule_comes_back_through_custom_objects_or_register(tmp_path, monkeypatch):
+    d = tmp_path / "c"
+    with new_run(d, custom_objects=[HalvingSchedule]) as run:
+        run.set(learning_rate=HalvingSchedule(0.01))
+        run.train(epochs=1)
+        expected = run.model.state_dict(), run.optimizer.state_dict()
+    with pytest.raises(ValueError, match="HalvingSchedule.*not an allowed schedule"):
+        resume(d)
+    stored = f"{__name__}:HalvingSchedule"
+    for allow in ([HalvingSchedule], {stored: HalvingSchedule}):
+        with resume(d, custom_objects=allow) as run:
+            assert run.optimizer.learning_rate == HalvingSchedule(0.01)
+            assert_same_state(run, *expected)
+    import tape.registry
+    monkeypatch.setattr(tape.registry, "_CLASSES", dict(tape.registry._CLASSES))
+    assert optim.schedules.register(HalvingSchedule) is HalvingSchedule
+    with resume(d) as run:
+        assert run.optimizer.learning_rate == HalvingSchedule(0.01)
