@@ -105,6 +105,10 @@ def load_arrays(path: str | os.PathLike[str], *,
             raise ValueError(f"{os.fspath(path)!r} holds a single .npy array, not an .npz "
                              f"archive of named arrays")
         with data:
+            if len(set(data.files)) < len(data.files):  # a corrupt directory: one would hide
+                twice = sorted({n for n in data.files if data.files.count(n) > 1})
+                raise ValueError(f"{os.fspath(path)!r} is corrupt: its zip directory lists "
+                                 f"the entries {twice} more than once")
             arrays = {}
             for name in data.files:
                 try:
