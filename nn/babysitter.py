@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import io
 import json
@@ -60,17 +61,17 @@ from nn.checkpoint import load_arrays, open_regular, save_arrays
 from nn.data import MiniBatches
 from nn.module import Module
 from nn.runlog import (
-    _METRICS,
+    METRICS,
     Classes,
     Event,
     RunHistory,
     UnknownClassError,
-    _changes,
-    _check_events,
-    _checked,
-    _decode,
-    _encode,
-    _replay,
+    change_summary,
+    check_events,
+    check_hyperparameters,
+    decode,
+    encode,
+    replay,
 )
 from nn.training import Callback, History, Metric, TrainingState, fit
 from tape.io import atomic_write
@@ -88,9 +89,30 @@ def _checkpoint_name(epoch: int) -> str:
 
 
 # -- files --------------------------------------------------------------------------------------
+_HELD: set[int] = set()  # the file descriptors of the locks this process holds
+
+
+def _forget_locks() -> None:
+    """In a forked child, close its copies of the lock descriptors: a worker that outlives a
+    killed run must not keep the run's lock (closing a copy leaves the parent's lock held)."""
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks)
+
+
+def _unlock(fd: int) -> None:
+    if fd in _HELD:  # not after a fork, where the number may name another file by now
+        _HELD.discard(fd)
+        os.close(fd)
+
+
 def _lock(directory: str) -> Callable[[], None]:
-    """Take the directory's OS lock (released on close or when the process dies); returns the
-    function that releases it."""
+    """Take the directory's OS lock (released on close or when the process dies, and never
+    held by forked children); returns the function that releases it."""
     path = os.path.join(directory, LOCK)
     try:  # never through a symbolic link: that could create or open a file elsewhere
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -110,10 +132,15 @@ def _lock(directory: str) -> Callable[[], None]:
                                f"Babysitter (it holds an OS lock on {path!r}); close that one "
                                f"(or wait for its process to end) or use another directory"
                                ) from None
-    for name in os.listdir(directory):  # temporary files of a write that was killed
-        if _TEMPORARY.match(name):
-            os.unlink(os.path.join(directory, name))
-    return lambda: os.close(fd)
+    _HELD.add(fd)
+    try:
+        for name in os.listdir(directory):  # temporary files of a write that was killed
+            if _TEMPORARY.match(name):
+                os.unlink(os.path.join(directory, name))
+    except BaseException:
+        _unlock(fd)
+        raise
+    return functools.partial(_unlock, fd)
 
 
 def _fingerprint(data: tuple[Any, Any] | None) -> str | None:
@@ -142,7 +169,7 @@ def _check_config(config: Any) -> dict[str, Any]:
           and all(type(config.get(k)) is int for k in ("batch_size", "seed"))
           and (config.get("keep") == "all" or (type(config.get("keep")) is int
                                                and config["keep"] >= 1))
-          and config.get("monitor") in _METRICS
+          and config.get("monitor") in METRICS
           and all(type(config.get(k)) is bool for k in ("shuffle", "drop_last"))
           and isinstance(config.get("optimizer"), str)
           and all(config.get(k) is None or isinstance(config[k], str)
@@ -165,7 +192,7 @@ def _read_checkpoint(path: str) -> _Checkpoint:
         _check_config(meta.get("config"))
         if not isinstance(meta.get("hyperparameters"), dict):
             raise ValueError("it holds no hyperparameters")
-        last = _check_events(meta.get("events"))[-1:]
+        last = check_events(meta.get("events"))[-1:]
         if [(ev["event"], ev["epoch"]) for ev in last] != [("epoch", meta["epoch"])]:
             raise ValueError("its log does not end with its epoch")
     except Exception as e:  # a truncated zip, a bad CRC, bad JSON, a missing entry...
@@ -253,8 +280,8 @@ class Babysitter:
             raise ValueError(f"keep must be 'all' or an integer >= 1, got {keep!r}")
         if monitor == "auto":
             monitor = "loss" if validation is None else "val_loss"
-        if monitor not in _METRICS or (monitor.startswith("val_") and validation is None):
-            raise ValueError(f"monitor must be one of {_METRICS} (val_* needs validation data), "
+        if monitor not in METRICS or (monitor.startswith("val_") and validation is None):
+            raise ValueError(f"monitor must be one of {METRICS} (val_* needs validation data), "
                              f"got {monitor!r}")
         if seed is None:  # a fresh seed, then stored like a given one
             seed = int(np.random.SeedSequence().generate_state(1)[0])
@@ -270,7 +297,7 @@ class Babysitter:
                 raise FileExistsError(f"{self.directory!r} already holds a run (checkpoints of "
                                       f"epochs {self.checkpoints}); continue it with "
                                       f"Babysitter.resume(...) or use another directory")
-            _checked(optimizer.hyperparameters, custom_objects)
+            check_hyperparameters(optimizer.hyperparameters, custom_objects)
             self._events: list[Event] = []
         except BaseException:
             self.close()
@@ -299,7 +326,7 @@ class Babysitter:
     @property
     def epoch(self) -> int:
         """The number of completed epochs on the live branch (what the next `train` continues)."""
-        return _replay(self._events).head
+        return replay(self._events).head
 
     @property
     def history(self) -> RunHistory:
@@ -317,7 +344,7 @@ class Babysitter:
         """The checkpointed live epoch with the best `monitor` value (None before training)."""
         watch, best, kept = _Monitor(self.config["monitor"], "auto", 0.0), None, set()
         kept.update(self.checkpoints)
-        for ev in _replay(self._events).live:
+        for ev in replay(self._events).live:
             value = ev["logs"].get(self.config["monitor"])
             if ev["epoch"] in kept and value is not None and watch.improves(value):
                 watch.best, best = value, ev["epoch"]
@@ -352,9 +379,9 @@ class Babysitter:
             raise
 
     def _checkpoint(self, epoch: int, logs: dict[str, float]) -> None:
-        event = {"event": "epoch", "epoch": epoch, "logs": _encode(logs), "time": time.time()}
+        event = {"event": "epoch", "epoch": epoch, "logs": encode(logs), "time": time.time()}
         meta = {"format": FORMAT, "epoch": epoch, "config": self.config,
-                "hyperparameters": _encode(self.optimizer.hyperparameters),
+                "hyperparameters": encode(self.optimizer.hyperparameters),
                 "events": [*self._events, event]}
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": np.asarray(v)
@@ -400,7 +427,7 @@ class Babysitter:
             raise ValueError("set() needs at least one hyperparameter, e.g. "
                              "set(learning_rate=1e-3)")
         self._check_open()
-        _checked(hyperparameters, self.custom_objects)
+        check_hyperparameters(hyperparameters, self.custom_objects)
         before = self.optimizer.hyperparameters
         try:
             self.optimizer.set_hyperparameters(**hyperparameters)
@@ -408,8 +435,8 @@ class Babysitter:
             raise ValueError(str(e)) from None
         after = self.optimizer.hyperparameters
         self._log({"event": "set", "epoch": self.epoch,
-                   "changes": _encode({k: after[k] for k in hyperparameters}),
-                   "before": _encode({k: before.get(k) for k in hyperparameters})})
+                   "changes": encode({k: after[k] for k in hyperparameters}),
+                   "before": encode({k: before.get(k) for k in hyperparameters})})
 
     def rollback(self, epoch: int) -> None:
         """Go back to the model and optimizer state after `epoch` (hyperparameters included).
@@ -437,7 +464,7 @@ class Babysitter:
         `ValueError` naming the file and the reason if it does not fit (then nothing changed);
         an `UnknownClassError` if it names a schedule that is not allowed."""
         try:
-            hyperparameters = _decode(ck.meta["hyperparameters"], self.custom_objects)
+            hyperparameters = decode(ck.meta["hyperparameters"], self.custom_objects)
         except UnknownClassError as e:
             raise UnknownClassError(f"checkpoint {ck.path!r}: {e}") from None
         except (ValueError, TypeError) as e:
@@ -487,7 +514,7 @@ class Babysitter:
         try:
             ck = self._newest_usable(model, loss, optimizer, train, validation, metric, verbose)
             self._events = self._resumed_events(ck)
-            tl = _replay(self._events)
+            tl = replay(self._events)
             for ev in self._events[tl.anchor + 1:]:  # changes made after the checkpoint
                 if ev["event"] == "set":
                     self._reapply(ev)
@@ -531,18 +558,18 @@ class Babysitter:
                     problems.append(str(e))
             if k + 1 < len(epochs):
                 warnings.warn(f"{problems[-1]}; falling back to the previous checkpoint",
-                              RuntimeWarning, stacklevel=4)
+                              RuntimeWarning, stacklevel=3)
         raise ValueError(f"no usable checkpoint in {self.directory!r}: " + "; ".join(problems))
 
     def _reapply(self, event: Event) -> None:
         """Re-apply a `set` change that `log.json` holds after the last checkpoint."""
         where = f"{os.path.join(self.directory, LOG)!r}"
         try:
-            self.optimizer.set_hyperparameters(**_decode(event["changes"], self.custom_objects))
+            self.optimizer.set_hyperparameters(**decode(event["changes"], self.custom_objects))
         except UnknownClassError as e:
             raise UnknownClassError(f"{where}: {e}") from None
         except (ValueError, TypeError) as e:
-            raise ValueError(f"{where}: the change {_changes(event)} made after epoch "
+            raise ValueError(f"{where}: the change {change_summary(event)} made after epoch "
                              f"{event['epoch']} cannot be re-applied ({e}); correct the file, "
                              f"or delete it to resume from the log saved in the checkpoint"
                              ) from None
@@ -554,18 +581,18 @@ class Babysitter:
         path = os.path.join(self.directory, LOG)
         try:
             with open_regular(path, follow_symlinks=False) as f:
-                logged = _check_events(json.load(f)["events"])
+                logged = check_events(json.load(f)["events"])
         except FileNotFoundError:
             logged = None
         except (ValueError, KeyError, TypeError, RecursionError) as e:  # a symbolic link too
             warnings.warn(f"{path!r} is unusable ({e}); using the log saved in {ck.path!r}",
-                          RuntimeWarning, stacklevel=4)
+                          RuntimeWarning, stacklevel=3)
             logged = None
         if logged is not None and json.dumps(logged[:len(events)]) == json.dumps(events):
             events = logged
-        tl = _replay(events)
+        tl = replay(events)
         if epoch not in [ev["epoch"] for ev in tl.live]:  # should not happen: trust the file
-            events, tl = ck.meta["events"], _replay(ck.meta["events"])
+            events, tl = ck.meta["events"], replay(ck.meta["events"])
         if tl.head != epoch:  # the checkpoints of the later epochs are lost
             events = [*events, {"event": "rollback", "epoch": epoch, "from": tl.head,
                                 "reason": f"resumed from {os.path.basename(ck.path)}, the "
@@ -585,14 +612,14 @@ class Babysitter:
         except ImportError:
             raise ImportError("plotting needs matplotlib: pip install 'tape-autodiff[plot]'"
                               ) from None
-        tl = _replay(self._events)
+        tl = replay(self._events)
         if not tl.live and not tl.branches:
             raise ValueError("nothing to plot yet: train at least one epoch")
         dead = {id(ev) for ev in tl.dead_sets}
         marks = []  # (epoch, label, color, line style), in log order
         for ev in self._events:
             if ev["event"] == "set":
-                label = _changes(ev)
+                label = change_summary(ev)
                 marks.append((ev["epoch"], label + " (undone)", "0.5", ":") if id(ev) in dead
                              else (ev["epoch"], label, "tab:green", ":"))
             elif ev["event"] == "rollback":

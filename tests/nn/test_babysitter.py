@@ -296,8 +296,8 @@ def test_changes_and_rollbacks_after_the_last_checkpoint_survive_a_restart(tmp_p
 
 
 def _replayed_branches(run):
-    from nn.runlog import _replay
-    return _replay(run.history.events).branches
+    from nn.runlog import replay
+    return replay(run.history.events).branches
 
 
 def test_fit_initial_epoch_continues_the_data_order():

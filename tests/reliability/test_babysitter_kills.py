@@ -175,3 +175,52 @@ def test_many_kills_at_random_moments_lose_nothing(tmp_path, seed):
     expected, got, report = killed_run(tmp_path, seed=seed, kills=10, epochs=60)
     assert report["kills"] == 10 and report["lost"] == 0, report
     check_same(expected, got)
+
+
+# A babysat process that forks a worker (as a fork-based process pool does), then is killed.
+FORKING = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    import nn, optim
+
+    X = np.linspace(-1, 1, 16).reshape(8, 2); y = (X[:, 0] > 0).astype(np.int64)
+    run = nn.Babysitter(nn.Dense(2, seed=0), loss=nn.softmax_cross_entropy,
+                        optimizer=optim.SGD(0.1), train=(X, y), directory=sys.argv[1])
+    run.train(epochs=1)
+    worker = os.fork()
+    if worker == 0:  # the worker outlives its killed parent for a while
+        time.sleep(60)
+        os._exit(0)
+    print(worker, flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_forked_worker_does_not_keep_the_lock_of_a_killed_run(tmp_path):
+    import nn
+    import optim
+    script = tmp_path / "forking.py"
+    script.write_text(FORKING)
+    d = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, str(script), str(d)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    worker = None
+    try:
+        line = proc.stdout.readline()
+        assert line.strip().isdigit(), f"the child failed: {line!r} {proc.stderr.read()}"
+        worker = int(line)
+        proc.kill()
+        proc.wait()
+        X = np.linspace(-1, 1, 16).reshape(8, 2)
+        y = (X[:, 0] > 0).astype(np.int64)
+        with nn.Babysitter.resume(d, nn.Dense(2), loss=nn.softmax_cross_entropy,
+                                  optimizer=optim.SGD(0.1), train=(X, y)) as run:
+            assert run.epoch == 1
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        if worker is not None:
+            os.kill(worker, 9)
