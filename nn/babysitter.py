@@ -8,9 +8,10 @@ A run directory holds:
 
 - `epoch-NNNN.npz`, one per kept epoch (N counts completed epochs, from 1): the model's
   variables (`model/<path>`, trainable and not), the optimizer's `state_dict` (`optimizer/...`)
-  and a JSON `meta` entry with the run's settings, the optimizer's hyperparameters and the event
-  log up to that epoch. Written with `nn.checkpoint.save_arrays` (temporary file, fsync,
-  rename), so a crash leaves the previous checkpoint intact.
+  and a JSON `meta` entry with the run's settings, the optimizer's hyperparameters, the event
+  log up to that epoch and the list of the other entries. Written with
+  `nn.checkpoint.save_arrays` (temporary file, fsync, rename), so a crash leaves the previous
+  checkpoint intact.
 - `log.json`: the whole event log (epochs with their metrics, `set` changes, rollbacks and the
   abandoned branches, resumes), rewritten atomically after every event.
 - `.lock`: held with `fcntl.flock` while a `Babysitter` is open, so a second process gets a
@@ -195,6 +196,11 @@ def _read_checkpoint(path: str) -> _Checkpoint:
         last = check_events(meta.get("events"))[-1:]
         if [(ev["event"], ev["epoch"]) for ev in last] != [("epoch", meta["epoch"])]:
             raise ValueError("its log does not end with its epoch")
+        if "entries" in meta and sorted(arrays) != meta["entries"]:  # (older files lack it)
+            listed = set(meta["entries"]) if isinstance(meta["entries"], list) else set()
+            raise ValueError(f"its archive lacks the entries {sorted(listed - set(arrays))} "
+                             f"and has {sorted(set(arrays) - listed)} that its meta does not "
+                             f"list")
     except Exception as e:  # a truncated zip, a bad CRC, bad JSON, a missing entry...
         raise ValueError(f"checkpoint {path!r} is unreadable or corrupt "
                          f"({type(e).__name__}: {e})") from None
@@ -386,6 +392,7 @@ class Babysitter:
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": np.asarray(v)
                        for k, v in self.optimizer.state_dict().items()})
+        meta["entries"] = sorted(arrays)  # a damaged zip directory can hide an entry
         arrays["meta"] = np.asarray(json.dumps(meta))
         save_arrays(self._path(epoch), arrays)
         self._log(event)

@@ -407,11 +407,13 @@ def test_plot_renders_curves_with_changes_and_rollbacks(tmp_path):
 
 # -- checkpoints that parse but do not fit -----------------------------------------------------
 def rewrite_checkpoint(path, change):
-    """Load a checkpoint's arrays, let `change(arrays, meta)` edit them, write them back."""
+    """Load a checkpoint's arrays, let `change(arrays, meta)` edit them, write them back as a
+    well-formed checkpoint (its list of entries updated)."""
     from nn.checkpoint import load_arrays, save_arrays
     arrays = load_arrays(path)
     meta = json.loads(str(arrays.pop("meta")))
     change(arrays, meta)
+    meta["entries"] = sorted(arrays)  # a consistent file that parses
     arrays["meta"] = np.asarray(json.dumps(meta))
     save_arrays(path, arrays)
 

@@ -335,6 +335,17 @@ def test_a_flip_that_renames_an_entry_to_another_entry_s_name_is_caught(trained)
         assert run.epoch == 2 and same_state(state(run), after2)
 
 
+def test_an_entry_missing_from_the_archive_is_corruption(trained):
+    d, after2, _ = trained
+    arrays = load_arrays(d / "epoch-0003.npz")
+    del arrays["model/3/kernel"]  # as a flip in the zip directory can hide an entry
+    save_arrays(d / "epoch-0003.npz", arrays)
+    run, message = resumed_from(d, "epoch-0003.npz")
+    with run:
+        assert "corrupt" in message and "lacks the entries ['model/3/kernel']" in message
+        assert run.epoch == 2 and same_state(state(run), after2)
+
+
 @pytest.mark.slow
 def test_many_bit_flips_in_a_checkpoint_fall_back_or_change_nothing(trained, tmp_path):
     counts = flip_bits(trained, tmp_path, flips=2000, seed=1)
