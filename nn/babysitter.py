@@ -75,6 +75,7 @@ from nn.runlog import (
     replay,
 )
 from nn.training import Callback, History, Metric, TrainingState, fit
+from tape import registry
 from tape.io import atomic_write
 
 __all__ = ["Babysitter", "RunHistory"]
@@ -295,7 +296,7 @@ class Babysitter:
                   "shuffle": bool(shuffle), "drop_last": bool(drop_last),
                   "optimizer": type(optimizer).__name__, "train": _fingerprint(train),
                   "validation": _fingerprint(validation)}
-        self.custom_objects = custom_objects
+        self.custom_objects = registry.by_name(custom_objects)
         self._open(directory)
         try:
             self._setup(model, loss, optimizer, train, validation, config, metric, verbose)
@@ -303,7 +304,7 @@ class Babysitter:
                 raise FileExistsError(f"{self.directory!r} already holds a run (checkpoints of "
                                       f"epochs {self.checkpoints}); continue it with "
                                       f"Babysitter.resume(...) or use another directory")
-            check_hyperparameters(optimizer.hyperparameters, custom_objects)
+            check_hyperparameters(optimizer.hyperparameters, self.custom_objects)
             self._events: list[Event] = []
         except BaseException:
             self.close()
@@ -516,7 +517,7 @@ class Babysitter:
             raise FileNotFoundError(f"no checkpoint (epoch-NNNN.npz) in {directory!r}: "
                                     f"nothing to resume")
         self = cls.__new__(cls)
-        self.custom_objects = custom_objects
+        self.custom_objects = registry.by_name(custom_objects)
         self._open(directory)
         try:
             ck = self._newest_usable(model, loss, optimizer, train, validation, metric, verbose)

@@ -86,10 +86,18 @@ def encode(value: Any) -> Any:
                      f"({type(value).__name__})")
 
 
-def decode(value: Any, custom_objects: Classes = None) -> Any:
+def decode(value: Any, custom_objects: Mapping[str, type] | None = None) -> Any:
     """The inverse of `encode`. A schedule is rebuilt only from a class on the allow-list
-    (`tape.registry`, or `custom_objects`); any other name is an `UnknownClassError`, and
-    nothing is imported. Arrays must have a numeric dtype."""
+    (`tape.registry`, or `custom_objects`, from `tape.registry.by_name`); any other name is an
+    `UnknownClassError`, and nothing is imported. Arrays must have a numeric dtype.
+
+    Example:
+        >>> decode({"__array__": [1, 2], "dtype": "<i8"})
+        array([1, 2])
+        >>> decode({"__schedule__": "os:system", "config": {"command": "ls"}})
+        Traceback (most recent call last):
+        nn.runlog.UnknownClassError: the schedule 'os:system' is not an allowed schedule class...
+    """
     if isinstance(value, list):
         return [decode(v, custom_objects) for v in value]
     if not isinstance(value, dict):
@@ -123,7 +131,7 @@ def decode(value: Any, custom_objects: Classes = None) -> Any:
 
 
 def check_hyperparameters(values: Mapping[str, Any],
-                          custom_objects: Classes = None) -> dict[str, Any]:
+                          custom_objects: Mapping[str, type] | None = None) -> dict[str, Any]:
     """Encode `values`, and check that schedules come back from their description.
 
     Example:

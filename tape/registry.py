@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-__all__ = ["lookup", "qualified_name", "register"]
+__all__ = ["by_name", "lookup", "qualified_name", "register"]
 
 T = TypeVar("T", bound=type)
 
@@ -66,24 +66,41 @@ def register(cls: T) -> T:
     return cls
 
 
-def lookup(name: str, extra: Iterable[type] | Mapping[str, type] | None = None) -> type | None:
-    """The class allowed under `name`, or None; never an import. `extra` allows more classes for
-    this call only: classes (under their `qualified_name`), or a mapping from the name a file
-    stores to the class to use (for a class that moved or was renamed since the file was
-    written). `extra` comes first.
+def by_name(classes: Iterable[type] | Mapping[str, type] | None) -> dict[str, type]:
+    """Classes to allow for one call (a `custom_objects=` argument) as a mapping from the name
+    a file stores to the class: classes go under their `qualified_name`; a mapping gives the
+    names itself (for a class that moved or was renamed since the file was written).
 
     Example:
         >>> class Moved: pass
-        >>> lookup("old_module:Moved") is None, lookup("os:system") is None
-        (True, True)
-        >>> lookup("old_module:Moved", {"old_module:Moved": Moved}) is Moved
+        >>> by_name({"old_module:Moved": Moved}) == {"old_module:Moved": Moved}
+        True
+        >>> by_name([len])
+        Traceback (most recent call last):
+        TypeError: custom_objects must hold classes, got <built-in function len>
+    """
+    if classes is None:
+        return {}
+    items = classes.items() if isinstance(classes, Mapping) else ((None, c) for c in classes)
+    found = {}
+    for name, cls in items:
+        if not isinstance(cls, type):
+            raise TypeError(f"custom_objects must hold classes, got {cls!r}")
+        found[qualified_name(cls) if name is None else str(name)] = cls
+    return found
+
+
+def lookup(name: str, extra: Mapping[str, type] | None = None) -> type | None:
+    """The class allowed under `name` (in `extra`, from `by_name`, first; then registered),
+    or None; never an import.
+
+    Example:
+        >>> lookup("os:system") is None
+        True
+        >>> class Moved: pass
+        >>> lookup("old_module:Moved", by_name({"old_module:Moved": Moved})) is Moved
         True
     """
-    if extra is not None:
-        items = extra.items() if isinstance(extra, Mapping) else ((None, c) for c in extra)
-        for key, cls in items:
-            if not isinstance(cls, type):
-                raise TypeError(f"custom_objects must hold classes, got {cls!r}")
-            if name == (qualified_name(cls) if key is None else key):
-                return cls
+    if extra and name in extra:
+        return extra[name]
     return _CLASSES.get(name)

@@ -525,3 +525,13 @@ def test_a_custom_schedule_comes_back_through_custom_objects_or_register(tmp_pat
     assert optim.schedules.register(HalvingSchedule) is HalvingSchedule
     with resume(d) as run:
         assert run.optimizer.learning_rate == HalvingSchedule(0.01)
+    with pytest.raises(TypeError, match="takes a class"):
+        optim.schedules.register(lambda step: 0.1)
+
+    @dataclasses.dataclass
+    class Local:
+        lr: float
+    with pytest.raises(ValueError, match="inside a function has no stable name"):
+        optim.schedules.register(Local)
+    with pytest.raises(TypeError, match="custom_objects must hold classes"):
+        resume(d, custom_objects=[HalvingSchedule(0.1)])
