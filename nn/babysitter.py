@@ -8,13 +8,23 @@ A run directory holds:
 
 - `epoch-NNNN.npz`, one per kept epoch (N counts completed epochs, from 1): the model's
   variables (`model/<path>`, trainable and not), the optimizer's `state_dict` (`optimizer/...`)
-  and a JSON `meta` entry with the run's settings, the optimizer's hyperparameters and the event
-  log up to that epoch. Written with `nn.checkpoint.save_arrays` (temporary file, fsync,
-  rename), so a crash leaves the previous checkpoint intact.
+  and a JSON `meta` entry with the run's settings, the optimizer's hyperparameters, the event
+  log up to that epoch and the list of the other entries. Written with
+  `nn.checkpoint.save_arrays` (temporary file, fsync, rename), so a crash leaves the previous
+  checkpoint intact.
 - `log.json`: the whole event log (epochs with their metrics, `set` changes, rollbacks and the
   abandoned branches, resumes), rewritten atomically after every event.
 - `.lock`: held with `fcntl.flock` while a `Babysitter` is open, so a second process gets a
   clear error; the OS drops it when the process dies, so a killed run never blocks its resume.
+
+The files are data, never code: arrays are read with `allow_pickle=False`, a schedule's class
+name is looked up in an allow-list (`tape.registry`: the classes of `optim.schedules`, those
+registered with `optim.schedules.register`, and `custom_objects=`) and never imported, and
+checkpoints and `log.json` are read only as regular files inside the directory (a symbolic
+link, to anywhere, is refused and never followed). On resume a checkpoint that cannot be used
+(unreadable, or not fitting the model and optimizer: a missing or misshapen variable or
+optimizer slot, a NaN or inf value) is skipped with a warning naming it and the reason, and the
+previous one is used.
 
 Example:
     >>> import numpy as np, nn, optim, tempfile
@@ -32,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import io
 import json
@@ -47,20 +58,24 @@ from typing import Any
 import numpy as np
 
 from nn.callbacks import _Monitor
-from nn.checkpoint import load_arrays, save_arrays
+from nn.checkpoint import load_arrays, open_regular, save_arrays
 from nn.data import MiniBatches
 from nn.module import Module
 from nn.runlog import (
-    _METRICS,
+    METRICS,
+    Classes,
     Event,
     RunHistory,
-    _changes,
-    _checked,
-    _decode,
-    _encode,
-    _replay,
+    UnknownClassError,
+    change_summary,
+    check_events,
+    check_hyperparameters,
+    decode,
+    encode,
+    replay,
 )
 from nn.training import Callback, History, Metric, TrainingState, fit
+from tape import registry
 from tape.io import atomic_write
 
 __all__ = ["Babysitter", "RunHistory"]
@@ -76,11 +91,36 @@ def _checkpoint_name(epoch: int) -> str:
 
 
 # -- files --------------------------------------------------------------------------------------
+_HELD: set[int] = set()  # the file descriptors of the locks this process holds
+
+
+def _forget_locks() -> None:
+    """In a forked child, close its copies of the lock descriptors: a worker that outlives a
+    killed run must not keep the run's lock (closing a copy leaves the parent's lock held)."""
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks)
+
+
+def _unlock(fd: int) -> None:
+    if fd in _HELD:  # not after a fork, where the number may name another file by now
+        _HELD.discard(fd)
+        os.close(fd)
+
+
 def _lock(directory: str) -> Callable[[], None]:
-    """Take the directory's OS lock (released on close or when the process dies); returns the
-    function that releases it."""
+    """Take the directory's OS lock (released on close or when the process dies, and never
+    held by forked children); returns the function that releases it."""
     path = os.path.join(directory, LOCK)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symbolic link: that could create or open a file elsewhere
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        raise RuntimeError(f"cannot open the lock file {path!r} ({e.strerror}); it must be a "
+                           f"regular file (a symbolic link is refused): remove it") from None
     try:
         import fcntl
     except ImportError:  # no flock on this platform (Windows): the directory is not guarded
@@ -94,10 +134,15 @@ def _lock(directory: str) -> Callable[[], None]:
                                f"Babysitter (it holds an OS lock on {path!r}); close that one "
                                f"(or wait for its process to end) or use another directory"
                                ) from None
-    for name in os.listdir(directory):  # temporary files of a write that was killed
-        if _TEMPORARY.match(name):
-            os.unlink(os.path.join(directory, name))
-    return lambda: os.close(fd)
+    _HELD.add(fd)
+    try:
+        for name in os.listdir(directory):  # temporary files of a write that was killed
+            if _TEMPORARY.match(name):
+                os.unlink(os.path.join(directory, name))
+    except BaseException:
+        _unlock(fd)
+        raise
+    return functools.partial(_unlock, fd)
 
 
 def _fingerprint(data: tuple[Any, Any] | None) -> str | None:
@@ -120,17 +165,43 @@ class _Checkpoint:
     meta: dict[str, Any]
 
 
+def _check_config(config: Any) -> dict[str, Any]:
+    """A stored run config, checked field by field (it comes from a file)."""
+    ok = (isinstance(config, dict)
+          and all(type(config.get(k)) is int for k in ("batch_size", "seed"))
+          and (config.get("keep") == "all" or (type(config.get("keep")) is int
+                                               and config["keep"] >= 1))
+          and config.get("monitor") in METRICS
+          and all(type(config.get(k)) is bool for k in ("shuffle", "drop_last"))
+          and isinstance(config.get("optimizer"), str)
+          and all(config.get(k) is None or isinstance(config[k], str)
+                  for k in ("train", "validation")))
+    if not ok:
+        raise ValueError(f"its run settings are malformed: {str(config)[:200]}")
+    return config
+
+
 def _read_checkpoint(path: str) -> _Checkpoint:
-    """Read and check one checkpoint file; `ValueError` naming it if it is unreadable."""
+    """Read and check one checkpoint file; `ValueError` naming it if it is unreadable or
+    malformed, a symbolic link, or not a regular file."""
     try:
-        arrays = load_arrays(path)
+        arrays = load_arrays(path, follow_symlinks=False)
         meta = json.loads(str(arrays.pop("meta")))
         match = _CHECKPOINT.match(os.path.basename(path))
-        if meta.get("format") != FORMAT or not match or meta["epoch"] != int(match[1]):
-            raise ValueError(f"unknown format or epoch {meta.get('format')}/{meta.get('epoch')}")
-        last = meta["events"][-1]
-        if (last["event"], last["epoch"]) != ("epoch", meta["epoch"]):
+        if (not isinstance(meta, dict) or meta.get("format") != FORMAT or not match
+                or meta.get("epoch") != int(match[1])):
+            raise ValueError(f"unknown format or epoch {str(meta)[:100]}")
+        _check_config(meta.get("config"))
+        if not isinstance(meta.get("hyperparameters"), dict):
+            raise ValueError("it holds no hyperparameters")
+        last = check_events(meta.get("events"))[-1:]
+        if [(ev["event"], ev["epoch"]) for ev in last] != [("epoch", meta["epoch"])]:
             raise ValueError("its log does not end with its epoch")
+        if "entries" in meta and sorted(arrays) != meta["entries"]:  # (older files lack it)
+            listed = set(meta["entries"]) if isinstance(meta["entries"], list) else set()
+            raise ValueError(f"its archive lacks the entries {sorted(listed - set(arrays))} "
+                             f"and has {sorted(set(arrays) - listed)} that its meta does not "
+                             f"list")
     except Exception as e:  # a truncated zip, a bad CRC, bad JSON, a missing entry...
         raise ValueError(f"checkpoint {path!r} is unreadable or corrupt "
                          f"({type(e).__name__}: {e})") from None
@@ -140,6 +211,18 @@ def _read_checkpoint(path: str) -> _Checkpoint:
         if prefix in split:
             split[prefix][key[len(prefix):]] = value
     return _Checkpoint(path, split["model/"], split["optimizer/"], meta)
+
+
+def _nonfinite(ck: _Checkpoint) -> list[str]:
+    """The checkpoint's arrays holding NaN or inf, described (a diverged model is no restart
+    point)."""
+    found = []
+    for prefix, arrays in (("model/", ck.model), ("optimizer/", ck.optimizer)):
+        for key, a in arrays.items():
+            if a.dtype.kind in "fc" and (n := a.size - int(np.isfinite(a).sum())):
+                found.append(f"{prefix + key!r} holds {n} non-finite value{'s' * (n > 1)} "
+                             f"(NaN or inf)")
+    return found
 
 
 def _curve(ax: Any, events: list[Event], key: str, fmt: str, **style: Any) -> None:
@@ -165,14 +248,20 @@ class Babysitter:
     (`"auto"`: `val_loss` with validation data, else `loss`; accuracies are maximized). A
     schedule is saved by its description (its class and fields, as for `optim.schedules`, or
     `get_config()`), so a plain function or lambda as learning rate is refused with a
-    `ValueError` at construction or in `set`. If training raises (a divergence, Ctrl-C), the
-    model and optimizer go back to the last checkpoint (if any) before the error propagates. The
-    directory is locked while the Babysitter is open: `close()` it (or use `with`).
+    `ValueError` at construction or in `set`. Reading it back looks its class up in an
+    allow-list, never by import: the classes of `optim.schedules`, those registered with
+    `optim.schedules.register(cls)`, and `custom_objects` (classes, or a mapping from the name
+    a file stores, `"module:Class"`, to a class; as in Keras), given here or to `resume`.
+    If training raises (a divergence, Ctrl-C), the model and optimizer go back to the last
+    checkpoint (if any) before the error propagates. The directory is locked while the
+    Babysitter is open: `close()` it (or use `with`).
 
     Resuming in a new process needs the objects the checkpoint cannot hold, freshly built with
     the same architecture: `Babysitter.resume(directory, model, loss=..., optimizer=...,
     train=..., validation=...)`. Everything else (variables, optimizer state and
-    hyperparameters, epoch, seed, batch size, history and log) comes from the checkpoint.
+    hyperparameters, epoch, seed, batch size, history and log) comes from the checkpoint. A
+    newest checkpoint that is corrupt or does not fit (see the module docstring) is skipped
+    with a warning, and the previous one is used.
 
     Example:
         >>> import numpy as np, nn, optim, tempfile
@@ -192,13 +281,14 @@ class Babysitter:
                  validation: tuple[Any, Any] | None = None, batch_size: int = 32,
                  seed: int | None = 0, keep: int | str = "all", monitor: str = "auto",
                  shuffle: bool = True, drop_last: bool = False,
-                 metric: Metric | str | None = "auto", verbose: int = 0) -> None:
+                 metric: Metric | str | None = "auto", verbose: int = 0,
+                 custom_objects: Classes = None) -> None:
         if keep != "all" and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise ValueError(f"keep must be 'all' or an integer >= 1, got {keep!r}")
         if monitor == "auto":
             monitor = "loss" if validation is None else "val_loss"
-        if monitor not in _METRICS or (monitor.startswith("val_") and validation is None):
-            raise ValueError(f"monitor must be one of {_METRICS} (val_* needs validation data), "
+        if monitor not in METRICS or (monitor.startswith("val_") and validation is None):
+            raise ValueError(f"monitor must be one of {METRICS} (val_* needs validation data), "
                              f"got {monitor!r}")
         if seed is None:  # a fresh seed, then stored like a given one
             seed = int(np.random.SeedSequence().generate_state(1)[0])
@@ -206,24 +296,30 @@ class Babysitter:
                   "shuffle": bool(shuffle), "drop_last": bool(drop_last),
                   "optimizer": type(optimizer).__name__, "train": _fingerprint(train),
                   "validation": _fingerprint(validation)}
-        self._setup(model, loss, optimizer, train, validation, directory, config, metric,
-                    verbose)
+        self.custom_objects = registry.by_name(custom_objects)
+        self._open(directory)
         try:
+            self._setup(model, loss, optimizer, train, validation, config, metric, verbose)
             if self.checkpoints:
                 raise FileExistsError(f"{self.directory!r} already holds a run (checkpoints of "
                                       f"epochs {self.checkpoints}); continue it with "
                                       f"Babysitter.resume(...) or use another directory")
-            _checked(optimizer.hyperparameters)
+            check_hyperparameters(optimizer.hyperparameters, self.custom_objects)
             self._events: list[Event] = []
         except BaseException:
             self.close()
             raise
 
+    def _open(self, directory: str | os.PathLike[str]) -> None:
+        """Take the directory's lock (first: nothing in it is read before)."""
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self._release = weakref.finalize(self, _lock(self.directory))
+
     def _setup(self, model: Module, loss: Callable[..., Any], optimizer: Any,
                train: tuple[Any, Any], validation: tuple[Any, Any] | None,
-               directory: str | os.PathLike[str], config: dict[str, Any],
-               metric: Metric | str | None, verbose: int) -> None:
-        """What `__init__` and `resume` share: check the data, take the directory's lock."""
+               config: dict[str, Any], metric: Metric | str | None, verbose: int) -> None:
+        """What `__init__` and `resume` share: check the data, keep the run's objects."""
         for name, data in (("train", train), ("validation", validation)):
             if data is not None and (not isinstance(data, (tuple, list)) or len(data) != 2):
                 raise ValueError(f"{name} must be a pair (X, y), got {type(data).__name__}")
@@ -232,15 +328,12 @@ class Babysitter:
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.train_data, self.validation_data = tuple(train), validation
         self.metric, self.verbose, self.config = metric, verbose, config
-        self.directory = os.fspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
-        self._release = weakref.finalize(self, _lock(self.directory))
 
     # -- what there is ------------------------------------------------------------------------
     @property
     def epoch(self) -> int:
         """The number of completed epochs on the live branch (what the next `train` continues)."""
-        return _replay(self._events).head
+        return replay(self._events).head
 
     @property
     def history(self) -> RunHistory:
@@ -258,7 +351,7 @@ class Babysitter:
         """The checkpointed live epoch with the best `monitor` value (None before training)."""
         watch, best, kept = _Monitor(self.config["monitor"], "auto", 0.0), None, set()
         kept.update(self.checkpoints)
-        for ev in _replay(self._events).live:
+        for ev in replay(self._events).live:
             value = ev["logs"].get(self.config["monitor"])
             if ev["epoch"] in kept and value is not None and watch.improves(value):
                 watch.best, best = value, ev["epoch"]
@@ -293,13 +386,14 @@ class Babysitter:
             raise
 
     def _checkpoint(self, epoch: int, logs: dict[str, float]) -> None:
-        event = {"event": "epoch", "epoch": epoch, "logs": _encode(logs), "time": time.time()}
+        event = {"event": "epoch", "epoch": epoch, "logs": encode(logs), "time": time.time()}
         meta = {"format": FORMAT, "epoch": epoch, "config": self.config,
-                "hyperparameters": _encode(self.optimizer.hyperparameters),
+                "hyperparameters": encode(self.optimizer.hyperparameters),
                 "events": [*self._events, event]}
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": np.asarray(v)
                        for k, v in self.optimizer.state_dict().items()})
+        meta["entries"] = sorted(arrays)  # a damaged zip directory can hide an entry
         arrays["meta"] = np.asarray(json.dumps(meta))
         save_arrays(self._path(epoch), arrays)
         self._log(event)
@@ -341,7 +435,7 @@ class Babysitter:
             raise ValueError("set() needs at least one hyperparameter, e.g. "
                              "set(learning_rate=1e-3)")
         self._check_open()
-        _checked(hyperparameters)
+        check_hyperparameters(hyperparameters, self.custom_objects)
         before = self.optimizer.hyperparameters
         try:
             self.optimizer.set_hyperparameters(**hyperparameters)
@@ -349,8 +443,8 @@ class Babysitter:
             raise ValueError(str(e)) from None
         after = self.optimizer.hyperparameters
         self._log({"event": "set", "epoch": self.epoch,
-                   "changes": _encode({k: after[k] for k in hyperparameters}),
-                   "before": _encode({k: before.get(k) for k in hyperparameters})})
+                   "changes": encode({k: after[k] for k in hyperparameters}),
+                   "before": encode({k: before.get(k) for k in hyperparameters})})
 
     def rollback(self, epoch: int) -> None:
         """Go back to the model and optimizer state after `epoch` (hyperparameters included).
@@ -374,96 +468,143 @@ class Babysitter:
         self._log({"event": "rollback", "epoch": epoch, "from": head})
 
     def _restore(self, ck: _Checkpoint) -> None:
+        """Load the checkpoint into the model and the optimizer, all or nothing: a
+        `ValueError` naming the file and the reason if it does not fit (then nothing changed);
+        an `UnknownClassError` if it names a schedule that is not allowed."""
         try:
+            hyperparameters = decode(ck.meta["hyperparameters"], self.custom_objects)
+        except UnknownClassError as e:
+            raise UnknownClassError(f"checkpoint {ck.path!r}: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"checkpoint {ck.path!r} holds unusable hyperparameters: {e}"
+                             ) from None
+        if bad := _nonfinite(ck):
+            raise ValueError(f"checkpoint {ck.path!r} does not fit this model and optimizer: "
+                             + "; ".join(bad))
+        model_before, before = self.model.state_dict(), self.optimizer.hyperparameters
+        try:
+            self.optimizer.set_hyperparameters(**hyperparameters)
             self.model.load_state_dict(ck.model)
             self.optimizer.load_state_dict(ck.optimizer, self.model.trainable_variables)
-            self.optimizer.set_hyperparameters(**_decode(ck.meta["hyperparameters"]))
         except (ValueError, TypeError) as e:
-            raise ValueError(f"cannot load checkpoint {ck.path!r} into this model and "
-                             f"optimizer: {e}") from None
+            self.model.load_state_dict(model_before)  # each load is all or nothing
+            self.optimizer.set_hyperparameters(**before)
+            raise ValueError(f"checkpoint {ck.path!r} does not fit this model and optimizer: "
+                             f"{e}") from None
 
     # -- resuming -----------------------------------------------------------------------------
     @classmethod
     def resume(cls, directory: str | os.PathLike[str], model: Module, *,
                loss: Callable[..., Any], optimizer: Any, train: tuple[Any, Any],
                validation: tuple[Any, Any] | None = None,
-               metric: Metric | str | None = "auto", verbose: int = 0) -> Babysitter:
-        """Continue a run from its newest readable checkpoint, in this process.
+               metric: Metric | str | None = "auto", verbose: int = 0,
+               custom_objects: Classes = None) -> Babysitter:
+        """Continue a run from its newest usable checkpoint, in this process.
 
         `model` and `optimizer` are fresh objects of the run's architecture and optimizer
         class (their values are replaced); `loss`, `train` and `validation` must be the run's
-        (the data is checked against a hash). A corrupt newest checkpoint is set aside as
-        `*.corrupt` with a warning and the previous one is used (its lost epochs stay in the
-        log as an abandoned branch); `set` changes made after the checkpoint are re-applied.
-        No checkpoint, or none readable, is an error naming the directory or the files.
+        (the data is checked against a hash: other data is an error). A newest checkpoint that
+        is corrupt or does not fit the model and optimizer (a missing or misshapen variable or
+        slot, a NaN or inf value) is skipped with a warning naming it and the reason, set aside
+        as `*.corrupt`, and the previous one is used (its lost epochs stay in the log as an
+        abandoned branch); `set` changes made after the checkpoint are re-applied. No
+        checkpoint, or none usable, is an error naming the directory or each file and reason.
+        A schedule class that is not allowed (see the class docstring; `custom_objects` adds
+        classes) is an error naming it, never a fallback.
         """
         directory = os.fspath(directory)
-        names = sorted(n for n in os.listdir(directory) if _CHECKPOINT.match(n)) \
-            if os.path.isdir(directory) else []
-        if not names:
+        if not (os.path.isdir(directory) and any(map(_CHECKPOINT.match, os.listdir(directory)))):
             raise FileNotFoundError(f"no checkpoint (epoch-NNNN.npz) in {directory!r}: "
                                     f"nothing to resume")
         self = cls.__new__(cls)
-        ck = None
-        for name in reversed(names):
-            try:
-                ck = _read_checkpoint(os.path.join(directory, name))
-                break
-            except ValueError as e:
-                warnings.warn(f"{e}; falling back to the previous checkpoint", RuntimeWarning,
-                              stacklevel=2)
-        if ck is None:
-            raise ValueError(f"no readable checkpoint in {directory!r} (tried {names})")
-        config = ck.meta["config"]
-        given = {"optimizer": type(optimizer).__name__, "train": _fingerprint(train),
-                 "validation": _fingerprint(validation)}
-        for key, value in given.items():
-            if config[key] != value:
-                raise ValueError(f"{ck.path!r}: the run was trained with {key} {config[key]!r}, "
-                                 f"got {value!r}; resume with the run's own {key}")
-        self._setup(model, loss, optimizer, train, validation, directory, config, metric,
-                    verbose)
+        self.custom_objects = registry.by_name(custom_objects)
+        self._open(directory)
         try:
+            ck = self._newest_usable(model, loss, optimizer, train, validation, metric, verbose)
             self._events = self._resumed_events(ck)
-            if not model.variables:  # build it, so that its variables can be loaded
-                model(np.asarray(train[0])[:1], training=False)
-            self._restore(ck)
-            tl = _replay(self._events)
-            for ev in self._events[tl.anchor + 1:]:
+            tl = replay(self._events)
+            for ev in self._events[tl.anchor + 1:]:  # changes made after the checkpoint
                 if ev["event"] == "set":
-                    self.optimizer.set_hyperparameters(**_decode(ev["changes"]))
-            for name in names:  # set aside what the fallback skipped
-                if int(_CHECKPOINT.match(name)[1]) > ck.meta["epoch"]:  # type: ignore[index]
-                    os.replace(os.path.join(directory, name),
-                               os.path.join(directory, name + ".corrupt"))
+                    self._reapply(ev)
+            for name in self.checkpoints:  # set aside what the fallback skipped
+                if name > ck.meta["epoch"]:
+                    os.replace(self._path(name), self._path(name) + ".corrupt")
             self._log({"event": "resume", "epoch": ck.meta["epoch"]})
         except BaseException:
             self.close()
             raise
         return self
 
+    def _newest_usable(self, model: Module, loss: Callable[..., Any], optimizer: Any,
+                       train: tuple[Any, Any], validation: tuple[Any, Any] | None,
+                       metric: Metric | str | None, verbose: int) -> _Checkpoint:
+        """Set the run up from its newest checkpoint that reads and fits, newest first."""
+        given = {"optimizer": type(optimizer).__name__, "train": _fingerprint(train),
+                 "validation": _fingerprint(validation)}
+        epochs, problems = self.checkpoints[::-1], []
+        for k, epoch in enumerate(epochs):
+            try:
+                ck = _read_checkpoint(self._path(epoch))
+            except ValueError as e:
+                problems.append(str(e))
+            else:
+                config = ck.meta["config"]
+                for key, value in given.items():  # another run's data: an error, not a fallback
+                    if config[key] != value:
+                        raise ValueError(f"{ck.path!r}: the run was trained with {key} "
+                                         f"{config[key]!r}, got {value!r}; resume with the "
+                                         f"run's own {key}")
+                self._setup(model, loss, optimizer, train, validation, config, metric, verbose)
+                if not model.variables:  # build it, so that its variables can be loaded
+                    model(np.asarray(train[0])[:1], training=False)
+                try:
+                    self._restore(ck)
+                    return ck
+                except UnknownClassError:
+                    raise
+                except ValueError as e:
+                    problems.append(str(e))
+            if k + 1 < len(epochs):
+                warnings.warn(f"{problems[-1]}; falling back to the previous checkpoint",
+                              RuntimeWarning, stacklevel=3)
+        raise ValueError(f"no usable checkpoint in {self.directory!r}: " + "; ".join(problems))
+
+    def _reapply(self, event: Event) -> None:
+        """Re-apply a `set` change that `log.json` holds after the last checkpoint."""
+        where = f"{os.path.join(self.directory, LOG)!r}"
+        try:
+            self.optimizer.set_hyperparameters(**decode(event["changes"], self.custom_objects))
+        except UnknownClassError as e:
+            raise UnknownClassError(f"{where}: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: the change {change_summary(event)} made after epoch "
+                             f"{event['epoch']} cannot be re-applied ({e}); correct the file, "
+                             f"or delete it to resume from the log saved in the checkpoint"
+                             ) from None
+
     def _resumed_events(self, ck: _Checkpoint) -> list[Event]:
         """The checkpoint's log, continued by `log.json` when that agrees with it (so changes
         and rollbacks after the checkpoint are kept), ending on the checkpoint's epoch."""
         events, epoch = ck.meta["events"], ck.meta["epoch"]
+        path = os.path.join(self.directory, LOG)
         try:
-            with open(os.path.join(self.directory, LOG), "rb") as f:
-                logged = json.load(f)["events"]
+            with open_regular(path, follow_symlinks=False) as f:
+                logged = check_events(json.load(f)["events"])
         except FileNotFoundError:
             logged = None
-        except (ValueError, KeyError, TypeError) as e:
-            warnings.warn(f"{os.path.join(self.directory, LOG)!r} is unreadable ({e}); using "
-                          f"the log saved in {ck.path!r}", RuntimeWarning, stacklevel=3)
+        except (ValueError, KeyError, TypeError, RecursionError) as e:  # a symbolic link too
+            warnings.warn(f"{path!r} is unusable ({e}); using the log saved in {ck.path!r}",
+                          RuntimeWarning, stacklevel=3)
             logged = None
         if logged is not None and json.dumps(logged[:len(events)]) == json.dumps(events):
             events = logged
-        tl = _replay(events)
+        tl = replay(events)
         if epoch not in [ev["epoch"] for ev in tl.live]:  # should not happen: trust the file
-            events, tl = ck.meta["events"], _replay(ck.meta["events"])
+            events, tl = ck.meta["events"], replay(ck.meta["events"])
         if tl.head != epoch:  # the checkpoints of the later epochs are lost
             events = [*events, {"event": "rollback", "epoch": epoch, "from": tl.head,
                                 "reason": f"resumed from {os.path.basename(ck.path)}, the "
-                                          f"newest readable checkpoint"}]
+                                          f"newest usable checkpoint"}]
         return events
 
     # -- plots --------------------------------------------------------------------------------
@@ -479,14 +620,14 @@ class Babysitter:
         except ImportError:
             raise ImportError("plotting needs matplotlib: pip install 'tape-autodiff[plot]'"
                               ) from None
-        tl = _replay(self._events)
+        tl = replay(self._events)
         if not tl.live and not tl.branches:
             raise ValueError("nothing to plot yet: train at least one epoch")
         dead = {id(ev) for ev in tl.dead_sets}
         marks = []  # (epoch, label, color, line style), in log order
         for ev in self._events:
             if ev["event"] == "set":
-                label = _changes(ev)
+                label = change_summary(ev)
                 marks.append((ev["epoch"], label + " (undone)", "0.5", ":") if id(ev) in dead
                              else (ev["epoch"], label, "tab:green", ":"))
             elif ev["event"] == "rollback":

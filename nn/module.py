@@ -184,7 +184,9 @@ class Module:
         checkpoint.save_arrays(path, self.state_dict())
 
     def load(self, path: str) -> None:
-        """Load a file written by `save` (no pickles); see `load_state_dict` for the checks."""
+        """Load a file written by `save`; see `load_state_dict` for the checks. The file is
+        data only: a pickled object array in it is refused with a `ValueError` naming the file
+        and the entry, and never unpickled (`nn.checkpoint.load_arrays`)."""
         self.load_state_dict(checkpoint.load_arrays(path))
 
     def __repr__(self) -> str:

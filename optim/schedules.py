@@ -16,6 +16,10 @@ The course's forms, with `epoch` counted from 0 and `lr0` the initial learning r
 
 Initial learning rates may be 1-D arrays (one per stacked model). Attributes can be changed
 between steps; the next evaluation uses them.
+
+Checkpoints (`nn.Babysitter`) save a schedule as its class name and fields, and read the name
+back through an allow-list (`tape.registry`), never by importing what a file names. The classes
+here are on it; `register(cls)` puts a schedule class of your own on it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from optim.hyperparams import Value, check_rate
+from tape import registry
+
+T = TypeVar("T")
+
+
+def register(cls: type[T]) -> type[T]:
+    """Allow checkpoints to save and restore schedules of class `cls` (a module-level class:
+    a dataclass, or one with `get_config()` and optionally `from_config()`). Returns `cls`, so
+    it works as a class decorator; see `tape.registry.register`.
+
+    Example:
+        >>> import dataclasses
+        >>> @register
+        ... @dataclasses.dataclass
+        ... class Halving:
+        ...     initial_learning_rate: float
+        ...     def __call__(self, step):
+        ...         return self.initial_learning_rate / 2 ** step
+        >>> Halving(0.1)(2)
+        0.025
+    """
+    return registry.register(cls)
 
 
 def _check_positive_int_or_none(name: str, value: Any) -> None:
@@ -71,6 +97,7 @@ class _RateDecay(_Decay):
         self.decay_rate = float(check_rate("decay_rate", self.decay_rate))
 
 
+@register
 @dataclass
 class InverseTimeDecay(_RateDecay):
     """`lr0 / (1 + decay_rate * epoch / decay_steps)` (the course's "1/(1 + decay_rate*epoch)").
@@ -90,6 +117,7 @@ class InverseTimeDecay(_RateDecay):
         return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))
 
 
+@register
 @dataclass
 class ExponentialDecay(_RateDecay):
     """`lr0 * decay_rate ** (epoch / decay_steps)` (the course's `0.95**epoch * lr0`).
@@ -104,6 +132,7 @@ class ExponentialDecay(_RateDecay):
         return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
+@register
 @dataclass
 class InverseSqrtDecay(_Decay):
     """`k * lr0 / sqrt(epoch + 1)`: the course's `k/sqrt(epoch_num) * lr0`, whose `epoch_num`
@@ -129,6 +158,7 @@ class InverseSqrtDecay(_Decay):
         return self.k * self.initial_learning_rate / math.sqrt(self._progress(step) + 1)
 
 
+@register
 @dataclass
 class CosineDecay(_Decay):
     """Cosine decay from `lr0` to `alpha * lr0` over `decay_steps`, then constant (Keras):
@@ -156,6 +186,7 @@ class CosineDecay(_Decay):
         return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
 
 
+@register
 @dataclass
 class PiecewiseConstantDecay:
     """`values[i]` while `boundaries[i-1] < epoch <= boundaries[i]` (Keras' rule), the last
@@ -190,4 +221,4 @@ class PiecewiseConstantDecay:
 
 
 __all__ = ["CosineDecay", "ExponentialDecay", "InverseSqrtDecay", "InverseTimeDecay",
-           "PiecewiseConstantDecay"]
+           "PiecewiseConstantDecay", "register"]

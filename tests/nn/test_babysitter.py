@@ -1,5 +1,6 @@
 """The Babysitter: checkpoints, set, rollback, retention, plots, and exact resume after SIGKILL."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -239,7 +240,7 @@ def test_resume_errors_name_the_directory_or_files(tmp_path):
     for name in ("epoch-0001.npz", "epoch-0002.npz"):
         (d / name).write_bytes(b"not a zip file")
     with warnings.catch_warnings(), pytest.raises(ValueError,
-                                                  match=r"no readable checkpoint.*epoch-0001"):
+                                                  match=r"no usable checkpoint.*epoch-0001"):
         warnings.simplefilter("ignore")
         resume(d)
 
@@ -295,8 +296,8 @@ def test_changes_and_rollbacks_after_the_last_checkpoint_survive_a_restart(tmp_p
 
 
 def _replayed_branches(run):
-    from nn.runlog import _replay
-    return _replay(run.history.events).branches
+    from nn.runlog import replay
+    return replay(run.history.events).branches
 
 
 def test_fit_initial_epoch_continues_the_data_order():
@@ -402,3 +403,135 @@ def test_plot_renders_curves_with_changes_and_rollbacks(tmp_path):
     for p in (path, other):
         with open(p, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# -- checkpoints that parse but do not fit -----------------------------------------------------
+def rewrite_checkpoint(path, change):
+    """Load a checkpoint's arrays, let `change(arrays, meta)` edit them, write them back as a
+    well-formed checkpoint (its list of entries updated)."""
+    from nn.checkpoint import load_arrays, save_arrays
+    arrays = load_arrays(path)
+    meta = json.loads(str(arrays.pop("meta")))
+    change(arrays, meta)
+    meta["entries"] = sorted(arrays)  # a consistent file that parses
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    save_arrays(path, arrays)
+
+
+def _wrong_shape(arrays, meta):
+    arrays["model/0/kernel"] = np.zeros((3, 8), np.float32)
+
+
+def _missing_slot(arrays, meta):
+    del arrays["optimizer/slots/2/v"]
+
+
+def _nan_weight(arrays, meta):
+    arrays["model/3/kernel"][1, 0] = np.nan
+
+
+def _inf_slot(arrays, meta):
+    arrays["optimizer/slots/0/m"][0, 0] = np.inf
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_wrong_shape, r"'0/kernel': shape \(3, 8\) in the state, \(2, 8\) in the model"),
+    (_missing_slot, r"missing slot 'slots/2/v'"),
+    (_nan_weight, r"'model/3/kernel' holds 1 non-finite value"),
+    (_inf_slot, r"'optimizer/slots/0/m' holds 1 non-finite value"),
+])
+def test_a_newest_checkpoint_that_does_not_fit_falls_back_like_a_corrupt_one(tmp_path, change,
+                                                                              reason):
+    expected = straight(tmp_path, 4)
+    d = tmp_path / "f"
+    with new_run(d) as run:
+        run.train(epochs=3)
+    rewrite_checkpoint(d / "epoch-0003.npz", change)
+    with pytest.warns(RuntimeWarning, match=r"epoch-0003\.npz.*" + reason
+                      + r".*falling back to the previous checkpoint") as caught:
+        run = resume(d)
+    assert len(caught) == 1
+    with run:
+        assert run.epoch == 2 and run.checkpoints == [1, 2]
+        assert (d / "epoch-0003.npz.corrupt").exists()
+        run.train(epochs=2)
+        assert_same_state(run, *expected[:2])
+        assert run.history.loss == expected[2].loss
+
+
+def test_when_no_checkpoint_fits_the_error_gives_each_file_and_reason(tmp_path):
+    d = tmp_path / "n"
+    with new_run(d) as run:
+        run.train(epochs=2)
+    rewrite_checkpoint(d / "epoch-0001.npz", _nan_weight)
+    rewrite_checkpoint(d / "epoch-0002.npz", _missing_slot)
+    with pytest.warns(RuntimeWarning, match="epoch-0002"), pytest.raises(
+            ValueError, match=r"no usable checkpoint.*epoch-0002\.npz.*missing slot.*"
+                              r"epoch-0001\.npz.*non-finite"):
+        resume(d)
+    assert sorted(os.listdir(d)) == [".lock", "epoch-0001.npz", "epoch-0002.npz", "log.json"]
+    with pytest.raises(ValueError, match=r"epoch-0001\.npz.*non-finite"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            resume(d)
+
+
+def test_a_rollback_to_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path):
+    d = tmp_path / "r"
+    with new_run(d) as run:
+        run.train(epochs=3)
+        before = run.model.state_dict(), run.optimizer.state_dict()
+        rewrite_checkpoint(d / "epoch-0001.npz", _missing_slot)
+        with pytest.raises(ValueError, match=r"epoch-0001\.npz.*missing slot"):
+            run.rollback(1)
+        assert_same_state(run, *before)
+        assert run.epoch == 3 and run.checkpoints == [1, 2, 3]
+
+
+# -- schedule names resolve through an allow-list, never an import -----------------------------
+@dataclasses.dataclass
+class HalvingSchedule:
+    """A user's own schedule (module level, a dataclass): savable once registered."""
+
+    initial_learning_rate: float
+
+    def __call__(self, step):
+        return self.initial_learning_rate / 2 ** step
+
+
+def test_an_unregistered_schedule_is_refused_at_set_with_how_to_register_it(tmp_path):
+    with new_run(tmp_path / "u") as run:
+        with pytest.raises(ValueError, match=r"HalvingSchedule.*not an allowed schedule.*"
+                                             r"optim\.schedules\.register\(HalvingSchedule\)"):
+            run.set(learning_rate=HalvingSchedule(0.01))
+        assert run.optimizer.learning_rate == 0.01
+
+
+def test_a_custom_schedule_comes_back_through_custom_objects_or_register(tmp_path, monkeypatch):
+    d = tmp_path / "c"
+    with new_run(d, custom_objects=[HalvingSchedule]) as run:
+        run.set(learning_rate=HalvingSchedule(0.01))
+        run.train(epochs=1)
+        expected = run.model.state_dict(), run.optimizer.state_dict()
+    with pytest.raises(ValueError, match="HalvingSchedule.*not an allowed schedule"):
+        resume(d)
+    stored = f"{__name__}:HalvingSchedule"
+    for allow in ([HalvingSchedule], {stored: HalvingSchedule}):
+        with resume(d, custom_objects=allow) as run:
+            assert run.optimizer.learning_rate == HalvingSchedule(0.01)
+            assert_same_state(run, *expected)
+    import tape.registry
+    monkeypatch.setattr(tape.registry, "_CLASSES", dict(tape.registry._CLASSES))
+    assert optim.schedules.register(HalvingSchedule) is HalvingSchedule
+    with resume(d) as run:
+        assert run.optimizer.learning_rate == HalvingSchedule(0.01)
+    with pytest.raises(TypeError, match="takes a class"):
+        optim.schedules.register(lambda step: 0.1)
+
+    @dataclasses.dataclass
+    class Local:
+        lr: float
+    with pytest.raises(ValueError, match="inside a function has no stable name"):
+        optim.schedules.register(Local)
+    with pytest.raises(TypeError, match="custom_objects must hold classes"):
+        resume(d, custom_objects=[HalvingSchedule(0.1)])
