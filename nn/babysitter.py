@@ -76,7 +76,8 @@ from nn.runlog import (
 )
 from nn.training import Callback, History, Metric, TrainingState, fit
 from tape import registry
-from tape.io import atomic_write
+from tape.utils import locks
+from tape.utils.files import atomic_write
 
 __all__ = ["Babysitter", "RunHistory"]
 
@@ -91,58 +92,28 @@ def _checkpoint_name(epoch: int) -> str:
 
 
 # -- files --------------------------------------------------------------------------------------
-_HELD: set[int] = set()  # the file descriptors of the locks this process holds
-
-
-def _forget_locks() -> None:
-    """In a forked child, close its copies of the lock descriptors: a worker that outlives a
-    killed run must not keep the run's lock (closing a copy leaves the parent's lock held)."""
-    for fd in _HELD:
-        os.close(fd)
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_locks)
-
-
-def _unlock(fd: int) -> None:
-    if fd in _HELD:  # not after a fork, where the number may name another file by now
-        _HELD.discard(fd)
-        os.close(fd)
-
-
 def _lock(directory: str) -> Callable[[], None]:
     """Take the directory's OS lock (released on close or when the process dies, and never
-    held by forked children); returns the function that releases it."""
+    held by forked children: `tape.utils.locks`); returns the function that releases it."""
     path = os.path.join(directory, LOCK)
     try:  # never through a symbolic link: that could create or open a file elsewhere
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as e:
         raise RuntimeError(f"cannot open the lock file {path!r} ({e.strerror}); it must be a "
                            f"regular file (a symbolic link is refused): remove it") from None
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform (Windows): the directory is not guarded
-        fcntl = None  # type: ignore[assignment]
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RuntimeError(f"the run directory {directory!r} is in use by another "
-                               f"Babysitter (it holds an OS lock on {path!r}); close that one "
-                               f"(or wait for its process to end) or use another directory"
-                               ) from None
-    _HELD.add(fd)
+    if not locks.flock(fd):
+        os.close(fd)
+        raise RuntimeError(f"the run directory {directory!r} is in use by another "
+                           f"Babysitter (it holds an OS lock on {path!r}); close that one "
+                           f"(or wait for its process to end) or use another directory")
     try:
         for name in os.listdir(directory):  # temporary files of a write that was killed
             if _TEMPORARY.match(name):
                 os.unlink(os.path.join(directory, name))
     except BaseException:
-        _unlock(fd)
+        locks.release(fd)
         raise
-    return functools.partial(_unlock, fd)
+    return functools.partial(locks.release, fd)
 
 
 def _fingerprint(data: tuple[Any, Any] | None) -> str | None:

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from tape.io import atomic_write
+from tape.utils.files import atomic_write
 
 
 def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:

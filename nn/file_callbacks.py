@@ -1,6 +1,6 @@
 """Callbacks that write files after each epoch: `ModelCheckpoint` and `CSVLogger`.
 
-Every file is written whole or not at all (`tape.io.atomic_write`: a temporary file, then a
+Every file is written whole or not at all (`tape.utils.files.atomic_write`: a temporary file, then a
 rename), so a run killed mid-write leaves the previous file intact.
 
 Example:
@@ -28,7 +28,7 @@ from nn.callbacks import Monitor
 from nn.saving import save_checkpoint
 from nn.tables import best_member, better
 from nn.training import Callback, TrainingState
-from tape.io import atomic_write
+from tape.utils.files import atomic_write
 
 __all__ = ["CSVLogger", "ModelCheckpoint"]
 

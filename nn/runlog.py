@@ -25,6 +25,7 @@ import numpy as np
 
 from nn.training import History
 from tape import registry
+from tape.utils.tables import format_table, short
 
 __all__ = ["RunHistory"]
 
@@ -143,14 +144,12 @@ def check_hyperparameters(values: Mapping[str, Any],
     return encoded
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
+def _change_text(value: Any) -> str:
     if isinstance(value, dict) and "__schedule__" in value:
         return value["__schedule__"].rpartition(":")[2].rpartition(".")[2] + "(...)"
     if isinstance(value, dict) and "__array__" in value:
         return f"[{len(value['__array__'])} values]"
-    return str(value)
+    return short(value, 3)
 
 
 def change_summary(event: Event) -> str:
@@ -160,7 +159,7 @@ def change_summary(event: Event) -> str:
         >>> change_summary({"changes": {"learning_rate": 0.003, "beta_1": 0.95}})
         'learning_rate=0.003, beta_1=0.95'
     """
-    return ", ".join(f"{k}={_short(v)}" for k, v in event["changes"].items())
+    return ", ".join(f"{k}={_change_text(v)}" for k, v in event["changes"].items())
 
 
 # -- the event log ------------------------------------------------------------------------------
@@ -288,8 +287,7 @@ class RunHistory(History):
             else:
                 note = kind
             rows.append([str(ev["epoch"]), *cells, note])
-        widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        return format_table(rows)
 
     def __str__(self) -> str:
         return self.table()

@@ -1,4 +1,5 @@
-"""Text for people: numbers in logs and fixed-width tables (`print(history)`, progress lines).
+"""Logged values for people: how a metric is shown in `print(history)` and progress lines
+(the tables themselves: `tape.utils.tables`).
 
 One home for how a metric is shown, so the progress line, `print(history)` and any other
 table agree. A population's logs (one value per member) are shown as one member's: the best
@@ -6,33 +7,15 @@ by `val_loss` (else `loss`), named by its index (`member_row`), so the values sh
 together. Whether best is the smallest or the largest follows the name (`better`).
 
 Example:
-    >>> print(format_table([["epoch", "loss"], ["1", "0.5"], ["2", "0.25"]]))
-    epoch  loss
-    1      0.5
-    2      0.25
+    >>> format_value("val_accuracy", np.array([0.5, 0.75]))
+    '0.75 (#1)'
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    """Rows of cells as left-aligned columns two spaces apart (the first row is the header);
-    trailing blanks are stripped.
-
-    Example:
-        >>> print(format_table([["a", "bb"], ["ccc", "d"]]))
-        a    bb
-        ccc  d
-    """
-    if not rows:
-        return ""
-    widths = [max(len(r[k]) if k < len(r) else 0 for r in rows) for k in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def better(name: str) -> str:

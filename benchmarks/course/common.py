@@ -17,7 +17,7 @@ import numpy as np
 
 import nn
 from optim.search import Distribution, Study
-from optim.search.report import atomic_write
+from tape.utils.files import atomic_write
 
 T = TypeVar("T")
 

@@ -14,7 +14,8 @@ import os
 from itertools import combinations
 from typing import Any
 
-from .report import atomic_write
+from tape.utils.files import atomic_write
+
 from .spaces import Distribution, Fixed, IntUniform
 from .study import Study
 

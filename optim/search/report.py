@@ -1,4 +1,4 @@
-"""Reports of trials: a fixed-width table, CSV, a progress line, and atomic file writes.
+"""Reports of trials: a fixed-width table, CSV and a progress line.
 
 >>> print(trials_table([], ["lr"]))  # doctest: +NORMALIZE_WHITESPACE
 trial status value lr duration_s error
@@ -12,13 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from tape.io import atomic_write
+from tape.utils.tables import format_table, short
 
-__all__ = ["trials_table", "to_csv_text", "Progress", "atomic_write"]
-
-
-def _short(x: Any) -> str:
-    return "" if x is None else f"{x:.6g}" if isinstance(x, float) else str(x)
+__all__ = ["trials_table", "to_csv_text", "Progress"]
 
 
 def _exact(x: Any) -> str:
@@ -44,13 +40,11 @@ def trials_table(trials: Sequence[Any], names: list[str], max_error: int = 60) -
     trial  status  value  lr    duration_s  error
     3      ok      0.25   0.01  0.000
     """
-    rows = _rows(trials, names, with_round=any(t.box is not None for t in trials), fmt=_short)
+    rows = _rows(trials, names, with_round=any(t.box is not None for t in trials), fmt=short)
     for r in rows[1:]:
         if len(r[-1]) > max_error:
             r[-1] = r[-1][: max_error - 3] + "..."
-    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return format_table(rows)
 
 
 def to_csv_text(trials: Sequence[Any], names: list[str]) -> str:

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .report import _short
+from tape.utils.tables import format_table, short
+
 from .runner import (
     Objective,
     _check_int,
@@ -110,12 +111,10 @@ class RetestResult:
         for r in self.rows:
             ok = r.ok
             stats = [r.mean, r.std, min(ok) if ok else None, max(ok) if ok else None]
-            rows.append([str(r.trial), _short(r.original), *map(_short, stats),
-                         f"{r.n_ok}/{len(r.values)}", *(_short(r.params.get(n)) for n in
+            rows.append([str(r.trial), short(r.original), *map(short, stats),
+                         f"{r.n_ok}/{len(r.values)}", *(short(r.params.get(n)) for n in
                                                         self.names)])
-        widths = [max(len(row[k]) for row in rows) for k in range(len(head))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-                         for row in rows)
+        return format_table(rows)
 
     def __str__(self) -> str:
         return self.table()

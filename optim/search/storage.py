@@ -8,8 +8,8 @@ Locking: while a search runs it holds an OS lock (``fcntl.flock``) on the file, 
 search on the same file fails at once, and a process killed even with SIGKILL leaves no stale
 lock behind. No other process ever holds that lock: the descriptor is close-on-exec (spawned
 workers, ``subprocess`` children never see it) and a forked child closes it at once
-(``os.register_at_fork``), since a flock belongs to the open file and a forked copy that lived
-on would keep it after the search died. So a killed search can be resumed at once.
+(``tape.utils.locks``), since a flock belongs to the open file and a forked copy that lived on
+would keep it after the search died. So a killed search can be resumed at once.
 
 Read-only studies: a file that cannot be opened for writing (read-only file, directory or file
 system) is opened for reading under a shared lock. That serves a call with nothing to write
@@ -36,8 +36,9 @@ import os
 import stat
 import sys
 import warnings
-import weakref
 from typing import Any
+
+from tape.utils import locks
 
 from .journal import Journal, header_line, parse, trial_line
 from .study import Study, Trial
@@ -102,13 +103,8 @@ def _read(fd: int) -> bytes:
 
 
 def _lock(fd: int, path: str, exclusive: bool) -> None:
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform (Windows): the file is not guarded
-        return
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not locks.flock(fd, exclusive=exclusive):
+        os.close(fd)
         raise RuntimeError(f"storage {path!r} is in use by another running search (it holds an "
                            "OS lock on the file); wait for it to finish or use another path"
                            ) from None
@@ -152,7 +148,6 @@ class TrialStore:
         self.path = os.fspath(path)
         record = header_line(header)
         self._fd, self.read_only_because = _open(self.path, write=True)
-        _OPEN.add(self)
         try:
             _lock(self._fd, self.path, exclusive=self.read_only_because is None)
             data = _read(self._fd)
@@ -210,7 +205,7 @@ class TrialStore:
             "writable place and pass that path")
 
     def _write(self, line: str) -> None:
-        if self._fd < 0:
+        if not locks.is_held(self._fd):  # closed, or a forked child's copy
             raise RuntimeError(f"storage {self.path!r} is closed")
         if self.read_only_because is not None:
             raise self._read_only("a trial to write")
@@ -225,30 +220,15 @@ class TrialStore:
 
     def close(self) -> None:
         """Close the file, releasing the lock."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        _OPEN.discard(self)
+        if locks.is_held(self._fd):
+            locks.release(self._fd)
+        self._fd = -1
 
     def __enter__(self) -> TrialStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-_OPEN: weakref.WeakSet[TrialStore] = weakref.WeakSet()
-
-
-def _close_in_forked_child() -> None:
-    """A forked child (e.g. a process-pool worker) drops its copies of the study files at once,
-    so only the search's own process holds their locks."""
-    for store in list(_OPEN):
-        store.close()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_in_forked_child)
 
 
 def load_study(path: str | os.PathLike) -> Study:

@@ -14,7 +14,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .report import atomic_write, to_csv_text, trials_table
+from tape.utils.files import atomic_write
+
+from .report import to_csv_text, trials_table
 from .spaces import Distribution
 
 if TYPE_CHECKING:

@@ -1,4 +1,11 @@
-"""Files written whole or not at all: every checkpoint, study and plot goes through here."""
+"""Files written whole or not at all: every checkpoint, log, study and plot goes through here.
+
+Example:
+    >>> import tempfile, os
+    >>> p = atomic_write(os.path.join(tempfile.mkdtemp(), "b.txt"), lambda f: f.write(b"ok"))
+    >>> open(p).read()
+    'ok'
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import os
 import tempfile
 from collections.abc import Callable
 from typing import Any, BinaryIO
+
+__all__ = ["atomic_write"]
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Any]) -> str:
