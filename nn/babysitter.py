@@ -76,7 +76,7 @@ from nn.runlog import (
 )
 from nn.training import Callback, History, Metric, TrainingState, fit
 from tape import registry
-from tape.utils import locks
+from tape.utils import checks, locks
 from tape.utils.files import atomic_write
 
 __all__ = ["Babysitter", "RunHistory"]
@@ -254,7 +254,7 @@ class Babysitter:
                  shuffle: bool = True, drop_last: bool = False,
                  metric: Metric | str | None = "auto", verbose: int = 0,
                  custom_objects: Classes = None) -> None:
-        if keep != "all" and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        if keep != "all" and not (checks.is_integer(keep) and keep >= 1):
             raise ValueError(f"keep must be 'all' or an integer >= 1, got {keep!r}")
         if monitor == "auto":
             monitor = "loss" if validation is None else "val_loss"
@@ -340,8 +340,7 @@ class Babysitter:
         fits here, while to restore the best weights use `rollback(run.best_epoch)`, which
         restores the optimizer too (a `RestoreBest` would leave the model off its checkpoint).
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        checks.integer("epochs", epochs, 1)
         self._check_open()
         c, start = self.config, self.epoch
         try:

@@ -35,6 +35,7 @@ import numpy as np
 
 from nn.tables import best_member, better, format_value
 from nn.training import Callback, TrainingState
+from tape.utils import checks
 
 __all__ = ["EarlyStopping", "Monitor", "RestoreBest", "TerminateOnNaN"]
 
@@ -221,8 +222,7 @@ class EarlyStopping(Callback):
                  mode: str = "auto", baseline: float | None = None,
                  restore_best_weights: bool = False, start_from_epoch: int = 0,
                  population: str = "each") -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
+        checks.integer("patience", patience, 0)
         self.patience, self.start_from_epoch, self.baseline = patience, start_from_epoch, baseline
         self._watch = Monitor(monitor, mode, min_delta, population)
         self._restore = (RestoreBest(monitor, mode=mode, min_delta=min_delta,

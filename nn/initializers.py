@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from tape.utils import names
+
 Initializer = Callable[[tuple[int, ...], np.random.Generator, Any], np.ndarray]
 
 # Standard deviation of a unit normal truncated to [-2, 2] (Keras' variance-scaling constant).
@@ -109,8 +111,5 @@ def get(identifier: str | Initializer) -> Initializer:
     """
     if callable(identifier):
         return identifier
-    try:
-        return _BY_NAME[identifier]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown initializer {identifier!r}; use one of {sorted(_BY_NAME)} "
-                         f"or a callable (shape, rng, dtype) -> array") from None
+    return names.pick(_BY_NAME, identifier, "initializer",
+                      "a callable (shape, rng, dtype) -> array")

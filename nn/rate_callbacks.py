@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from nn.callbacks import Monitor
 from nn.training import Callback, TrainingState
+from tape.utils import checks, signatures
 
 __all__ = ["LearningRateScheduler", "ReduceLROnPlateau"]
 
@@ -47,12 +47,7 @@ def _set_rate(state: TrainingState, value: Any) -> None:
 
 def _takes_two(fn: Callable[..., Any]) -> bool:
     """Whether `fn` takes `(epoch, lr)` rather than `(epoch)` (Keras accepts both)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+    return signatures.takes_positional(fn, 2, default=True)
 
 
 class LearningRateScheduler(Callback):
@@ -110,8 +105,7 @@ class ReduceLROnPlateau(Callback):
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must lie in (0, 1) (it multiplies the rate), got {factor}")
         for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+            checks.integer(name, value, 0)
         if not min_lr >= 0:
             raise ValueError(f"min_lr must be >= 0, got {min_lr!r}")
         self.factor, self.patience, self.cooldown = float(factor), patience, cooldown

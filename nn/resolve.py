@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from nn import losses, metrics
+from tape.utils import checks, names
 
 _LOSSES: dict[str, Callable[..., Any]] = {
     "sparse_categorical_crossentropy": losses.softmax_cross_entropy,
@@ -68,10 +69,7 @@ def loss_function(loss: str | Callable[..., Any]) -> Callable[..., Any]:
         'mean_squared_error'
     """
     if isinstance(loss, str):
-        if loss not in _LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; use one of {sorted(_LOSSES)} or a function "
-                             f"loss(outputs, labels) -> scalar")
-        return _LOSSES[loss]
+        return names.pick(_LOSSES, loss, "loss", "a function loss(outputs, labels) -> scalar")
     if not callable(loss):
         raise TypeError(f"loss must be a name or a function loss(outputs, labels), got "
                         f"{type(loss).__name__} {loss!r}")
@@ -150,9 +148,7 @@ def count(name: str, value: Any, minimum: int) -> int:
         >>> count("epochs", 3, 1)
         3
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return checks.integer(name, value, minimum)
 
 
 def verbosity(verbose: Any) -> int:

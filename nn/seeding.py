@@ -28,6 +28,8 @@ import threading
 
 import numpy as np
 
+from tape.utils import checks
+
 _LOCK = threading.Lock()
 _STATE: dict[str, int | None] = {"seed": None, "drawn": 0}
 
@@ -42,8 +44,7 @@ def set_seed(seed: int | None) -> None:
         >>> set_seed(None); global_seed() is None
         True
     """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
+    if seed is not None and not (checks.is_integer(seed) and seed >= 0):
         raise ValueError(f"set_seed takes a non-negative integer or None, got {seed!r}")
     with _LOCK:
         _STATE["seed"] = None if seed is None else int(seed)

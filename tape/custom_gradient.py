@@ -45,7 +45,6 @@ receives a gradient, per backward pass).
 from __future__ import annotations
 
 import functools
-import inspect
 import reprlib
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +56,7 @@ from tape._observe import Observer, observing, recording_tapes
 from tape.ops._util import raw
 from tape.primitive import Primitive
 from tape.tensor import Tensor
+from tape.utils import signatures
 
 
 class _Call:
@@ -239,9 +239,5 @@ def _unique(variables: Any) -> list[Any]:
 
 
 def _accepts_variables(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the call decide
-        return True
-    return any(p.kind is p.VAR_KEYWORD or (p.name == "variables" and p.kind in (
-        p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)) for p in params)
+    # no signature to read: let the call decide
+    return signatures.accepts(fn, "variables", var_keyword=True, default=True)

@@ -16,7 +16,6 @@ the replay reads their current value at that point of the program).
 from __future__ import annotations
 
 import functools
-import inspect
 import linecache
 import os
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 
 from tape._state import STATE
 from tape.tensor import Tensor, Variable
+from tape.utils import signatures
 
 _TAPE_DIR = os.path.dirname(os.path.abspath(__file__))
 _NOT_REGISTERED = (bool, int, str, type(None))
@@ -507,10 +507,7 @@ class Function:
 
 
 def _parameter_names(fn: Callable[..., Any]) -> list[str]:
-    try:
-        return list(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return []
+    return [p.name for p in signatures.parameters(fn) or ()]
 
 
 def _flat(x: Any) -> list[Any]:
