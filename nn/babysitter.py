@@ -254,7 +254,7 @@ class Babysitter:
                  shuffle: bool = True, drop_last: bool = False,
                  metric: Metric | str | None = "auto", verbose: int = 0,
                  custom_objects: Classes = None) -> None:
-        if keep != "all" and not (checks.is_integer(keep) and keep >= 1):
+        if keep != "all" and not (checks.is_integer(keep) and int(keep) >= 1):
             raise ValueError(f"keep must be 'all' or an integer >= 1, got {keep!r}")
         if monitor == "auto":
             monitor = "loss" if validation is None else "val_loss"

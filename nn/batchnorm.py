@@ -216,7 +216,7 @@ class BatchNorm(Module):
         array([0.01, 0.03], dtype=float32)
     """
 
-    population: int | None = None  # set by nn.Population on its stacked copy
+    population: int | None = None  # members, once nn.Population stacked this layer
 
     def __init__(self, axis: int | tuple[int, ...] = -1, momentum: float = 0.99,
                  epsilon: float = 1e-3, center: bool = True, scale: bool = True,
@@ -252,6 +252,16 @@ class BatchNorm(Module):
             self.beta = make("beta", initializers.zeros)
         self.moving_mean = make("moving_mean", initializers.zeros, trainable=False)
         self.moving_variance = make("moving_variance", initializers.ones, trainable=False)
+
+    def stack_members(self, size: int) -> None:
+        """The population hook (`nn.Module.stack_members`): every variable (K, features),
+        the member axis 0 of the input never reduced.
+
+        Example:
+            >>> bn = BatchNorm(); bn.stack_members(3); bn.population
+            3
+        """
+        self.population = size
 
     def call(self, x: Any, training: bool = False) -> Any:
         x = as_floating(x, self.dtype)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -14,7 +13,6 @@ from nn.data import MiniBatches
 from nn.metrics import Metric
 from nn.module import Module
 from nn.plan import labelled
-from nn.population import Population
 
 
 def weighted_loss(loss: Callable[..., Any], outputs: Any, labels: Any, *, sample_weight: Any
@@ -34,22 +32,6 @@ def weighted_loss(loss: Callable[..., Any], outputs: Any, labels: Any, *, sample
     return tape.mean(per * np.asarray(sample_weight, per.dtype))
 
 
-def metric_values(model: Module, metrics: list[tuple[str, Metric]], outputs: Any, labels: Any,
-                  shared: bool) -> dict[str, Any]:
-    """Every metric on one batch: a number each, or one per member for a population.
-
-    Example:
-        >>> import nn
-        >>> metric_values(nn.Dense(2, seed=0), [("accuracy", nn.accuracy)],
-        ...               np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0]), True)
-        {'accuracy': 0.5}
-    """
-    out = np.asarray(outputs)
-    if isinstance(model, Population):
-        return {n: model.member_metric(fn, out, labels, shared=shared) for n, fn in metrics}
-    return {n: fn(out, labels) for n, fn in metrics}
-
-
 def evaluate_arrays(model: Module, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
                     loss: Callable[..., Any], metrics: list[tuple[str, Metric]],
                     batch_size: int | None) -> dict[str, Any]:
@@ -61,19 +43,20 @@ def evaluate_arrays(model: Module, X: np.ndarray, y: np.ndarray, w: np.ndarray |
         ...                 nn.mean_squared_error, [], None)
         {'loss': 1.0}
     """
-    shared = not isinstance(model, Population) or model.is_shared(X)
-    axis = 0 if shared else 1
-    per_batch = (functools.partial(model.member_losses, loss, shared=shared)
-                 if isinstance(model, Population) else loss)
+    policy = model.training_policy()
+    axis = policy.examples_axis(X)
+    shared = axis == 0
     batches = MiniBatches(X, y, batch_size or max(X.shape[axis], 1), shuffle=False, axis=axis,
                           sample_weight=w)
     totals: dict[str, Any] = {}
     for xb, yb, wb in inputs.array_source(batches).epoch(0):
         outputs = model(xb, training=False)
-        value = (per_batch(outputs, yb) if wb is None else
-                 weighted_loss(loss, outputs, yb, sample_weight=wb))
-        logs = {"loss": np.asarray(value) if isinstance(model, Population) else float(value),
-                **metric_values(model, metrics, outputs, yb, shared)}
+        if wb is None:
+            value = policy.loss_value(loss, outputs, yb, shared=shared)
+        else:
+            value = weighted_loss(loss, outputs, yb, sample_weight=wb)
+            value = np.asarray(value) if policy.per_member else float(value)
+        logs = {"loss": value, **policy.metric_values(metrics, outputs, yb, shared=shared)}
         for key, v in logs.items():
             totals[key] = totals.get(key, 0.0) + v * xb.shape[axis]
     return {key: total / batches.num_examples for key, total in totals.items()}
@@ -99,7 +82,7 @@ def evaluate(model: Module, X: Any, y: Any, *, loss: Any, batch_size: int | None
     loss_fn = resolve.loss_function(loss)
     chosen = resolve.metric_list(metric, metrics, loss_fn)
     X = inputs.check_array("X", X, 0)
-    axis = 1 if isinstance(model, Population) and not model.is_shared(X) else 0
+    axis = model.training_policy().examples_axis(X)
     y = labelled(model, loss_fn, getattr(loss_fn, "__name__", "loss"), X,
                  inputs.check_array("y", y, axis), axis, ("X", "y"))
     w = None if sample_weight is None else inputs.check_array("sample_weight", sample_weight, 0)

@@ -96,7 +96,7 @@ class Dense(Module):
         ((5, 3), (3,))
     """
 
-    population: int | None = None  # set by nn.Population on its stacked copy
+    population: int | None = None  # members, once nn.Population stacked this layer
 
     def __init__(self, units: int, use_bias: bool = True,
                  activation: str | Callable[..., Any] | None = None,
@@ -128,6 +128,16 @@ class Dense(Module):
         self.kernel = Variable(kernel, name=f"{self.name}/kernel")
         if self.use_bias:
             self.bias = Variable(np.zeros(self.units, self.dtype), name=f"{self.name}/bias")
+
+    def stack_members(self, size: int) -> None:
+        """The population hook (`nn.Module.stack_members`): kernel (K, in, units), bias
+        (K, units), inputs (K, batch, in).
+
+        Example:
+            >>> layer = Dense(2, input_dim=3); layer.stack_members(4); layer.population
+            4
+        """
+        self.population = size
 
     def call(self, x: Any, training: bool = False) -> Any:
         x = as_floating(x, self.dtype)

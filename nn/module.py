@@ -10,6 +10,7 @@ import numpy as np
 
 import tape
 from nn import checkpoint
+from nn.policy import DEFAULT, TrainingPolicy
 from tape import Tensor, Variable
 
 
@@ -71,6 +72,46 @@ class Module:
             self.build(tuple(np.shape(x)))
             self.built = True
         return self.call(x, training=training)
+
+    # -- populations and training ---------------------------------------------------------
+    def stack_members(self, size: int) -> None:
+        """The population hook: make this module run as `size` stacked copies of itself.
+
+        `nn.Population` calls it on every module of its stacked model once the variables
+        hold a leading member axis of length `size` (a kernel (in, out) is now
+        (size, in, out)); from then on inputs carry that axis first, (size, batch, ...),
+        and member k must compute exactly what the module alone would on its slice. A layer
+        that owns variables supports populations by overriding this (and reading the
+        member axis in `call`); modules without variables of their own (containers,
+        activations) need nothing. The default refuses a module that owns variables.
+
+        Example:
+            >>> import nn
+            >>> nn.Sequential([nn.relu]).stack_members(4)   # no variables of its own: fine
+            >>> class Scale(nn.Module):
+            ...     def build(self, input_shape): self.w = tape.Variable(np.ones(input_shape[-1]))
+            ...     def call(self, x, training=False): return x * self.w
+            >>> layer = Scale(); _ = layer(np.ones((2, 3)))
+            >>> layer.stack_members(4)
+            Traceback (most recent call last):
+            TypeError: layer 'scale' (Scale) holds variables but does not support populations; ...
+        """
+        if any(isinstance(v, Variable) for _, v in self._members()):
+            raise TypeError(f"layer {self.name!r} ({type(self).__name__}) holds variables but "
+                            f"does not support populations; such a layer overrides "
+                            f"nn.Module.stack_members(size) and handles a leading member axis "
+                            f"of that size (see nn.Dense)")
+
+    def training_policy(self) -> TrainingPolicy:
+        """What `nn.fit`, `nn.train_step` and `nn.evaluate` ask about training this model
+        (`nn.policy.TrainingPolicy`: one model; `nn.Population` answers per member).
+
+        Example:
+            >>> import nn
+            >>> nn.Dense(2).training_policy().per_member
+            False
+        """
+        return DEFAULT
 
     # -- variables and sub-modules --------------------------------------------------------
     def _members(self) -> Iterator[tuple[str, Any]]:

@@ -25,7 +25,6 @@ import numpy as np
 from nn import inputs, resolve, seeding
 from nn.data import MiniBatches
 from nn.metrics import Metric
-from nn.population import Population
 
 Arrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
@@ -52,7 +51,7 @@ def _name(loss: Any, fn: Callable[..., Any]) -> str:
 
 def _axis(model: Any, X: np.ndarray) -> int:
     """The examples' axis of `X`: 1 for a population's per-member data (K, N, ...)."""
-    return 0 if not isinstance(model, Population) or model.is_shared(X) else 1
+    return int(model.training_policy().examples_axis(X))
 
 
 def labelled(model: Any, loss: Callable[..., Any], loss_name: str, X: np.ndarray,
@@ -65,7 +64,7 @@ def labelled(model: Any, loss: Callable[..., Any], loss_name: str, X: np.ndarray
         ...          np.zeros(3), 0, ("X", "y")).shape
         (3, 1)
     """
-    population = isinstance(model, Population)
+    population = model.training_policy().per_member
     probe = X[:8] if axis == 0 else X[:, :8]
     labels, out = inputs.fit_labels(model, loss, probe, y, population=population,
                                     shared=axis == 0)
@@ -129,7 +128,7 @@ def _validation(model: Any, data: Any, loss: Callable[..., Any], loss_name: str)
     X = np.asarray(data[0])
     axis = _axis(model, X)
     X = inputs.check_array("validation_data[0] (X_val)", X, axis)
-    inputs.check_features("X_val", X, isinstance(model, Population))
+    inputs.check_features("X_val", X, model.training_policy().per_member)
     y = inputs.check_array("validation_data[1] (y_val)", data[1], axis)
     if y.ndim <= axis or y.shape[axis] != X.shape[axis]:
         raise ValueError(f"X_val holds {X.shape[axis]} examples (shape {X.shape}) but y_val "
@@ -156,7 +155,7 @@ def plan(model: Any, data: Any, y: Any, *, loss: Any, optimizer: Any, epochs: An
     loss_name = _name(loss, loss_fn)
     opt = resolve.optimizer(optimizer)
     chosen = resolve.metric_list(metric, metrics, loss_fn)
-    population = isinstance(model, Population)
+    population = model.training_policy().per_member
     if population and (sample_weight is not None or class_weight is not None):
         raise ValueError("sample_weight and class_weight are not supported for an "
                          "nn.Population; weight the loss inside a custom loss function instead")
@@ -224,9 +223,10 @@ class _LazyLabels:
         if self.labels is None:
             xb, yb = np.asarray(xb), np.asarray(yb)
             axis = _axis(self.model, xb)
-            inputs.check_features("each batch's x", xb, isinstance(self.model, Population))
+            per_member = self.model.training_policy().per_member
+            inputs.check_features("each batch's x", xb, per_member)
             probe = xb[:8] if axis == 0 else xb[:, :8]
             self.labels, _ = inputs.fit_labels(self.model, self.loss, probe, yb,
-                                               population=isinstance(self.model, Population),
+                                               population=per_member,
                                                shared=axis == 0)
         return self.labels(np.asarray(yb))

@@ -10,8 +10,6 @@ member k's gradient is its standalone gradient.
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -20,7 +18,9 @@ import numpy as np
 import tape
 from nn.layers import seeded
 from nn.module import Module
+from nn.policy import TrainingPolicy
 from tape import Tape, Tensor, Variable
+from tape.utils import checks, signatures
 
 
 def member_seeds(seed: int | Sequence[int] | None, size: int) -> list[int]:
@@ -91,15 +91,6 @@ def _check_same_structure(models: list[Module]) -> None:
         raise ValueError(f"build() returned models of different structure: {detail}")
 
 
-@functools.lru_cache(maxsize=64)
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether `fn` takes a parameter `name`."""
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _shape(x: Any) -> tuple[int, ...]:
     return tuple(x.shape) if isinstance(x, (Tensor, np.ndarray)) else np.shape(x)
 
@@ -146,11 +137,11 @@ class Population(Module):
                  seed: int | Sequence[int] | None = None, *, input_ndim: int = 2,
                  name: str | None = None) -> None:
         super().__init__(name)
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        if not checks.is_integer(size) or size < 1:
             raise ValueError(f"a population needs an integer size >= 1, got {size!r}")
         self.seeds = member_seeds(seed, int(size))
         self.input_ndim = int(input_ndim)
-        takes_seed = _accepts(build, "seed")
+        takes_seed = signatures.accepts(build, "seed")
         self._pending: list[Module] = []
         for s in self.seeds:
             with seeded(s):
@@ -202,13 +193,7 @@ class Population(Module):
 
     def _set_model(self, model: Module) -> None:
         for m in _modules(model):
-            owns = any(isinstance(v, Variable) for _, v in m._members())
-            if owns and not hasattr(m, "population"):
-                raise TypeError(f"layer {m.name!r} ({type(m).__name__}) holds variables but does "
-                                f"not support populations; such a layer declares a "
-                                f"`population` attribute and handles a leading member axis")
-            if hasattr(m, "population"):
-                m.population = self.size
+            m.stack_members(self.size)
         self._model = model
         self._named = model.named_variables()  # the structure is fixed: walk it once
 
@@ -297,7 +282,7 @@ class Population(Module):
             (2,)
         """
         labels = self.stack(labels) if shared else labels
-        if not _accepts(loss, "reduction"):
+        if not signatures.accepts(loss, "reduction"):
             return tape.stack([loss(outputs[k], labels[k]) for k in range(self.size)])
         values = loss(outputs, labels, reduction="none")
         return values if values.ndim == 1 else tape.mean(values, axis=tuple(range(1, values.ndim)))
@@ -381,9 +366,19 @@ class Population(Module):
                 raise ValueError(f"optimizer hyperparameter {name!r} has {len(v)} values, but "
                                  f"the population has {self.size} members")
 
+    def training_policy(self) -> MemberPolicy:
+        """The per-member policy `nn.fit` follows (see `MemberPolicy`).
+
+        Example:
+            >>> import nn
+            >>> Population(lambda: nn.Dense(2), size=2, seed=0).training_policy().per_member
+            True
+        """
+        return MemberPolicy(self)
+
     # -- members ----------------------------------------------------------------------------
     def _index(self, k: Any) -> int:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        if not checks.is_integer(k):
             raise TypeError(f"member indices are integers, got {k!r}")
         if not -self.size <= k < self.size:
             raise IndexError(f"member {k} is out of range for a population of {self.size}")
@@ -446,3 +441,53 @@ class Population(Module):
     def __repr__(self) -> str:
         return (f"<nn.Population '{self.name}' of {self.size} x {type(self._template).__name__}>"
                 if self.built else f"<nn.Population '{self.name}' of {self.size} (not built)>")
+
+
+class MemberPolicy(TrainingPolicy):
+    """How a `Population` trains (`Population.training_policy()`): the loss is the sum of the
+    member means (so member k's gradient is its standalone one), logged values are one per
+    member, and a member whose loss or gradients turn non-finite is frozen
+    (`Population.train_step`) while the others go on.
+
+    Example:
+        >>> import nn
+        >>> pop = Population(lambda: nn.Dense(1), size=2, seed=0)
+        >>> policy = pop.training_policy()
+        >>> policy.examples_axis(np.zeros((2, 5, 3))), policy.frozen_count()
+        (1, 0)
+    """
+
+    per_member = True
+
+    def __init__(self, population: Population) -> None:
+        self.population = population
+
+    def examples_axis(self, x: Any) -> int:
+        return 0 if self.population.is_shared(x) else 1
+
+    def check_optimizer(self, optimizer: Any) -> None:
+        self.population.check_hyperparameters(optimizer)
+
+    def train_step(self, model: Any, x: Any, y: Any, loss: Callable[..., Any],
+                   optimizer: Any, variables: Sequence[Variable] | None = None
+                   ) -> tuple[Any, Any]:
+        return self.population.train_step(x, y, loss, optimizer)
+
+    def loss_value(self, loss: Callable[..., Any], outputs: Any, labels: Any, *,
+                   shared: bool) -> Any:
+        return np.asarray(self.population.member_losses(loss, outputs, labels, shared=shared))
+
+    def metric_values(self, metrics: Sequence[tuple[str, Callable[..., Any]]], outputs: Any,
+                      labels: Any, *, shared: bool) -> dict[str, Any]:
+        out = np.asarray(outputs)
+        return {n: self.population.member_metric(fn, out, labels, shared=shared)
+                for n, fn in metrics}
+
+    def frozen_count(self) -> int:
+        return int(self.population.frozen.sum())
+
+    def newly_frozen(self) -> np.ndarray:
+        return self.population.last_frozen
+
+    def all_frozen(self) -> bool:
+        return bool(self.population.frozen.all())

@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 
 from nn import inputs
-from nn.evaluation import evaluate, evaluate_arrays, metric_values, weighted_loss
+from nn.evaluation import evaluate, evaluate_arrays, weighted_loss
 from nn.history import History
 from nn.metrics import Metric
 from nn.module import Module
 from nn.plan import Plan, plan
-from nn.population import Population
 from nn.progress import Progress
-from tape import Tape, Variable
+from tape import Variable
 
 __all__ = ["Callback", "History", "Metric", "TrainingState", "evaluate", "fit", "train_step",
            "weighted_loss"]
@@ -118,8 +117,9 @@ def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimize
     """One step: forward (`training=True`) and loss on a tape, gradients, `apply_gradients`.
 
     Returns `(loss value, model outputs)`. A NaN or infinite loss raises `FloatingPointError`
-    before any variable changes. For an `nn.Population` this is `Population.train_step` (one
-    loss value per member; diverged members are frozen instead).
+    before any variable changes. The model's `training_policy()` takes the step: for an
+    `nn.Population`, `Population.train_step` (one loss value per member; diverged members are
+    frozen instead).
 
     Example:
         >>> import nn, optim
@@ -127,26 +127,11 @@ def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimize
         >>> value, _ = train_step(model, np.ones((4, 2)), np.zeros((4, 1)),
         ...                       nn.mean_squared_error, optim.SGD(0.1))
     """
-    if isinstance(model, Population):
-        return model.train_step(x, y, loss, optimizer)
-    with Tape() as t:
-        outputs = model(x, training=True)
-        value = loss(outputs, y)
-    if np.ndim(value) != 0:
-        raise ValueError(f"the loss must be a scalar (use reduction='mean'); got shape "
-                         f"{np.shape(value)}")
-    v = float(value)
-    if not np.isfinite(v):
-        raise FloatingPointError(f"the loss is {v}; no update was applied")
-    if variables is None:
-        variables = model.trainable_variables
-    grads = t.gradient(value, variables)
-    optimizer.apply_gradients(zip(grads, variables, strict=True))
-    return v, outputs
+    return model.training_policy().train_step(model, x, y, loss, optimizer, variables)
 
 
-def _frozen(model: Population, value: np.ndarray, history: History, where: str) -> None:
-    for k in model.last_frozen:
+def _frozen(members: np.ndarray, value: np.ndarray, history: History, where: str) -> None:
+    for k in members:
         why = f"the loss is {value[k]}" if not np.isfinite(value[k]) else "non-finite gradients"
         history.frozen[int(k)] = f"training diverged at {where}: {why}"
 
@@ -228,8 +213,7 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
              metrics=metrics, sample_weight=sample_weight, class_weight=class_weight,
              steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch)
     hooks = _hooks(callbacks)
-    if isinstance(model, Population):
-        model.check_hyperparameters(p.optimizer)
+    model.training_policy().check_optimizer(p.optimizer)
     history = History()
     names = ["loss", *(name for name, _ in p.metrics)]
     state = TrainingState(model=model, optimizer=p.optimizer, history=history, epochs=p.epochs,
@@ -250,7 +234,7 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
 def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
           progress: Progress) -> None:
     """The epochs of `fit` (arguments already checked by `plan`)."""
-    population = isinstance(model, Population)
+    policy = model.training_policy()
     for epoch in range(p.initial_epoch, p.epochs):
         state.epoch = epoch
         for cb in hooks:
@@ -273,7 +257,7 @@ def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
         for cb in hooks:
             cb.on_epoch_end(state)
         state.history.record(logs, epoch)
-        frozen = int(model.frozen.sum()) if population else 0  # type: ignore[attr-defined]
+        frozen = policy.frozen_count()
         progress.epoch_end(logs, time.perf_counter() - start, steps,
                            f"{frozen} frozen" if frozen else "")
         if state.stop_training:
@@ -285,7 +269,7 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
     """One epoch's training steps (the hot path: per-step work is kept to the minimum);
     returns the loss and metric totals (summed over examples), the examples and the steps."""
     batch_hooks = [cb for cb in hooks if type(cb).on_batch_end is not Callback.on_batch_end]
-    population = isinstance(model, Population)
+    policy = model.training_policy()
     loss, optimizer, metrics, relabel = p.loss, p.optimizer, p.metrics, p.batch_labels
     live, epoch = progress.live, state.epoch
     variables = model.trainable_variables
@@ -294,10 +278,12 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
     for step, (xb, yb, wb) in enumerate(p.source.epoch(epoch)):
         if relabel is not None:
             yb = relabel(xb, yb)
-        shared = not population or model.is_shared(xb)  # type: ignore[attr-defined]
+        shared = policy.examples_axis(xb) == 0
         try:
-            value, outputs = train_step(model, xb, yb, loss if wb is None else functools.partial(
-                weighted_loss, loss, sample_weight=wb), optimizer, variables or None)
+            step_loss = loss if wb is None else functools.partial(weighted_loss, loss,
+                                                                  sample_weight=wb)
+            value, outputs = policy.train_step(model, xb, yb, step_loss, optimizer,
+                                               variables or None)
         except FloatingPointError as e:
             error = _diverged(e, xb, yb, _where(epoch, p.epochs, step, p.source.steps))
             if state.nonfinite == "raise" or not isinstance(error, FloatingPointError):
@@ -309,7 +295,7 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
             variables = model.trainable_variables
         n = len(xb) if shared else np.shape(xb)[1]
         seen, steps = seen + n, step + 1
-        batch = metric_values(model, metrics, outputs, yb, shared)
+        batch = policy.metric_values(metrics, outputs, yb, shared=shared)
         totals["loss"] += value * n
         for name, v in batch.items():
             totals[name] += v * n
@@ -321,10 +307,10 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
                 break
         if live:
             progress.update(steps, totals, seen)
-        if population and model.last_frozen.size:  # type: ignore[attr-defined]
-            _frozen(model, value, state.history,  # type: ignore[arg-type]
-                    _where(epoch, p.epochs, step, p.source.steps))
-            if model.frozen.all():  # type: ignore[attr-defined]
+        frozen = policy.newly_frozen()
+        if frozen.size:
+            _frozen(frozen, value, state.history, _where(epoch, p.epochs, step, p.source.steps))
+            if policy.all_frozen():
                 state.stop("every member of the population diverged")
                 break
     return totals, seen, steps

@@ -176,3 +176,51 @@ def test_bad_input():
 
     with pytest.raises(TypeError, match="'scale' .* does not support populations"):
         nn.Population(Scale, 2, seed=0).build((None, 3))
+
+
+class StackableScale(nn.Module):
+    """A layer written for this test: `x * w + b` per feature, with population support from
+    the one hook, `stack_members`, and nothing else."""
+
+    def __init__(self, seed=None):
+        super().__init__()
+        self.rng = nn.layers.make_rng(seed, None)
+        self.members = None
+
+    def build(self, input_shape):
+        self.w = tape.Variable(self.rng.standard_normal(input_shape[-1]))
+        self.b = tape.Variable(np.zeros(input_shape[-1]))
+
+    def stack_members(self, size):
+        self.members = size
+
+    def call(self, x, training=False):
+        if self.members is None:
+            return x * self.w + self.b
+        return x * nn.layers.per_member(self.w, x.ndim) + nn.layers.per_member(self.b, x.ndim)
+
+
+def test_a_new_layer_gets_population_support_from_the_hook_alone():
+    def model():
+        return nn.Sequential([StackableScale(), nn.Dense(3, dtype=np.float64)])
+
+    x, y = X[:64], Y[:64]
+    pop = nn.Population(model, 3, seed=7)
+    hist = nn.fit(pop, x, y, loss=nn.softmax_cross_entropy, optimizer=optim.SGD([0.1, 0.2, 0.3]),
+                  epochs=2, batch_size=16, verbose=0, shuffle=False)
+    assert hist.loss[-1].shape == (3,)
+    assert pop.trainable_variables[0].shape == (3, 6)
+    for k, lr in enumerate([0.1, 0.2, 0.3]):
+        with nn.seeded(pop.seeds[k]):
+            alone = model()
+        nn.fit(alone, x, y, loss=nn.softmax_cross_entropy, optimizer=optim.SGD(lr), epochs=2,
+               batch_size=16, verbose=0, shuffle=False)
+        states_close(pop.member(k).state_dict(), alone.state_dict(), 1e-12)
+
+
+def test_the_policy_fit_asks_is_the_models():
+    pop = nn.Population(build, 2, seed=0)
+    assert pop.training_policy().per_member and pop.training_policy().examples_axis(X) == 0
+    assert pop.training_policy().examples_axis(np.stack([X, X])) == 1
+    single = build().training_policy()
+    assert not single.per_member and single.frozen_count() == 0 and not single.all_frozen()
