@@ -43,7 +43,7 @@ def drive(callback, values, key="val_loss", model=None, on_epoch=None):
     ([1.0, 2.0, 3.0, 4.0, 5.0], {"start_from_epoch": 2}, 3),
     ([1.0, math.nan], {}, 1),  # NaN is never an improvement
 ])
-def test_early_stopping_follows_keras(values, options, stopped):
+def test_early_stopping_patience_baseline_and_restore(values, options, stopped):
     stop = nn.EarlyStopping(**options)
     state = drive(stop, values)
     assert stop.stopped_epoch == stopped
@@ -205,7 +205,7 @@ def rates(callback, values, lr=1.0, key="val_loss"):
     return seen, state.optimizer.learning_rate
 
 
-def test_reduce_lr_on_plateau_follows_keras():
+def test_reduce_lr_on_plateau_patience_cooldown_and_floor():
     cb = nn.ReduceLROnPlateau(factor=0.5, patience=1, min_delta=0.0)
     assert rates(cb, [1.0, 1.0, 1.0, 0.5, 0.5]) == ([1.0, 1.0, 0.5, 0.25, 0.25], 0.125)
     cooled = nn.ReduceLROnPlateau(factor=0.5, patience=1, cooldown=2, min_lr=0.2)

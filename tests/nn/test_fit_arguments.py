@@ -100,7 +100,7 @@ def test_a_value_a_callback_adds_is_kept_and_printed(capsys):
 
 
 # -- Keras' names -------------------------------------------------------------------------------
-def test_keras_names_train_exactly_like_the_objects():
+def test_loss_and_optimizer_names_train_exactly_like_the_objects():
     a, b = classifier(), classifier()
     ha = train(a, loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     hb = train(b, loss=nn.softmax_cross_entropy, optimizer=optim.Adam(1e-3))
@@ -111,7 +111,7 @@ def test_keras_names_train_exactly_like_the_objects():
 @pytest.mark.parametrize("name, cls, rate", [("adam", "Adam", 1e-3), ("SGD", "SGD", 0.01),
                                              ("rmsprop", "RMSprop", 1e-3),
                                              ("adamw", "AdamW", 1e-3)])
-def test_optimizer_names_give_keras_defaults(name, cls, rate):
+def test_optimizer_names_give_the_default_hyperparameters(name, cls, rate):
     seen = []
     train(classifier(), optimizer=name, epochs=1,
           callbacks=[lambda s: seen.append((type(s.optimizer).__name__,
@@ -223,7 +223,7 @@ def test_sample_weight_scales_the_loss():
     assert h.val_loss[-1] >= 0
 
 
-def test_weighted_loss_is_kerass_mean_of_weighted_losses():
+def test_weighted_loss_is_the_mean_of_weighted_losses():
     per = np.array([1.0, 4.0, 9.0])
     value = nn.training.weighted_loss(nn.mean_squared_error, np.sqrt(per), np.zeros(3),
                                       sample_weight=np.array([1.0, 0.5, 0.0]))

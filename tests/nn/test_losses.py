@@ -55,7 +55,7 @@ def test_against_finite_differences(order):
                          LOGITS, order=order)
 
 
-def test_ids_equal_one_hot_and_gradient_is_course_formula():
+def test_ids_equal_one_hot_and_gradient_is_softmax_minus_labels():
     one_hot = np.eye(4)[IDS]
     z = tape.constant(LOGITS)
     with Tape() as t:

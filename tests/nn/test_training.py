@@ -119,6 +119,7 @@ def test_bad_fit_inputs():
 
 def test_digits_reaches_96_percent():
     """The acceptance run (the README's network on digits): a few seconds."""
+    pytest.importorskip("sklearn", reason="nn.datasets.load_digits needs scikit-learn")
     X_train, y_train, X_test, y_test = nn.datasets.load_digits(seed=0)
     model = nn.Sequential([
         nn.Dense(64, use_bias=False, seed=0), nn.BatchNorm(), nn.ReLU(),

@@ -113,7 +113,7 @@ def test_matches_published_equations_for_20_steps(name, make, reference):
     assert opt.iterations == 20
 
 
-def test_momentum_is_the_courses_weighted_average_with_scaled_learning_rate():
+def test_momentum_is_a_weighted_average_with_scaled_learning_rate():
     alpha, beta = 0.1, 0.9
     rng = np.random.default_rng(2)
     w, course_w, v = Variable(np.zeros(4)), np.zeros(4), np.zeros(4)

@@ -37,7 +37,7 @@ def test_schedule_matches_formula(name, schedule, formula):
         assert schedule(step) == pytest.approx(formula(step), rel=1e-14, abs=1e-15), step
 
 
-def test_course_first_epochs_of_inverse_time_decay():
+def test_first_epochs_of_inverse_time_decay():
     # the lecture's table: alpha0 = 0.2, decay_rate = 1 -> 0.2, 0.1, 0.067, 0.05 per epoch
     s = schedules.InverseTimeDecay(0.2, 1.0, steps_per_epoch=100)
     assert [round(s(100 * e + 50), 3) for e in range(4)] == [0.2, 0.1, 0.067, 0.05]
