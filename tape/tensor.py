@@ -272,6 +272,46 @@ class Tensor:
             _converted(self, "int()")
         return int(self._value)
 
+    def item(self, *args: Any) -> Any:
+        """The value of a one-element tensor as a Python number (as `ndarray.item`).
+
+        Example:
+            >>> import tape
+            >>> tape.constant([2.5]).item()
+            2.5
+        """
+        if STATE.tapes:
+            _converted(self, "item()")
+        return self._value.item(*args)
+
+    def tolist(self) -> Any:
+        """The value as nested Python lists of numbers (a number for a 0-d tensor).
+
+        Example:
+            >>> import tape
+            >>> tape.constant([[1.0, 2.0]]).tolist()
+            [[1.0, 2.0]]
+        """
+        if STATE.tapes:
+            _converted(self, "tolist()")
+        return self._value.tolist()
+
+    def __format__(self, spec: str) -> str:
+        """`f"{loss:.3f}"` formats the value as NumPy formats it (0-d tensors as numbers);
+        an empty spec gives `str` (the repr).
+
+        Example:
+            >>> import tape
+            >>> f"{tape.constant(0.123456):.3f}"
+            '0.123'
+        """
+        if not spec:
+            return str(self)
+        if STATE.tapes:
+            _converted(self, "format()")
+        value = self._value
+        return format(value.item() if value.ndim == 0 else value, spec)
+
     __hash__ = object.__hash__
 
     # -- arithmetic (recorded) ----------------------------------------------------------
@@ -396,7 +436,9 @@ class Variable(Tensor):
     """Mutable state: a named array that ops read and optimizers update in place.
 
     Trainable variables read inside a `Tape` are watched automatically. `assign`,
-    `assign_add` and `assign_sub` write in place and are never recorded.
+    `assign_add` and `assign_sub` write in place and are never recorded. In-place operators
+    (`w -= lr * g`, `w += ...`, `w *= ...`) raise `RuntimeError` naming the method to use, as
+    TensorFlow's Variables do (they would rebind the name to a new Tensor).
 
     A Variable holds booleans or numbers: None, text, Python objects and ragged lists raise
     at creation and at assignment. Only real floating-point Variables are differentiable;
@@ -490,6 +532,27 @@ class Variable(Tensor):
     def assign_sub(self, delta: Any) -> Variable:
         """Subtract `delta` in place."""
         return self._write(np.subtract, delta, "assign_sub")
+
+
+def _refuse_augmented(op: str, method: str) -> Any:
+    """An in-place operator for Variable that raises with the fix, as TensorFlow's does:
+    `w -= lr * g` would otherwise rebind `w` to a new Tensor, leave the Variable unchanged,
+    and make the next step fail far from here."""
+    fix = (f"w.{method}(value)" if method else f"w.assign(w {op} value)")
+
+    def refuse(self: Variable, other: Any) -> Any:
+        raise RuntimeError(
+            f"`w {op}= value` on Variable '{self.name}' is not supported: it would rebind the "
+            f"name to a new Tensor and leave the Variable unchanged. Use {fix} to update the "
+            f"Variable in place (never recorded on a tape), or `out = w {op} value` for a new "
+            f"Tensor")
+    return refuse
+
+
+for _dunder, _op, _method in (("__iadd__", "+", "assign_add"), ("__isub__", "-", "assign_sub"),
+                              ("__imul__", "*", ""), ("__itruediv__", "/", ""),
+                              ("__ipow__", "**", ""), ("__imatmul__", "@", "")):
+    setattr(Variable, _dunder, _refuse_augmented(_op, _method))
 
 
 def constant(value: Any, dtype: Any = None) -> Tensor:

@@ -1,0 +1,64 @@
+"""Everyday habits from PyTorch, TensorFlow and NumPy: in-place operators on Variables,
+Python conversions of tensors, tapes used without `with`, NumPy functions without a primitive."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tape
+from tape import Tape, Variable
+
+
+# -- in-place operators on a Variable: refused with the fix, as TensorFlow does -------------
+@pytest.mark.parametrize("update, fix", [
+    (lambda w: w.__isub__(0.1), r"w\.assign_sub\(value\)"),
+    (lambda w: w.__iadd__(0.1), r"w\.assign_add\(value\)"),
+    (lambda w: w.__imul__(2.0), r"w\.assign\(w \* value\)"),
+    (lambda w: w.__itruediv__(2.0), r"w\.assign\(w / value\)"),
+])
+def test_in_place_operators_on_a_variable_raise_with_the_fix(update, fix):
+    w = Variable([1.0, 2.0], name="w")
+    with pytest.raises(RuntimeError, match=r"on Variable 'w' is not supported.*" + fix):
+        update(w)
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])
+
+
+def test_the_pytorch_update_line_raises_at_once():
+    w = Variable(1.0, name="w")
+    with Tape() as t:
+        y = w * w
+    dw = t.gradient(y, w)
+    with pytest.raises(RuntimeError, match=r"`w -= value` on Variable 'w'.*assign_sub"):
+        w -= 0.1 * dw
+    assert isinstance(w, Variable) and float(w) == 1.0
+
+
+def test_in_place_operators_on_a_tensor_rebind_as_numbers_do():
+    x = tape.constant(1.0)
+    y = x
+    x += 1
+    assert float(x) == 2.0 and float(y) == 1.0
+
+
+# -- Python conversions: item, tolist, format -------------------------------------------------
+def test_item_tolist_and_format_give_python_values():
+    loss = tape.constant(np.float32(0.123456))
+    assert isinstance(loss.item(), float) and loss.item() == pytest.approx(0.123456)
+    assert f"{loss:.3f}" == "0.123"
+    assert f"{tape.constant(3):>4d}" == "   3"
+    assert tape.constant([[1.0, 2.0]]).tolist() == [[1.0, 2.0]]
+    assert tape.constant([[5]]).item() == 5
+    assert f"{tape.constant([1.0])}" == str(tape.constant([1.0]))
+    with pytest.raises(ValueError, match="size 1"):
+        tape.constant([1.0, 2.0]).item()
+
+
+def test_item_and_format_inside_a_tape_work():
+    w = Variable(2.0)
+    with Tape() as t:
+        y = w * 3
+        assert y.item() == 6.0 and f"{y:.1f}" == "6.0"
+    assert float(t.gradient(y, w)) == 3.0
