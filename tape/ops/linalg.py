@@ -43,7 +43,35 @@ def _grad_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
     return np.reshape(unbroadcast(_mT(a2) @ g2, b2), shape_of(b))
 
 
-matmul: Primitive = Primitive("matmul", np.matmul).defvjp(_grad_a, _grad_b).defjvp(
+def _matmul_forward(a: Any, b: Any) -> Any:
+    try:
+        return np.matmul(a, b)
+    except ValueError:
+        raise ValueError(_mismatch(np.shape(a), np.shape(b))) from None
+
+
+def _mismatch(sa: tuple[int, ...], sb: tuple[int, ...]) -> str:
+    """Why NumPy cannot multiply operands of shapes `sa` and `sb`, in words.
+
+    Example:
+        >>> _mismatch((32, 64), (32, 10))
+        'cannot multiply (32, 64) by (32, 10): inner sizes 64 and 32 differ'
+    """
+    head = f"cannot multiply {sa} by {sb}"
+    for which, s in (("first", sa), ("second", sb)):
+        if not s:
+            return (f"{head}: the {which} operand is a scalar; matmul needs at least one "
+                    f"axis on each side (use * to scale by a number)")
+    inner_b = sb[-2] if len(sb) > 1 else sb[0]
+    if sa[-1] != inner_b:
+        return (f"{head}: inner sizes {sa[-1]} and {inner_b} differ (the last axis of the first "
+                f"operand must match the {'first' if len(sb) == 1 else 'second-to-last'} axis of "
+                f"the second)")
+    return (f"{head}: the batch shapes {sa[:-2]} and {sb[:-2]} (the axes before the last two) "
+            f"do not broadcast together")
+
+
+matmul: Primitive = Primitive("matmul", _matmul_forward).defvjp(_grad_a, _grad_b).defjvp(
     lambda t, ans, a, b: t @ b,
     lambda t, ans, a, b: a @ t,
 )
