@@ -66,12 +66,12 @@ def test_item_and_format_inside_a_tape_work():
 
 # -- the matmul shape error, in words ----------------------------------------------------------
 @pytest.mark.parametrize("a, b, words", [
-    ((32, 64), (32, 10), r"cannot multiply \(32, 64\) by \(32, 10\): inner sizes 64 and 32 differ"),
-    ((5, 3), (4,), r"cannot multiply \(5, 3\) by \(4,\): inner sizes 3 and 4 differ"),
+    ((32, 64), (32, 10), r"\(32, 64\) by \(32, 10\): inner sizes 64 and 32 differ"),
+    ((5, 3), (4,), r"\(5, 3\) by \(4,\): inner sizes 3 and 4 differ"),
     ((2, 3, 4), (3, 4, 1), r"batch shapes \(2,\) and \(3,\) .* do not broadcast"),
     ((), (3,), r"the first operand is a scalar.*use \*"),
 ])
 def test_matmul_mismatch_is_said_once_in_words(a, b, words):
-    with pytest.raises(ValueError, match="^matmul: " + words) as info:
+    with pytest.raises(ValueError, match="^matmul: cannot multiply .*" + words) as info:
         tape.constant(np.ones(a)) @ np.ones(b)
     assert "gufunc" not in str(info.value) and "matmul: matmul" not in str(info.value)
