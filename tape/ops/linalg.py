@@ -55,7 +55,7 @@ def _mismatch(sa: tuple[int, ...], sb: tuple[int, ...]) -> str:
 
     Example:
         >>> _mismatch((32, 64), (32, 10))
-        'cannot multiply (32, 64) by (32, 10): inner sizes 64 and 32 differ'
+        'cannot multiply (32, 64) by (32, 10): inner sizes 64 and 32 differ (...)'
     """
     head = f"cannot multiply {sa} by {sb}"
     for which, s in (("first", sa), ("second", sb)):

@@ -75,3 +75,29 @@ def test_matmul_mismatch_is_said_once_in_words(a, b, words):
     with pytest.raises(ValueError, match="^matmul: cannot multiply .*" + words) as info:
         tape.constant(np.ones(a)) @ np.ones(b)
     assert "gufunc" not in str(info.value) and "matmul: matmul" not in str(info.value)
+
+
+# -- a Tape used without `with` ---------------------------------------------------------------
+def test_gradient_on_a_tape_never_entered_raises_with_the_fix():
+    w = Variable(1.0, name="w")
+    t = Tape()
+    y = w * w
+    with pytest.raises(RuntimeError, match=r"gradient\(\) on a Tape that was never entered.*"
+                                           r"with tape\.Tape\(\) as t:"):
+        t.gradient(y, w)
+
+
+def test_explain_says_the_tape_was_never_entered():
+    w = Variable(1.0, name="w")
+    t = Tape(persistent=True)
+    y = w * w
+    e = t.explain(y, w)
+    assert e.reason == "never_entered"
+    assert "never entered" in e and "was not read while" not in e
+
+
+def test_an_entered_tape_is_unchanged():
+    w = Variable(1.0, name="w")
+    with Tape(persistent=True) as t:
+        y = w * w
+    assert float(t.gradient(y, w)) == 2.0 and t.explain(y, w).reason == "connected"
