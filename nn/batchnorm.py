@@ -203,7 +203,8 @@ class BatchNorm(Module):
     (`scale`/`center` switch them off); `moving_mean`/`moving_variance` are not.
 
     From PyTorch's `BatchNorm1d(momentum=p, eps=e)`: use `momentum = 1 - p` (PyTorch's default
-    0.1 is 0.9 here; a momentum below 0.5 warns, as it is most likely PyTorch's convention) and `epsilon = e`. PyTorch stores the unbiased running variance
+    0.1 is 0.9 here; a momentum below 0.5 warns, as it is most likely PyTorch's convention)
+    and `epsilon = e`. PyTorch stores the unbiased running variance
     (`var * n / (n - 1)` for a batch of n); this layer, like Keras, stores the biased one.
 
     Inside an `nn.Population` of K members (`population == K`) every variable is (K, features)

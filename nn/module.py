@@ -13,7 +13,6 @@ import tape
 from nn import checkpoint
 from tape import Tensor, Variable
 
-
 # The output shape of each module's last call, for `summary` (kept outside the modules, whose
 # attributes describe their structure).
 _OUTPUT_SHAPES: weakref.WeakKeyDictionary[Module, tuple[int, ...]] = weakref.WeakKeyDictionary()

@@ -172,7 +172,8 @@ def test_summary_of_a_sequential_shows_nested_shapes():
 
 
 def test_count_params_needs_built_layers():
-    with pytest.raises(ValueError, match=r"mlp: count_params\(\) needs built layers, and hidden, norm, out are not "
+    with pytest.raises(ValueError, match=r"mlp: count_params\(\) needs built layers, "
+                                         r"and hidden, norm, out are not "
                                          r"built.*"
                                          r"model\.build\(input_shape\)"):
         MLP().count_params()

@@ -3,8 +3,6 @@ Python conversions of tensors, tapes used without `with`, NumPy functions withou
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
