@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import operator
 import reprlib
-import sys
 from typing import Any
 
 import numpy as np
@@ -163,35 +162,6 @@ def _write_error(var: Variable, what: str, value: Any, err: Exception) -> Except
                      f"{into}: {err}")
 
 
-# ---- lists of tensors given to ops --------------------------------------------------------
-# A primitive's forward receives its tensor arguments as arrays, so a tensor that NumPy converts
-# while a forward runs came inside a list or tuple argument (`tape.exp([a, b])`). If a tape
-# tracks it, its gradient would be lost without a word: that is refused here, the one place
-# every such conversion passes. (NumPy functions given a list, `np.exp([a, b])`, cannot be told
-# apart from `np.asarray(t)`, the documented way to leave the tape, and are not refused.)
-_FORWARD_DEPTH = 3  # frames between a primitive's __call__ and NumPy: forward, one helper
-
-
-def _refuse_inside_forward(x: Tensor) -> None:
-    watchable = isinstance(x, Variable) and x.trainable and x._value.dtype.kind == "f"
-    if not any(id(x) in t._tracked or (watchable and t._watch_accessed)
-               for t in STATE.tapes if not t._observer):
-        return
-    frame: Any = sys._getframe(2)
-    for _ in range(_FORWARD_DEPTH):
-        if frame is None:
-            return
-        if (frame.f_code.co_name == "__call__"
-                and frame.f_globals.get("__name__") == "tape.primitive"):
-            # TypeError: the primitive adds its name and its inputs to the message
-            raise TypeError(
-                f"a list or tuple argument holds a {x.dtype} tensor of shape {x.shape} that a "
-                f"tape is tracking; NumPy would turn it into a plain array and its gradient "
-                f"would be lost. Pack the tensors into one first: tape.stack([a, b]) in place "
-                f"of [a, b] (tape.concatenate to join along an existing axis)")
-        frame = frame.f_back
-
-
 class Tensor:
     """An immutable array value; operations on tensors are recorded by active tapes.
 
@@ -240,7 +210,6 @@ class Tensor:
             out = np.asarray(self._value, dtype=dtype)
         if STATE.tapes:
             _converted(self, "np.asarray()")
-            _refuse_inside_forward(self)
             note_exit("np.asarray", self, out)
         return out
 
