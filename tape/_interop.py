@@ -36,12 +36,6 @@ def _dot(a: Any, b: Any) -> Any:
     return ops.matmul(a, b)
 
 
-def _take(a: Any, indices: Any, axis: int | None = None) -> Any:
-    if axis is None:
-        return ops.take(ops.reshape(a, (-1,)), indices)
-    return ops.take(a, (slice(None),) * (axis % np.ndim(raw(a))) + (raw(indices),))
-
-
 def _where(condition: Any, *xy: Any) -> Any:
     if not xy:  # np.where(condition) is np.nonzero(condition): indices, not differentiable
         return np.nonzero(raw(condition))
@@ -55,7 +49,7 @@ _FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.transpose: ops.transpose, np.swapaxes: ops.swapaxes, np.moveaxis: ops.moveaxis,
     np.expand_dims: ops.expand_dims, np.squeeze: ops.squeeze,
     np.broadcast_to: ops.broadcast_to, np.concatenate: ops.concatenate, np.stack: ops.stack,
-    np.where: _where, np.clip: ops.clip, np.dot: _dot, np.take: _take,
+    np.where: _where, np.clip: ops.clip, np.dot: _dot, np.take: ops.take,
 }
 # Names NumPy 2 added for existing functions.
 for _name, _op in (("concat", ops.concatenate), ("permute_dims", ops.transpose),
@@ -108,6 +102,4 @@ def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     op = _FUNCTIONS.get(func)
     if op is None:
         raise _unsupported(f"np.{func.__name__}")
-    if func is np.clip:
-        kwargs = {{"min": "a_min", "max": "a_max"}.get(k, k): v for k, v in kwargs.items()}
     return op(*args, **kwargs)

@@ -330,7 +330,7 @@ class Tensor:
         return _ops.abs(self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _ops.take(self, index)
+        return _ops.index(self, index)
 
     # -- comparisons: not differentiable, plain boolean arrays -------------------------
     def __lt__(self, other: Any) -> Any:

@@ -95,8 +95,10 @@ _clip: Primitive = Primitive("clip", np.clip).defvjp(
 ).defjvp(lambda t, ans, x, lo, hi: t * _clip_mask(x, lo, hi), None, None)
 
 
-def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+def clip(x: Any, a_min: Any = None, a_max: Any = None, *, min: Any = None, max: Any = None
+         ) -> Any:
     """Limit values to [a_min, a_max]; the gradient passes where the input lies inside.
+    `min=`/`max=` are NumPy 2's keyword names for the bounds.
 
     `a_min > a_max` raises `ValueError` (as in TensorFlow; NumPy would return `a_max`).
 
@@ -104,6 +106,10 @@ def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
         >>> clip(np.array([-2.0, 0.5, 3.0]), 0, 1).numpy()
         array([0. , 0.5, 1. ])
     """
+    if min is not None or max is not None:
+        if a_min is not None or a_max is not None:
+            raise TypeError("clip: pass the bounds as a_min/a_max or as min/max, not both")
+        a_min, a_max = min, max
     if a_min is None and a_max is None:
         raise ValueError("clip needs a_min or a_max (or both)")
     lo, hi = raw(a_min), raw(a_max)

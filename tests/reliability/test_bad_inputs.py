@@ -158,13 +158,13 @@ BAD_INPUTS = [
      r"^take: index 5 is out of bounds for axis 0 with size 3, in x\[5\] with x of shape "
      r"\(3,\); along an axis of size n, an index i must satisfy -n <= i < n"),
     ("x[:, 7] out of range", lambda: tape.constant(np.zeros((2, 3)))[:, 7], IndexError,
-     r"^take: index 7 is out of bounds for axis 1 with size 3, in x\[:, 7\]"),
+     r"^getitem: index 7 is out of bounds for axis 1 with size 3, in x\[:, 7\]"),
     ("fancy index out of range", lambda: tape.constant(np.zeros(3))[[0, -4]], IndexError,
      r"index -4 is out of bounds for axis 0 with size 3, in x\[\[0, -4\]\]"),
     ("np.take out of range", lambda: np.take(tape.constant(np.arange(3.0)), 5), IndexError,
      r"^take: index 5 is out of bounds"),
     ("too many indices", lambda: tape.constant(np.zeros((2, 3)))[0, 0, 0], IndexError,
-     r"^take: too many indices .* in x\[0, 0, 0\] with x of shape \(2, 3\)"),
+     r"^getitem: too many indices .* in x\[0, 0, 0\] with x of shape \(2, 3\)"),
     # -- gradients that are not numbers ------------------------------------------------------
     ("output_gradients of text", gradient_with(output_gradients="abc"), TypeError,
      r"^output_gradients: 'abc' has dtype <U3, which is not a gradient; pass real numbers of "

@@ -99,3 +99,45 @@ def test_an_entered_tape_is_unchanged():
     with Tape(persistent=True) as t:
         y = w * w
     assert float(t.gradient(y, w)) == 2.0 and t.explain(y, w).reason == "connected"
+
+
+# -- ops with NumPy names follow NumPy -------------------------------------------------------
+A = np.arange(24.0).reshape(2, 3, 4)
+
+
+@pytest.mark.parametrize("indices, kw", [
+    ([5, 0, 5], {}), (np.array([[1, 2], [0, 0]]), {}), (7, {}),
+    ([2, 0, 2], {"axis": 1}), ([3, 3], {"axis": -1}), (1, {"axis": 0}),
+    ([30, -1], {"mode": "wrap"}), ([30, -1], {"mode": "clip", "axis": 2}),
+])
+def test_take_is_numpy_take_with_its_gradient_on_every_axis(indices, kw):
+    np.testing.assert_array_equal(tape.take(A, indices, **kw).numpy(), np.take(A, indices, **kw))
+    np.testing.assert_array_equal(np.take(tape.constant(A), indices, **kw).numpy(),
+                                  np.take(A, indices, **kw))
+    tape.check_gradients(lambda a: tape.take(a, indices, **kw), A)
+
+
+def test_take_refuses_bad_arguments_in_words():
+    with pytest.raises(IndexError, match=r"^take: index 5 is out of bounds for axis 0 with size "
+                                         r"3, in x\[5\]"):
+        tape.take(np.arange(3.0), 5)
+    with pytest.raises(ValueError, match=r"take: axis 3 is out of range for an array of shape"):
+        tape.take(A, 0, axis=3)
+    with pytest.raises(ValueError, match=r"take: mode must be one of"):
+        tape.take(A, 0, mode="bogus")
+
+
+def test_concatenate_with_axis_none_flattens_as_numpy_does():
+    parts = [np.ones((2, 2)), np.arange(3.0)]
+    np.testing.assert_array_equal(tape.concatenate(parts, axis=None).numpy(),
+                                  np.concatenate(parts, axis=None))
+    tape.check_gradients(lambda a, b: tape.concatenate([a, b], axis=None) * np.arange(7.0), *parts)
+
+
+def test_moveaxis_takes_sequences_and_clip_takes_numpy_2_keywords():
+    x = np.zeros((2, 3, 4, 5))
+    for src, dst in (([0, 1], [-1, -2]), ([3, 0], [0, 2]), (1, 3)):
+        assert tape.moveaxis(x, src, dst).shape == np.moveaxis(x, src, dst).shape
+    np.testing.assert_array_equal(tape.clip(np.arange(4.0), min=1, max=2).numpy(), [1, 1, 2, 2])
+    np.testing.assert_array_equal(np.clip(tape.constant(np.arange(4.0)), min=1).numpy(),
+                                  [1, 1, 2, 3])
