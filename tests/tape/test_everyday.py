@@ -141,3 +141,29 @@ def test_moveaxis_takes_sequences_and_clip_takes_numpy_2_keywords():
     np.testing.assert_array_equal(tape.clip(np.arange(4.0), min=1, max=2).numpy(), [1, 1, 2, 2])
     np.testing.assert_array_equal(np.clip(tape.constant(np.arange(4.0)), min=1).numpy(),
                                   [1, 1, 2, 3])
+
+
+# -- tape.norm ----------------------------------------------------------------------------------
+X = np.array([[1.0, -2.0, 0.5], [3.0, 4.0, -1.0]])
+
+
+@pytest.mark.parametrize("ord, axis", [
+    (None, None), (None, 1), (2, 0), (1, -1), (np.inf, 1), ("fro", None), (1, None),
+    (np.inf, None), (None, (0, 1)), (1, (1, 0)),
+])
+def test_norm_is_numpy_norm(ord, axis):
+    for keepdims in (False, True):
+        np.testing.assert_allclose(tape.norm(X, ord, axis, keepdims).numpy(),
+                                   np.linalg.norm(X, ord, axis, keepdims), rtol=1e-15)
+
+
+def test_norm_of_zero_has_a_zero_gradient_and_unsupported_orders_say_so():
+    w = Variable(np.zeros(3))
+    with Tape() as t:
+        y = tape.norm(w)
+    np.testing.assert_array_equal(t.gradient(y, w).numpy(), np.zeros(3))
+    with pytest.raises(ValueError, match=r"norm: ord=2 over axis \(0, 1\) is not supported.*"
+                                         r"matrix norms with ord in"):
+        tape.norm(X, ord=2, axis=(0, 1))
+    with pytest.raises(ValueError, match=r"needs a 1-D or 2-D input"):
+        tape.norm(np.ones((2, 2, 2)), ord=1)
