@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import tape
+from nn.activations import softplus
 from tape import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -302,9 +303,7 @@ def sigmoid_binary_cross_entropy(logits: Any, labels: Any, *, reduction: str = "
             raise ValueError(f"binary labels must lie in [0, 1]; got values from {labels.min()} "
                              f"to {labels.max()}")
         labels = labels.astype(logits.dtype, copy=False)
-    zero = np.zeros(logits.shape, logits.dtype)
-    softplus = tape.logsumexp(tape.stack([zero, logits], axis=-1), axis=-1)
-    return _reduce(softplus - logits * labels, reduction)
+    return _reduce(softplus(logits) - logits * labels, reduction)
 
 
 def mean_squared_error(predictions: Any, targets: Any, *, reduction: str = "mean") -> Tensor:

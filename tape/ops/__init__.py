@@ -5,6 +5,7 @@ from tape.ops.elementwise import (
     abs,
     clip,
     cos,
+    erf,
     exp,
     log,
     log1p,
@@ -36,7 +37,7 @@ from tape.ops.shapes import (
 )
 
 __all__ = [
-    "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "cos", "divide", "exp",
+    "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "cos", "divide", "erf", "exp",
     "expand_dims", "getitem", "identity", "index", "log", "log1p", "logsumexp", "matmul", "max",
     "maximum", "mean", "min", "minimum", "moveaxis", "multiply", "negative", "norm", "one_hot",
     "power",

@@ -172,6 +172,7 @@ CASES = {
     "sin": (unary(), lambda c: (tape.sin, c)),
     "cos": (unary(), lambda c: (tape.cos, c)),
     "tanh": (unary(), lambda c: (tape.tanh, c)),
+    "erf": (unary(), lambda c: (tape.erf, c)),
     "sigmoid": (unary(-6, 6), lambda c: (tape.sigmoid, c)),
     "relu": (unary(away_from=[0.0]), lambda c: (tape.relu, c)),
     "abs": (unary(away_from=[0.0]), lambda c: (tape.abs, c)),

@@ -88,6 +88,7 @@ TABLE = {
     "sin": (tape.sin, (vals(3),)),
     "cos": (tape.cos, (vals(3),)),
     "tanh": (tape.tanh, (vals(3),)),
+    "erf": (tape.erf, (vals(3),)),
     "sigmoid": (tape.sigmoid, (vals(3),)),
     "relu": (tape.relu, (spaced(2, 3),)),
     "abs": (tape.abs, (spaced(2, 3),)),
