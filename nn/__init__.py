@@ -20,17 +20,21 @@ from nn.activations import (
     Sigmoid,
     Softmax,
     Tanh,
+    elu,
+    gelu,
     leaky_relu,
     log_softmax,
     relu,
     sigmoid,
     softmax,
+    softplus,
     tanh,
 )
 from nn.babysitter import Babysitter, RunHistory
 from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
 from nn.callbacks import EarlyStopping, RestoreBest, TerminateOnNaN
 from nn.data import MiniBatches, accuracy
+from nn.dropout import Dropout
 from nn.file_callbacks import CSVLogger, ModelCheckpoint
 from nn.history import History
 from nn.layers import Dense, Sequential, seeded
@@ -38,17 +42,19 @@ from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_
 from nn.module import Module
 from nn.population import Population
 from nn.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
+from nn.reshaping import Flatten
 from nn.saving import load_checkpoint, save_checkpoint
 from nn.seeding import set_seed
 from nn.training import Callback, TrainingState, evaluate, fit, train_step
 
 __all__ = [
-    "Activation", "Babysitter", "BatchNorm", "CSVLogger", "Callback", "Dense", "EarlyStopping",
-    "History", "LearningRateScheduler", "LeakyReLU", "LogSoftmax", "MiniBatches",
-    "ModelCheckpoint", "Module", "Population", "ReLU", "ReduceLROnPlateau", "RestoreBest",
-    "RunHistory", "Sequential", "Sigmoid", "Softmax", "Tanh", "TerminateOnNaN",
-    "TrainingState", "accuracy", "batch_norm", "batch_norm_with_stats", "datasets", "evaluate",
-    "fit", "initializers", "leaky_relu", "load_checkpoint", "log_softmax", "mean_squared_error",
-    "metrics", "relu", "save_checkpoint", "seeded", "set_seed", "sigmoid",
-    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "train_step",
+    "Activation", "Babysitter", "BatchNorm", "CSVLogger", "Callback", "Dense", "Dropout",
+    "EarlyStopping", "Flatten", "History", "LearningRateScheduler", "LeakyReLU", "LogSoftmax",
+    "MiniBatches", "ModelCheckpoint", "Module", "Population", "ReLU", "ReduceLROnPlateau",
+    "RestoreBest", "RunHistory", "Sequential", "Sigmoid", "Softmax", "Tanh", "TerminateOnNaN",
+    "TrainingState", "accuracy", "batch_norm", "batch_norm_with_stats", "datasets", "elu",
+    "evaluate", "fit", "gelu", "initializers", "leaky_relu", "load_checkpoint", "log_softmax",
+    "mean_squared_error", "metrics", "relu", "save_checkpoint", "seeded", "set_seed", "sigmoid",
+    "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "tanh",
+    "train_step",
 ]

@@ -80,9 +80,56 @@ def softmax(x: Any, axis: int = -1) -> tape.Tensor:
     return tape.exp(log_softmax(x, axis=axis))
 
 
+def _positive(x: Any) -> Any:
+    """The mask `x > 0`: a comparison, so `tape.function` traces it (no conversion)."""
+    return (x if isinstance(x, tape.Tensor) else np.asarray(x)) > 0
+
+
+def softplus(x: Any) -> tape.Tensor:
+    """log(1 + exp(x)), accurate in both tails: `max(x, 0) + log1p(exp(-|x|))`, with `-|x|`
+    written as `minimum(x, -x)` so that the gradient is sigmoid(x) everywhere, 0.5 at 0.
+
+    Example:
+        >>> softplus(np.array([-40.0, 0.0, 1000.0])).numpy()
+        array([4.24835426e-18, 6.93147181e-01, 1.00000000e+03])
+    """
+    return tape.where(_positive(x), x, 0.0) + tape.log1p(tape.exp(tape.minimum(x, -x)))
+
+
+def elu(x: Any, alpha: float = 1.0) -> tape.Tensor:
+    """x where x > 0, else `alpha * (exp(x) - 1)` (Keras' and PyTorch's default alpha 1).
+
+    Example:
+        >>> elu(np.array([-1.0, 2.0])).numpy()
+        array([-0.63212056,  2.        ])
+    """
+    negative = tape.multiply(tape.exp(tape.minimum(x, 0)) - 1, alpha)  # exp never overflows
+    return tape.where(_positive(x), x, negative)
+
+
+_SQRT_2_OVER_PI = float(np.sqrt(2 / np.pi))
+
+
+def gelu(x: Any, approximate: bool = False) -> tape.Tensor:
+    """The Gaussian error linear unit, `x * Phi(x)` (Phi: the standard normal CDF), as Keras'
+    `gelu`: exact by default, `0.5 x (1 + erf(x / sqrt 2))`; with `approximate=True` the tanh
+    form `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (the exact form calls `math.erf`
+    per element, so the approximation is faster on large arrays).
+
+    Example:
+        >>> gelu(np.array([-1.0, 0.0, 1.0])).numpy()
+        array([-0.15865525,  0.        ,  0.84134475])
+    """
+    if approximate:
+        inner = tape.multiply(x + 0.044715 * x * x * x, _SQRT_2_OVER_PI)
+        return 0.5 * x * (1 + tape.tanh(inner))
+    return 0.5 * x * (1 + tape.erf(tape.multiply(x, float(1 / np.sqrt(2)))))
+
+
 _BY_NAME: dict[str, Callable[..., Any]] = {
     "relu": relu, "leaky_relu": leaky_relu, "tanh": tanh, "sigmoid": sigmoid,
-    "softmax": softmax, "log_softmax": log_softmax,
+    "softmax": softmax, "log_softmax": log_softmax, "softplus": softplus, "elu": elu,
+    "gelu": gelu,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -202,7 +203,8 @@ class BatchNorm(Module):
     (`scale`/`center` switch them off); `moving_mean`/`moving_variance` are not.
 
     From PyTorch's `BatchNorm1d(momentum=p, eps=e)`: use `momentum = 1 - p` (PyTorch's default
-    0.1 is 0.9 here) and `epsilon = e`. PyTorch stores the unbiased running variance
+    0.1 is 0.9 here; a momentum below 0.5 warns, as it is most likely PyTorch's convention)
+    and `epsilon = e`. PyTorch stores the unbiased running variance
     (`var * n / (n - 1)` for a batch of n); this layer, like Keras, stores the biased one.
 
     Inside an `nn.Population` of K members (`population == K`) every variable is (K, features)
@@ -227,6 +229,13 @@ class BatchNorm(Module):
                              f"weight of the old running value), got {momentum}")
         if epsilon <= 0:
             raise ValueError(f"BatchNorm epsilon must be positive, got {epsilon}")
+        if momentum < 0.5:
+            warnings.warn(
+                f"BatchNorm(momentum={momentum}): this layer follows Keras' convention, where "
+                f"momentum is the weight of the OLD running value (running = momentum * running "
+                f"+ (1 - momentum) * batch; default 0.99). PyTorch's momentum is the weight of "
+                f"the new batch: PyTorch's momentum={momentum} is momentum={1 - momentum:g} here",
+                UserWarning, stacklevel=2)
         self.axis = axis
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)

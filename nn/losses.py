@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 import tape
+from nn.activations import softplus
 from tape import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -59,9 +61,40 @@ def _row_max(a: np.ndarray) -> np.ndarray:
     return m
 
 
+_SAMPLED_ROWS = 4  # rows the double-softmax check looks at: cheap at any batch size
+_warned_probabilities = False
+
+
+def _warn_if_probabilities(logits: np.ndarray) -> None:
+    """Warn (once per process) when the first rows of `logits` are already probabilities
+    (values in [0, 1] summing to one): a softmax applied twice, which trains quietly to a worse
+    loss. Keras warns likewise when a from-logits loss receives a softmax's output."""
+    global _warned_probabilities
+    classes = logits.shape[-1]
+    if _warned_probabilities or classes < 2:
+        return
+    rows = logits.reshape(-1, classes)[:_SAMPLED_ROWS]
+    if rows.min() < 0 or rows.max() > 1:
+        return
+    if np.abs(np.add.reduce(rows, axis=-1) - 1).max() <= _ROW_SUM_TOLERANCE:
+        _warned_probabilities = True
+        warnings.warn(
+            "softmax_cross_entropy received logits whose rows are already probabilities (in "
+            "[0, 1], summing to 1): the model probably ends with a softmax, which this loss "
+            "applies again, and training reaches a much worse loss. Give the loss the raw "
+            "scores: drop activation='softmax' from the last layer (Dense(10) instead of "
+            "Dense(10, activation='softmax')) and apply nn.softmax only for predictions",
+            UserWarning, stacklevel=5)
+
+
 def _xent_forward(logits: Any, labels: Any, *, reduction: str, smoothing: float
                   ) -> tuple[Any, tuple[Any, Any, Any]]:
-    """(loss, residuals): the residuals are (softmax, log_softmax, target rows or None)."""
+    """(loss, residuals): the residuals are (softmax, log_softmax, target rows or None).
+
+    It also warns once if the logits look like probabilities (a double softmax); being part
+    of the forward, the check runs on raw arrays and on every replay of a `tape.function`."""
+    if not _warned_probabilities:
+        _warn_if_probabilities(logits)
     # Ufunc reductions rather than np.max/np.sum: the same arithmetic, less call overhead.
     log_p = logits - _row_max(logits)
     e = np.exp(log_p)
@@ -224,7 +257,8 @@ def softmax_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean",
     and it is itself differentiable (second derivatives work). NaN logits give a NaN loss.
 
     Probability rows must be finite, non-negative and sum to one within 1e-3 (room for float16
-    rounding); other rows, and empty logits, raise `ValueError`.
+    rounding); other rows, and empty logits, raise `ValueError`. Logits whose first rows are
+    already probabilities (a model ending in a softmax) give a `UserWarning`, once.
 
     Example:
         >>> float(softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1])))
@@ -269,9 +303,7 @@ def sigmoid_binary_cross_entropy(logits: Any, labels: Any, *, reduction: str = "
             raise ValueError(f"binary labels must lie in [0, 1]; got values from {labels.min()} "
                              f"to {labels.max()}")
         labels = labels.astype(logits.dtype, copy=False)
-    zero = np.zeros(logits.shape, logits.dtype)
-    softplus = tape.logsumexp(tape.stack([zero, logits], axis=-1), axis=-1)
-    return _reduce(softplus - logits * labels, reduction)
+    return _reduce(softplus(logits) - logits * labels, reduction)
 
 
 def mean_squared_error(predictions: Any, targets: Any, *, reduction: str = "mean") -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -13,9 +14,20 @@ from nn import checkpoint
 from nn.policy import DEFAULT, TrainingPolicy
 from tape import Tensor, Variable
 
+# The output shape of each module's last call, for `summary` (kept outside the modules, whose
+# attributes describe their structure).
+_OUTPUT_SHAPES: weakref.WeakKeyDictionary[Module, tuple[int, ...]] = weakref.WeakKeyDictionary()
+
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """A class name in snake case, as Keras names layers: acronyms stay one word.
+
+    Example:
+        >>> [_snake(n) for n in ("Dense", "BatchNorm", "MLP", "MLPBlock", "TwoLayer")]
+        ['dense', 'batch_norm', 'mlp', 'mlp_block', 'two_layer']
+    """
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
 class Module:
@@ -71,7 +83,9 @@ class Module:
         if not self.built:
             self.build(tuple(np.shape(x)))
             self.built = True
-        return self.call(x, training=training)
+        out = self.call(x, training=training)
+        _OUTPUT_SHAPES[self] = np.shape(out)
+        return out
 
     # -- populations and training ---------------------------------------------------------
     def stack_members(self, size: int) -> None:
@@ -230,8 +244,102 @@ class Module:
         and the entry, and never unpickled (`nn.checkpoint.load_arrays`)."""
         self.load_state_dict(checkpoint.load_arrays(path))
 
+    # -- description ----------------------------------------------------------------------
+    def count_params(self) -> int:
+        """The number of scalars in all variables (trainable and not), shared ones once.
+
+        Raises `ValueError` if a layer has not built its variables yet (call the model on an
+        input, or `build(input_shape)`, first), as Keras does.
+
+        Example:
+            >>> import nn
+            >>> nn.Dense(2, input_dim=3).count_params()
+            8
+        """
+        unbuilt = [path or self.name for path, m in self._walk("") if not m.built
+                   and not m.submodules]
+        if unbuilt:
+            raise ValueError(f"{self.name}: count_params() needs built layers, and "
+                             f"{', '.join(unbuilt)} {'is' if len(unbuilt) == 1 else 'are'} not "
+                             f"built yet (variables are made on the first input): call the "
+                             f"model on a batch, or model.build(input_shape), first")
+        return sum(int(v.size) for v in self.variables)
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Module]]:
+        """(path, module) for this module and every sub-module, depth first."""
+        yield prefix, self
+        for key, m in self._members():
+            if isinstance(m, Module):
+                yield from m._walk(f"{prefix}{key}" if not prefix else f"{prefix}/{key}")
+
+    def _layer_rows(self) -> list[tuple[str, Module]]:
+        """(label, module) per direct sub-module: its attribute name, or its own name when the
+        attribute is a position (Sequential's '0', '1', ...)."""
+        return [(m.name if key.split("/")[-1].isdigit() else key, m)
+                for key, m in self._members() if isinstance(m, Module)]
+
+    def summary(self, input_shape: tuple[int | None, ...] | None = None,
+                print_fn: Any = print) -> None:
+        """Print a table of the layers (direct sub-modules; labelled by attribute name, or by
+        layer name in a Sequential): name and type, output shape and
+        parameter count, then the totals (trainable and not), like Keras' `Model.summary`.
+
+        Output shapes are those of the last call, with the batch axis shown as None. With
+        `input_shape` (None for the batch axis), the model first runs on a batch of zeros
+        (one example per None, `training=False`: running statistics are left as they are).
+
+        Example:
+            >>> import nn
+            >>> model = nn.Sequential([nn.Dense(4, seed=0), nn.ReLU(), nn.Dense(2, seed=1)])
+            >>> model.summary(input_shape=(None, 3))
+            Model: "sequential"
+            Layer (type)     Output shape    Param #
+            ----------------------------------------
+            dense (Dense)    (None, 4)            16
+            re_lu (ReLU)     (None, 4)             0
+            dense (Dense)    (None, 2)            10
+            ----------------------------------------
+            Total params: 26
+            Trainable params: 26
+            Non-trainable params: 0
+        """
+        if input_shape is not None:
+            self(np.zeros(tuple(1 if n is None else n for n in input_shape), np.float32))
+        layers = self._layer_rows() or [(self.name, self)]
+        rows = [(f"{label} ({type(m).__name__})", _shown_shape(m),
+                 str(sum(int(v.size) for v in m.variables)) if m.built else "(not built)")
+                for label, m in layers]
+        head = ("Layer (type)", "Output shape", "Param #")
+        widths = [max(len(r[i]) for r in [head, *rows]) + 4 for i in range(2)]
+        width = widths[0] + widths[1] + max(len(r[2]) for r in [head, *rows])
+        lines = [f'Model: "{self.name}"', head[0].ljust(widths[0]) + head[1].ljust(widths[1])
+                 + head[2].rjust(width - widths[0] - widths[1]), "-" * width]
+        lines += [name.ljust(widths[0]) + shape.ljust(widths[1])
+                  + count.rjust(width - widths[0] - widths[1]) for name, shape, count in rows]
+        variables = self.variables
+        trainable = sum(int(v.size) for v in variables if v.trainable)
+        total = sum(int(v.size) for v in variables)
+        lines += ["-" * width, f"Total params: {total}", f"Trainable params: {trainable}",
+                  f"Non-trainable params: {total - trainable}"]
+        print_fn("\n".join(lines))
+
     def __repr__(self) -> str:
-        return f"<nn.{type(self).__name__} '{self.name}'{'' if self.built else ' (not built)'}>"
+        inner = self.submodules
+        if not inner:
+            state = "" if self.built else " (not built)"
+            return f"<nn.{type(self).__name__} '{self.name}'{state}>"
+        names = ", ".join(f"{type(m).__name__} '{m.name}'" for m in inner[:8])
+        more = f", ... ({len(inner) - 8} more)" if len(inner) > 8 else ""
+        return f"<nn.{type(self).__name__} '{self.name}': {names}{more}>"
+
+
+def _shown_shape(m: Module) -> str:
+    """The output shape of `m`'s last call, batch axis as None ('?' if never called)."""
+    shape = _OUTPUT_SHAPES.get(m)
+    if shape is None:  # a container that runs its layers itself (Sequential): its last layer's
+        inner = m.submodules
+        return _shown_shape(inner[-1]) if inner else "?"
+    return str((None, *shape[1:])) if shape else "()"
 
 
 def as_floating(x: Any, dtype: np.dtype) -> Any:

@@ -1,6 +1,7 @@
 """Optimizers and learning-rate schedules for `tape` Variables (and `optim.search`).
 
-`SGD` (with momentum / Nesterov), `RMSprop`, `Adam` (and AMSGrad), `AdamW`: each a chain of
+`SGD` (with momentum / Nesterov), `RMSprop`, `Adam` (and AMSGrad), `AdamW`, `Adagrad`,
+`Nadam`: each a chain of
 small in-place update transforms (`optim.transforms`) under the `Optimizer` base, which gives
 `apply_gradients(zip(grads, vars))`, `minimize(loss_fn, var_list)`, gradient clipping, a guard
 against non-finite gradients, hyperparameters settable between steps (numbers, schedules from
@@ -20,6 +21,6 @@ Example:
 
 from optim import schedules
 from optim.optimizer import Optimizer
-from optim.optimizers import SGD, Adam, AdamW, RMSprop
+from optim.optimizers import SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "schedules"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Nadam", "Optimizer", "RMSprop", "schedules"]

@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 from optim.optimizer import Optimizer
-from optim.transforms import DecoupledWeightDecay, ScaleByAdam, ScaleByRms, Trace
+from optim.transforms import (
+    DecoupledWeightDecay,
+    ScaleByAdagrad,
+    ScaleByAdam,
+    ScaleByNadam,
+    ScaleByRms,
+    Trace,
+)
 
 
 class SGD(Optimizer):
@@ -126,3 +133,49 @@ class AdamW(Adam):
     @staticmethod
     def _chain(amsgrad: bool) -> list[Any]:
         return [ScaleByAdam(amsgrad), DecoupledWeightDecay()]
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011): `s += g**2; w -= lr * g / (sqrt(s) + epsilon)`.
+
+    PyTorch's definition (the sum starts at 0, `epsilon=1e-10` outside the root); Keras starts
+    the sum at 0.1 and puts epsilon inside the root. Defaults: `learning_rate=0.01`.
+
+    Example:
+        >>> from tape import Variable
+        >>> w = Variable(0.0)
+        >>> opt = Adagrad(1.0)
+        >>> for _ in range(500):
+        ...     _ = opt.minimize(lambda: (w - 5.0) ** 2, [w])
+        >>> round(float(w), 3)
+        5.0
+    """
+
+    def __init__(self, learning_rate: Any = 0.01, epsilon: Any = 1e-10, **options: Any) -> None:
+        super().__init__(learning_rate, [ScaleByAdagrad()], epsilon=epsilon, **options)
+
+
+class Nadam(Optimizer):
+    """Nadam (Dozat, 2016): Adam with Nesterov momentum, in the paper's form (as optax):
+
+        m = beta_1*m + (1-beta_1)*g;  v = beta_2*v + (1-beta_2)*g**2
+        w -= lr * (beta_1*m/(1-beta_1**(t+1)) + (1-beta_1)*g/(1-beta_1**t))
+                 / (sqrt(v/(1-beta_2**t)) + epsilon)
+
+    Keras and PyTorch multiply `beta_1` by a slowly decaying schedule (`momentum_decay`);
+    without it the two differ only by that schedule. Defaults as `Adam`.
+
+    Example:
+        >>> from tape import Variable
+        >>> w = Variable(0.0)
+        >>> opt = Nadam(0.1)
+        >>> for _ in range(1000):
+        ...     _ = opt.minimize(lambda: (w - 5.0) ** 2, [w])
+        >>> round(float(w), 3)
+        5.0
+    """
+
+    def __init__(self, learning_rate: Any = 0.001, beta_1: Any = 0.9, beta_2: Any = 0.999,
+                 epsilon: Any = 1e-8, **options: Any) -> None:
+        super().__init__(learning_rate, [ScaleByNadam()], beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, **options)

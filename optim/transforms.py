@@ -254,3 +254,83 @@ class DecoupledWeightDecay(Transform):
         w = np.asarray(state.var)  # the live array: the caller's assign_sub follows
         np.multiply(w, fit(c["keep"]), out=w)
         return d, s
+
+
+class ScaleByAdagrad(Transform):
+    """Adagrad's direction: the gradient over the root of the sum of all its squares so far.
+
+        s = s + g^2;   d = g / (sqrt(s) + eps)
+
+    (PyTorch's form: the sum starts at 0 and epsilon is added outside the root.)
+
+    Example:
+        >>> ScaleByAdagrad().slots
+        ('sum',)
+    """
+
+    slots = ("sum",)
+    hyperparameters = {"epsilon": (check_epsilon, 1e-10)}
+
+    def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
+        return {"eps": hp["epsilon"]}
+
+    def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
+               state: VariableState) -> Direction:
+        total = state.slots["sum"]
+        u = state.free_buffer(d)
+        np.multiply(d, d, out=u)
+        if s is not None:
+            np.multiply(u, fit(_squared(s)), out=u)
+        np.add(total, u, out=total)
+        np.sqrt(total, out=u)
+        np.add(u, fit(c["eps"]), out=u)
+        np.divide(d, u, out=u)
+        return u, s
+
+
+class ScaleByNadam(Transform):
+    """Nadam's direction (Dozat, 2016; optax's `nadam`): Adam with a Nesterov look-ahead on
+    the first moment,
+
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+        d = (b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    computed with the bias correction of `v` folded into the scale, as in `ScaleByAdam`.
+    (Keras' and PyTorch's Nadam add a momentum-decay schedule on `b1`; this is the paper's
+    form without it.)
+
+    Example:
+        >>> ScaleByNadam().slots
+        ('m', 'v')
+    """
+
+    slots = ("m", "v")
+    hyperparameters = {"beta_1": (check_beta, 0.9), "beta_2": (check_beta, 0.999),
+                       "epsilon": (check_epsilon, 1e-8)}
+
+    def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
+        b1, b2 = hp["beta_1"], hp["beta_2"]
+        root_bc2 = sqrt(1 - b2**t)
+        return {"b1": b1, "a1": 1 - b1, "b2": b2, "a2": 1 - b2,
+                "cm": b1 / (1 - b1 ** (t + 1)), "cg": (1 - b1) / (1 - b1**t),
+                "eps": hp["epsilon"] * root_bc2, "scale": root_bc2}
+
+    def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
+               state: VariableState) -> Direction:
+        m, v = state.slots["m"], state.slots["v"]
+        u = state.free_buffer(d)
+        np.multiply(d, fit(_times(s, c["a1"])), out=u)
+        np.multiply(m, fit(c["b1"]), out=m)
+        np.add(m, u, out=m)
+        np.multiply(d, d, out=u)
+        np.multiply(u, fit(_times(_squared(s), c["a2"])), out=u)
+        np.multiply(v, fit(c["b2"]), out=v)
+        np.add(v, u, out=v)
+        w = state.free_buffer(d, u)
+        np.multiply(d, fit(_times(s, c["cg"])), out=u)
+        np.multiply(m, fit(c["cm"]), out=w)
+        np.add(u, w, out=u)
+        np.sqrt(v, out=w)
+        np.add(w, fit(c["eps"]), out=w)
+        np.divide(u, w, out=u)
+        return u, c["scale"]

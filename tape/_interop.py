@@ -1,4 +1,9 @@
-"""NumPy interop: NumPy ufuncs and functions called on tensors are recorded as primitives."""
+"""NumPy interop: NumPy ufuncs and functions called on tensors are recorded as primitives.
+
+A NumPy function with no primitive (`np.sort`, `np.median`) raises inside a recording tape
+(its result would carry no gradient); outside any recording tape, and when `tape.function` is
+not tracing, it runs on the values and returns a plain array, as on arrays.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tape import ops
+from tape._state import STATE
 from tape.ops._util import raw
 
 _UFUNCS = {
@@ -36,12 +42,6 @@ def _dot(a: Any, b: Any) -> Any:
     return ops.matmul(a, b)
 
 
-def _take(a: Any, indices: Any, axis: int | None = None) -> Any:
-    if axis is None:
-        return ops.take(ops.reshape(a, (-1,)), indices)
-    return ops.take(a, (slice(None),) * (axis % np.ndim(raw(a))) + (raw(indices),))
-
-
 def _where(condition: Any, *xy: Any) -> Any:
     if not xy:  # np.where(condition) is np.nonzero(condition): indices, not differentiable
         return np.nonzero(raw(condition))
@@ -55,7 +55,8 @@ _FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.transpose: ops.transpose, np.swapaxes: ops.swapaxes, np.moveaxis: ops.moveaxis,
     np.expand_dims: ops.expand_dims, np.squeeze: ops.squeeze,
     np.broadcast_to: ops.broadcast_to, np.concatenate: ops.concatenate, np.stack: ops.stack,
-    np.where: _where, np.clip: ops.clip, np.dot: _dot, np.take: _take,
+    np.where: _where, np.clip: ops.clip, np.dot: _dot, np.take: ops.take,
+    np.linalg.norm: ops.norm,
 }
 # Names NumPy 2 added for existing functions.
 for _name, _op in (("concat", ops.concatenate), ("permute_dims", ops.transpose),
@@ -75,10 +76,18 @@ _CONSTANT_FUNCTIONS = {
 
 def _unsupported(name: str) -> TypeError:
     return TypeError(
-        f"{name} has no tape primitive, so its result would leave the tape and carry no "
-        f"gradient. Use the tape op of the same name if there is one, call np.asarray(tensor) "
-        f"to leave the tape on purpose, or define a primitive with tape.Primitive."
+        f"{name} has no tape primitive, so inside a recording tape its result would leave the "
+        f"tape and carry no gradient. Use the tape op of the same name if there is one, call "
+        f"np.asarray(tensor) to leave the tape on purpose, or define a primitive with "
+        f"tape.Primitive. (Outside any recording tape it runs on the values and returns a "
+        f"plain array.)"
     )
+
+
+def _nothing_records() -> bool:
+    """No tape records and `tape.function` is not tracing: a NumPy function without a
+    primitive may run on the values (there is nothing for its result to leave)."""
+    return STATE.tracer is None and not any(not t._observer for t in STATE.tapes)
 
 
 def _raw_tree(x: Any) -> Any:
@@ -97,6 +106,8 @@ def dispatch_ufunc(ufunc: Any, method: str, inputs: tuple[Any, ...], kwargs: dic
         return getattr(ufunc, method)(*_raw_tree(inputs), **_raw_tree(kwargs))
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
     if method != "__call__" or ufunc not in _UFUNCS:
+        if _nothing_records() and "out" not in kwargs:
+            return getattr(ufunc, method)(*_raw_tree(inputs), **_raw_tree(kwargs))
         raise _unsupported(name)
     raise TypeError(f"{name} on tensors does not support the arguments {sorted(kwargs)} "
                     f"(tensors are immutable, so `out=` cannot be used)")
@@ -107,7 +118,7 @@ def dispatch_function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         return func(*_raw_tree(args), **_raw_tree(kwargs))
     op = _FUNCTIONS.get(func)
     if op is None:
+        if _nothing_records():
+            return func(*_raw_tree(args), **_raw_tree(kwargs))
         raise _unsupported(f"np.{func.__name__}")
-    if func is np.clip:
-        kwargs = {{"min": "a_min", "max": "a_max"}.get(k, k): v for k, v in kwargs.items()}
     return op(*args, **kwargs)

@@ -162,7 +162,8 @@ def finish(g: Any, source: Tensor, mode: str) -> Tensor | None:
     g = np.asarray(g)
     if g.dtype != source.dtype:
         if g.dtype.kind not in "biuf":
-            name = f"Variable '{source.name}'" if source._is_variable else "a tensor"
+            name = (f"Variable '{getattr(source, 'name', '')}'" if source._is_variable
+                    else "a tensor")
             raise TypeError(f"gradient: the gradient computed for {name} (shape {source.shape}, "
                             f"dtype {source.dtype}) is {reprlib.repr(g)} of dtype {g.dtype}: a "
                             f"gradient rule returned something other than real numbers. Rules "

@@ -5,6 +5,8 @@ records: values that left it through `np.asarray`/`.numpy()` or `stop_gradient`
 (`tape.notes`), and operations that ran during `stop_recording()`. The result is a `str` (for
 people) with a `reason` code (for programs):
 
+- ``never_entered``: the tape was created but never entered with `with`, so it recorded
+  nothing.
 - ``connected``: nothing is wrong; the gradient flows through recorded operations.
 - ``integer_dtype``: the source is not floating-point.
 - ``target_not_tensor`` / ``integer_target``: the target has no recorded history at all.
@@ -73,6 +75,11 @@ def explain(tape: Any, target: Any, source: Any) -> Explanation:
     if not isinstance(source, Tensor):
         raise TypeError(f"explain() source must be a tensor or Variable, got "
                         f"{type(source).__name__}")
+    if not tape._entered:
+        return Explanation("never_entered", (
+            "The tape was never entered: it records only inside a `with` block, so it recorded "
+            "nothing and no gradient can flow. Write `with tape.Tape() as t:` and compute the "
+            "target inside the block (creating a Tape does not start recording)."))
     name = _name(source)
     subject = name[:1].upper() + name[1:]  # the name at the start of a sentence
     if source.dtype.kind not in "fc":

@@ -52,12 +52,14 @@ class Tape:
         self._leaves: set[int] = set()
         self._notes: list[tuple[Any, ...]] = []  # values that left the tape, for `explain`
         self._recording = False
+        self._entered = False  # set by `with`: a tape used without it records nothing
 
     # -- recording state ----------------------------------------------------------------
     def __enter__(self) -> Tape:
         if self._records is None:
             raise RuntimeError("this non-persistent Tape was already used for gradient(); "
                                "create a new Tape")
+        self._entered = True
         self._push()
         return self
 
@@ -154,11 +156,15 @@ class Tape:
         `target` may be a tensor or a nested structure of tensors (their gradients add up);
         `output_gradients` weights the target (same structure and shapes). A source that the
         target does not depend on gets `None`, or zeros with `unconnected_gradients="zero"`.
+        A tape that was never entered (`with`) recorded nothing: `RuntimeError` (TensorFlow
+        raises too, with a message about non-persistent tapes).
         """
         if self._records is None:
             raise RuntimeError("gradient() was already called on this non-persistent Tape, which "
                                "released its records; use Tape(persistent=True) to compute "
                                "several gradients from one recording")
+        if not self._entered:
+            raise RuntimeError(_NEVER_ENTERED.format(what="gradient()"))
         mode = unconnected_mode(unconnected_gradients)
         flat_sources, rebuild = nest.flatten_with_rebuild(sources)
         for s in flat_sources:
@@ -254,6 +260,12 @@ class Tape:
             1
         """
         return _stats.tape_stats(self)
+
+
+_NEVER_ENTERED = (
+    "{what} on a Tape that was never entered: a tape records only inside its `with` block, "
+    "so this one recorded nothing. Write `with tape.Tape() as t:` and compute the target "
+    "inside the block (t = tape.Tape() alone does not start recording)")
 
 
 def _require_floating(x: Any, what: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+import tape.tensor as _tensor_module
 from tape._state import STATE
 from tape.tensor import Tensor, Variable
 
@@ -170,7 +171,10 @@ class Primitive:
     Named primitives are listed in `tape.PRIMITIVES` (`register=False` keeps one private, e.g.
     for primitives made per call).
     Calling a primitive returns a `Tensor` and records the call on every tape that tracks one
-    of its floating-point inputs.
+    of its floating-point inputs. A list or tuple argument that holds tensors (`[a, b]`, also
+    nested) is first packed with `tape.stack`, recorded, as TensorFlow packs one: gradients
+    flow to `a` and `b`. (NumPy functions given such a list, `np.exp([a, b])`, convert it with
+    `np.asarray` before tape sees it: the result is a plain array, as documented.)
     """
 
     def __init__(self, name: str, forward: Callable[..., Any], *, uses_inputs: bool = True,
@@ -287,15 +291,31 @@ class Primitive:
         return f"<tape.Primitive {self.name!r}>"
 
     def __call__(self, *args: Any, **params: Any) -> Tensor:
+        # A list or tuple argument that holds tensors is packed with `tape.stack` (recorded, so
+        # gradients flow), as TensorFlow converts one; tensors and arrays skip the check.
         if len(args) == 1:
             x = args[0]
-            vals: tuple[Any, ...] = (x._value if isinstance(x, Tensor) else x,)
+            if isinstance(x, Tensor):
+                vals: tuple[Any, ...] = (x._value,)
+            elif type(x) is list or type(x) is tuple:
+                args, vals = _pack_sequences(args)
+            else:
+                vals = (x,)
         elif len(args) == 2:
             x, y = args
-            vals = (x._value if isinstance(x, Tensor) else x,
-                    y._value if isinstance(y, Tensor) else y)
+            if isinstance(x, Tensor):
+                if isinstance(y, Tensor):
+                    vals = (x._value, y._value)
+                elif type(y) is list or type(y) is tuple:
+                    args, vals = _pack_sequences(args)
+                else:
+                    vals = (x._value, y)
+            elif type(x) is list or type(x) is tuple or type(y) is list or type(y) is tuple:
+                args, vals = _pack_sequences(args)
+            else:
+                vals = (x, y._value if isinstance(y, Tensor) else y)
         else:
-            vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
+            args, vals = _pack_sequences(args)
         try:
             ans = raw = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
@@ -329,7 +349,7 @@ class Primitive:
         """
         if not self.residuals:
             return self(*args, **params), None
-        vals = tuple([a._value if isinstance(a, Tensor) else a for a in args])
+        args, vals = _pack_sequences(args)
         try:
             raw = self.forward(*vals, **params)
         except (ValueError, TypeError) as e:
@@ -344,6 +364,28 @@ class Primitive:
 
 
 _new_tensor = object.__new__
+
+
+def _pack_sequences(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(args, values): list/tuple arguments that hold tensors packed with `tape.stack`."""
+    if any(type(a) is list or type(a) is tuple for a in args):
+        args = tuple([_packed(a) if type(a) is list or type(a) is tuple else a for a in args])
+    return args, tuple([a._value if isinstance(a, Tensor) else a for a in args])
+
+
+def _packed(seq: list[Any] | tuple[Any, ...]) -> Any:
+    """`seq` as one stacked tensor if it (or a nested list in it) holds a tensor, else as is.
+
+    Example:
+        >>> import tape
+        >>> _packed([tape.constant(1.0), 2.0]).numpy()
+        array([1., 2.])
+    """
+    items = [_packed(i) if type(i) is list or type(i) is tuple else i for i in seq]
+    for i in items:
+        if isinstance(i, Tensor):
+            return _tensor_module._ops.stack(items)
+    return seq
 
 
 def _split(prim: Primitive, returned: Any) -> tuple[Any, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import operator
 import reprlib
-import sys
 from typing import Any
 
 import numpy as np
@@ -163,35 +162,6 @@ def _write_error(var: Variable, what: str, value: Any, err: Exception) -> Except
                      f"{into}: {err}")
 
 
-# ---- lists of tensors given to ops --------------------------------------------------------
-# A primitive's forward receives its tensor arguments as arrays, so a tensor that NumPy converts
-# while a forward runs came inside a list or tuple argument (`tape.exp([a, b])`). If a tape
-# tracks it, its gradient would be lost without a word: that is refused here, the one place
-# every such conversion passes. (NumPy functions given a list, `np.exp([a, b])`, cannot be told
-# apart from `np.asarray(t)`, the documented way to leave the tape, and are not refused.)
-_FORWARD_DEPTH = 3  # frames between a primitive's __call__ and NumPy: forward, one helper
-
-
-def _refuse_inside_forward(x: Tensor) -> None:
-    watchable = isinstance(x, Variable) and x.trainable and x._value.dtype.kind == "f"
-    if not any(id(x) in t._tracked or (watchable and t._watch_accessed)
-               for t in STATE.tapes if not t._observer):
-        return
-    frame: Any = sys._getframe(2)
-    for _ in range(_FORWARD_DEPTH):
-        if frame is None:
-            return
-        if (frame.f_code.co_name == "__call__"
-                and frame.f_globals.get("__name__") == "tape.primitive"):
-            # TypeError: the primitive adds its name and its inputs to the message
-            raise TypeError(
-                f"a list or tuple argument holds a {x.dtype} tensor of shape {x.shape} that a "
-                f"tape is tracking; NumPy would turn it into a plain array and its gradient "
-                f"would be lost. Pack the tensors into one first: tape.stack([a, b]) in place "
-                f"of [a, b] (tape.concatenate to join along an existing axis)")
-        frame = frame.f_back
-
-
 class Tensor:
     """An immutable array value; operations on tensors are recorded by active tapes.
 
@@ -240,7 +210,6 @@ class Tensor:
             out = np.asarray(self._value, dtype=dtype)
         if STATE.tapes:
             _converted(self, "np.asarray()")
-            _refuse_inside_forward(self)
             note_exit("np.asarray", self, out)
         return out
 
@@ -271,6 +240,46 @@ class Tensor:
         if STATE.tapes:
             _converted(self, "int()")
         return int(self._value)
+
+    def item(self, *args: Any) -> Any:
+        """The value of a one-element tensor as a Python number (as `ndarray.item`).
+
+        Example:
+            >>> import tape
+            >>> tape.constant([2.5]).item()
+            2.5
+        """
+        if STATE.tapes:
+            _converted(self, "item()")
+        return self._value.item(*args)
+
+    def tolist(self) -> Any:
+        """The value as nested Python lists of numbers (a number for a 0-d tensor).
+
+        Example:
+            >>> import tape
+            >>> tape.constant([[1.0, 2.0]]).tolist()
+            [[1.0, 2.0]]
+        """
+        if STATE.tapes:
+            _converted(self, "tolist()")
+        return self._value.tolist()
+
+    def __format__(self, spec: str) -> str:
+        """`f"{loss:.3f}"` formats the value as NumPy formats it (0-d tensors as numbers);
+        an empty spec gives `str` (the repr).
+
+        Example:
+            >>> import tape
+            >>> f"{tape.constant(0.123456):.3f}"
+            '0.123'
+        """
+        if not spec:
+            return str(self)
+        if STATE.tapes:
+            _converted(self, "format()")
+        value = self._value
+        return format(value.item() if value.ndim == 0 else value, spec)
 
     __hash__ = object.__hash__
 
@@ -321,7 +330,7 @@ class Tensor:
         return _ops.abs(self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _ops.take(self, index)
+        return _ops.index(self, index)
 
     # -- comparisons: not differentiable, plain boolean arrays -------------------------
     def __lt__(self, other: Any) -> Any:
@@ -396,7 +405,9 @@ class Variable(Tensor):
     """Mutable state: a named array that ops read and optimizers update in place.
 
     Trainable variables read inside a `Tape` are watched automatically. `assign`,
-    `assign_add` and `assign_sub` write in place and are never recorded.
+    `assign_add` and `assign_sub` write in place and are never recorded. In-place operators
+    (`w -= lr * g`, `w += ...`, `w *= ...`) raise `RuntimeError` naming the method to use, as
+    TensorFlow's Variables do (they would rebind the name to a new Tensor).
 
     A Variable holds booleans or numbers: None, text, Python objects and ragged lists raise
     at creation and at assignment. Only real floating-point Variables are differentiable;
@@ -490,6 +501,27 @@ class Variable(Tensor):
     def assign_sub(self, delta: Any) -> Variable:
         """Subtract `delta` in place."""
         return self._write(np.subtract, delta, "assign_sub")
+
+
+def _refuse_augmented(op: str, method: str) -> Any:
+    """An in-place operator for Variable that raises with the fix, as TensorFlow's does:
+    `w -= lr * g` would otherwise rebind `w` to a new Tensor, leave the Variable unchanged,
+    and make the next step fail far from here."""
+    fix = (f"w.{method}(value)" if method else f"w.assign(w {op} value)")
+
+    def refuse(self: Variable, other: Any) -> Any:
+        raise RuntimeError(
+            f"`w {op}= value` on Variable '{self.name}' is not supported: it would rebind the "
+            f"name to a new Tensor and leave the Variable unchanged. Use {fix} to update the "
+            f"Variable in place (never recorded on a tape), or `out = w {op} value` for a new "
+            f"Tensor")
+    return refuse
+
+
+for _dunder, _op, _method in (("__iadd__", "+", "assign_add"), ("__isub__", "-", "assign_sub"),
+                              ("__imul__", "*", ""), ("__itruediv__", "/", ""),
+                              ("__ipow__", "**", ""), ("__imatmul__", "@", "")):
+    setattr(Variable, _dunder, _refuse_augmented(_op, _method))
 
 
 def constant(value: Any, dtype: Any = None) -> Tensor:

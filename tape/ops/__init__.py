@@ -5,6 +5,7 @@ from tape.ops.elementwise import (
     abs,
     clip,
     cos,
+    erf,
     exp,
     log,
     log1p,
@@ -18,8 +19,8 @@ from tape.ops.elementwise import (
     tanh,
     where,
 )
-from tape.ops.indexing import getitem, one_hot, scatter_add, take
-from tape.ops.linalg import matmul
+from tape.ops.indexing import getitem, index, one_hot, scatter_add, take
+from tape.ops.linalg import matmul, norm
 from tape.ops.reductions import logsumexp, max, mean, min, std, sum, var
 from tape.ops.shapes import (
     broadcast_to,
@@ -36,9 +37,10 @@ from tape.ops.shapes import (
 )
 
 __all__ = [
-    "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "cos", "divide", "exp",
-    "expand_dims", "getitem", "identity", "log", "log1p", "logsumexp", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "moveaxis", "multiply", "negative", "one_hot", "power",
+    "abs", "add", "broadcast_to", "cast", "clip", "concatenate", "cos", "divide", "erf", "exp",
+    "expand_dims", "getitem", "identity", "index", "log", "log1p", "logsumexp", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "moveaxis", "multiply", "negative", "norm", "one_hot",
+    "power",
     "relu", "reshape", "scatter_add", "sigmoid", "sin", "sqrt", "square", "squeeze", "stack",
     "std", "subtract", "sum", "sum_to", "swapaxes", "take", "tanh", "transpose", "unbroadcast",
     "var", "where",

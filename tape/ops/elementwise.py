@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,25 @@ square: Primitive = _diagonal(Primitive("square", np.square), lambda d, ans, x: 
 sin: Primitive = _diagonal(Primitive("sin", np.sin), lambda d, ans, x: d * np.cos(x))
 cos: Primitive = _diagonal(Primitive("cos", np.cos), lambda d, ans, x: -d * np.sin(x))
 tanh: Primitive = _diagonal(Primitive("tanh", np.tanh), lambda d, ans, x: d * (1 - ans * ans))
+
+_erf_values = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to the ulp
+
+
+def _erf(x: Any) -> Any:
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    return np.asarray(_erf_values(x), dtype=dtype)
+
+
+erf: Primitive = _diagonal(Primitive("erf", _erf),
+                           lambda d, ans, x: d * (2 / math.sqrt(math.pi)) * np.exp(-(x * x)))
+erf.__doc__ = """The error function, 2/sqrt(pi) * integral of exp(-t^2) from 0 to x (`math.erf`
+per element: exact, but a Python call per element; used by exact `gelu`).
+
+Example:
+    >>> float(erf(0.5))
+    0.5204998778130465
+"""
 
 
 def _sigmoid(x: Any) -> Any:
@@ -95,8 +115,10 @@ _clip: Primitive = Primitive("clip", np.clip).defvjp(
 ).defjvp(lambda t, ans, x, lo, hi: t * _clip_mask(x, lo, hi), None, None)
 
 
-def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+def clip(x: Any, a_min: Any = None, a_max: Any = None, *, min: Any = None, max: Any = None
+         ) -> Any:
     """Limit values to [a_min, a_max]; the gradient passes where the input lies inside.
+    `min=`/`max=` are NumPy 2's keyword names for the bounds.
 
     `a_min > a_max` raises `ValueError` (as in TensorFlow; NumPy would return `a_max`).
 
@@ -104,6 +126,10 @@ def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
         >>> clip(np.array([-2.0, 0.5, 3.0]), 0, 1).numpy()
         array([0. , 0.5, 1. ])
     """
+    if min is not None or max is not None:
+        if a_min is not None or a_max is not None:
+            raise TypeError("clip: pass the bounds as a_min/a_max or as min/max, not both")
+        a_min, a_max = min, max
     if a_min is None and a_max is None:
         raise ValueError("clip needs a_min or a_max (or both)")
     lo, hi = raw(a_min), raw(a_max)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from tape.ops._util import raw, shape_of
+from tape.ops.shapes import reshape
 from tape.primitive import Primitive
 from tape.tensor import Tensor
 
@@ -60,26 +61,66 @@ def _plain_index(index: Any) -> Any:
     return raw(index)
 
 
-def take(x: Any, index: Any) -> Tensor:
-    """`x[index]` as a function (indices may be tensors; they are not differentiated).
+def index(x: Any, index: Any) -> Tensor:
+    """`x[index]` as a function (indices may be tensors; they are not differentiated). This is
+    what `Tensor.__getitem__` runs.
 
     An index out of range raises `IndexError` naming the index, the axis and its size.
 
     Example:
-        >>> take(np.arange(4.0), [3, 3]).numpy()
+        >>> index(np.arange(4.0), [3, 3]).numpy()
         array([3., 3.])
     """
     index = _plain_index(index)
     try:
         return getitem(x, index=index)
     except IndexError as e:
-        raise _index_error(x, index, e) from None
+        raise _index_error(x, index, e, "getitem") from None
 
 
-def _index_error(x: Any, index: Any, err: IndexError) -> IndexError:
+_TAKE_MODES = ("raise", "wrap", "clip")
+
+
+def take(a: Any, indices: Any, axis: int | None = None, mode: str = "raise") -> Tensor:
+    """Elements of `a` at `indices` along `axis`, as `np.take`: with `axis=None` (the default)
+    `a` is read flattened; with an axis, `take(a, i, axis=k)` is `a[:, ..., i]` (i on axis k).
+    `mode` as NumPy's: `'raise'` (out of range raises `IndexError`), `'wrap'`, `'clip'`.
+    Differentiable with respect to `a` for every axis (repeated indices accumulate).
+
+    Example:
+        >>> a = np.arange(6.0).reshape(2, 3)
+        >>> take(a, [4, 0]).numpy()                   # flattened
+        array([4., 0.])
+        >>> take(a, [2, 0], axis=1).numpy()
+        array([[2., 0.],
+               [5., 3.]])
+    """
+    if mode not in _TAKE_MODES:
+        raise ValueError(f"take: mode must be one of {_TAKE_MODES}, got {mode!r}")
+    shape = np.shape(raw(a))
+    if axis is None:
+        a, shape, axis = reshape(a, (-1,)), (int(np.prod(shape)),), 0
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"take: axis {axis} is out of range for an array of shape {shape}")
+    axis %= len(shape)
+    idx = np.asarray(raw(indices))
+    if idx.dtype.kind not in "iu":
+        raise IndexError(f"take: indices must be integers, got dtype {idx.dtype}")
+    if mode == "wrap":
+        idx = idx % shape[axis]
+    elif mode == "clip":
+        idx = np.clip(idx, 0, shape[axis] - 1)
+    where = (slice(None),) * axis + (idx,)
+    try:
+        return getitem(a, index=where)
+    except IndexError as e:
+        raise _index_error(a, where, e, "take") from None
+
+
+def _index_error(x: Any, index: Any, err: IndexError, who: str) -> IndexError:
     rule = ("; along an axis of size n, an index i must satisfy -n <= i < n"
             if "out of bounds" in str(err) else "")
-    return IndexError(f"take: {err}, in x[{_show_index(index)}] with x of shape "
+    return IndexError(f"{who}: {err}, in x[{_show_index(index)}] with x of shape "
                       f"{np.shape(raw(x))}{rule}")
 
 

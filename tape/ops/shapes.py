@@ -120,16 +120,24 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
     return transpose(x, axes)
 
 
-def moveaxis(x: Any, source: int, destination: int) -> Tensor:
-    """Move one axis to a new position, as `np.moveaxis`.
+def moveaxis(x: Any, source: Any, destination: Any) -> Tensor:
+    """Move axes to new positions, as `np.moveaxis` (an axis or a sequence of axes each).
 
     Example:
         >>> moveaxis(np.zeros((2, 3, 4)), 0, -1).shape
         (3, 4, 2)
+        >>> moveaxis(np.zeros((2, 3, 4)), [0, 1], [-1, -2]).shape
+        (4, 3, 2)
     """
     ndim = len(shape_of(x))
-    axes = [a for a in range(ndim) if a != source % ndim]
-    axes.insert(destination % ndim, source % ndim)
+    src = [int(a) % ndim for a in np.atleast_1d(source)]
+    dst = [int(a) % ndim for a in np.atleast_1d(destination)]
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source} and destination {destination} must have "
+                         f"the same number of axes")
+    axes = [a for a in range(ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        axes.insert(d, s)
     return transpose(x, axes)
 
 
@@ -173,13 +181,15 @@ def sum_to(x: Any, shape: Any) -> Tensor:
     return _sum_to(x, shape=_shape_arg(shape))
 
 
-def concatenate(values: Any, axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis, as `np.concatenate`.
+def concatenate(values: Any, axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis, as `np.concatenate` (`axis=None` flattens them).
 
     Example:
         >>> concatenate([np.zeros(2), np.ones(3)]).shape
         (5,)
     """
+    if axis is None:  # NumPy: flatten every input first
+        return _concatenate(*[reshape(v, (-1,)) for v in values], axis=0)
     return _concatenate(*values, axis=axis)
 
 

@@ -189,3 +189,16 @@ def test_the_primitive_keeps_its_statistics_as_residuals_not_in_its_parameters(x
     xhat, mean, var, rstd = rec.residuals
     np.testing.assert_array_equal(mean, x.mean(axis=0, keepdims=True))
     np.testing.assert_array_equal(rstd, 1 / np.sqrt(var + EPS))
+
+
+def test_a_pytorch_style_momentum_warns_once_naming_the_convention():
+    import warnings
+    with pytest.warns(UserWarning, match=r"momentum=0\.1\).*Keras' convention.*weight of the "
+                                         r"OLD running value.*PyTorch's momentum=0\.1 is "
+                                         r"momentum=0\.9 here") as record:
+        nn.BatchNorm(momentum=0.1)
+    assert len(record) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nn.BatchNorm(momentum=0.9)
+        nn.BatchNorm()

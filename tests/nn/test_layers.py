@@ -128,3 +128,58 @@ def test_a_module_without_call_is_rejected_when_defined():
     with pytest.raises(TypeError, match="must define call"):
         class NoForward(nn.Module):
             pass
+
+
+# -- describing a model ---------------------------------------------------------------------------
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Dense(8, seed=0)
+        self.norm = nn.BatchNorm()
+        self.out = nn.Dense(2, seed=1)
+
+    def call(self, x, training=False):
+        return self.out(tape.relu(self.norm(self.hidden(x), training=training)))
+
+
+def test_class_names_become_keras_style_names():
+    assert MLP().name == "mlp" and nn.BatchNorm().name == "batch_norm"
+    assert nn.ReLU().name == "re_lu"
+
+
+def test_summary_lists_layers_shapes_and_parameter_counts():
+    lines = []
+    model = MLP()
+    model.summary(input_shape=(None, 3), print_fn=lines.append)
+    text = lines[0]
+    assert text.startswith('Model: "mlp"')
+    rows = text.splitlines()
+    assert rows[3].split() == ["hidden", "(Dense)", "(None,", "8)", "32"]
+    assert rows[4].split() == ["norm", "(BatchNorm)", "(None,", "8)", "32"]
+    assert rows[5].split() == ["out", "(Dense)", "(None,", "2)", "18"]
+    assert rows[-3:] == ["Total params: 82", "Trainable params: 66", "Non-trainable params: 16"]
+    assert model.count_params() == 82 == sum(v.size for v in model.variables)
+
+
+def test_summary_of_a_sequential_shows_nested_shapes():
+    lines = []
+    inner = nn.Sequential([nn.Dense(4, seed=0), nn.ReLU()])
+    model = nn.Sequential([inner, nn.Dense(2, seed=1)])
+    model.summary(input_shape=(None, 3), print_fn=lines.append)
+    rows = lines[0].splitlines()
+    assert rows[3].split() == ["sequential", "(Sequential)", "(None,", "4)", "16"]
+    assert rows[4].split() == ["dense", "(Dense)", "(None,", "2)", "10"]
+
+
+def test_count_params_needs_built_layers():
+    with pytest.raises(ValueError, match=r"mlp: count_params\(\) needs built layers, "
+                                         r"and hidden, norm, out are not "
+                                         r"built.*"
+                                         r"model\.build\(input_shape\)"):
+        MLP().count_params()
+
+
+def test_a_model_repr_names_its_layers():
+    model = nn.Sequential([nn.Dense(4, seed=0), nn.ReLU()], name="net")
+    assert repr(model) == "<nn.Sequential 'net': Dense 'dense', ReLU 're_lu'>"
+    assert repr(nn.Dense(2)) == "<nn.Dense 'dense' (not built)>"

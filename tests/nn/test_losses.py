@@ -185,3 +185,36 @@ def test_label_gradient_alone_equals_its_part_of_both_and_params_hold_no_cache()
     p, log_p, rows = rec.residuals
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
     np.testing.assert_array_equal(rows, ROWS * 0.8 + 0.2 / 4)
+
+
+# -- a softmax applied twice ---------------------------------------------------------------------
+def test_probabilities_given_as_logits_warn_once_naming_the_fix(monkeypatch):
+    import warnings
+
+    from nn import losses
+    monkeypatch.setattr(losses, "_warned_probabilities", False)
+    model = nn.Dense(3, activation="softmax", seed=0)
+    x, y = np.ones((8, 4)), np.zeros(8, int)
+    with pytest.warns(UserWarning, match=r"rows are already probabilities.*drop "
+                                         r"activation='softmax'") as record:
+        nn.softmax_cross_entropy(model(x), y)
+        nn.softmax_cross_entropy(model(x), y)  # once
+    assert len(record) == 1 and record[0].filename == __file__
+    monkeypatch.setattr(losses, "_warned_probabilities", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nn.softmax_cross_entropy(nn.Dense(3, seed=0)(x), y)  # logits: no warning
+        nn.softmax_cross_entropy(np.zeros((8, 1)), np.zeros(8, int))  # one class: no check
+
+
+def test_the_double_softmax_check_runs_on_every_replay_of_a_traced_step(monkeypatch):
+    import tape
+    from nn import losses
+    monkeypatch.setattr(losses, "_warned_probabilities", False)
+    step = tape.function(lambda z, y: nn.softmax_cross_entropy(z, y))
+    labels = np.zeros(4, int)
+    step(np.random.default_rng(0).normal(size=(4, 3)), labels)  # traced on real logits
+    assert not losses._warned_probabilities
+    with pytest.warns(UserWarning, match="already probabilities"):
+        step(np.full((4, 3), 1 / 3), labels)  # replayed, the same trace
+    assert step.trace_count == 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tape
-from optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from optim import SGD, Adagrad, Adam, AdamW, Nadam, Optimizer, RMSprop
 from optim.transforms import ScaleByRms, Trace
 from tape import Tape, Variable
 
@@ -21,6 +21,8 @@ CONVERGENCE = [
     ("adam", lambda lr: Adam(lr), (0.04, 500), (0.05, 2500)),
     ("amsgrad", lambda lr: Adam(lr, amsgrad=True), (0.04, 500), (0.05, 3000)),
     ("adamw", lambda lr: AdamW(lr, weight_decay=1e-4), (0.04, 500), (0.05, 3000)),
+    ("adagrad", lambda lr: Adagrad(lr), (1.0, 500), (0.3, 10000)),
+    ("nadam", lambda lr: Nadam(lr), (0.04, 500), (0.05, 2500)),
 ]
 
 
@@ -64,6 +66,28 @@ def _adam_reference(lr, b1, b2, eps, wd=0.0, amsgrad=False):
     return step
 
 
+def _adagrad_reference(lr, eps):
+    s = 0.0
+
+    def step(w, g, t):
+        nonlocal s
+        s = s + g**2
+        return w - lr * g / (np.sqrt(s) + eps)
+    return step
+
+
+def _nadam_reference(lr, b1, b2, eps):
+    m = v = 0.0
+
+    def step(w, g, t):
+        nonlocal m, v
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+        return w - lr * m_hat / (np.sqrt(v / (1 - b2**t)) + eps)
+    return step
+
+
 def _rmsprop_reference(lr, rho, eps):
     s = 0.0
 
@@ -95,6 +119,8 @@ REFERENCES = [
     ("nesterov", lambda: SGD(0.01, momentum=0.7, nesterov=True),
      _momentum_reference(0.01, 0.7, nesterov=True)),
     ("sgd", lambda: SGD(0.01), _momentum_reference(0.01, 0.0)),
+    ("adagrad", lambda: Adagrad(0.01, epsilon=1e-3), _adagrad_reference(0.01, 1e-3)),
+    ("nadam", lambda: Nadam(0.01, 0.8, 0.95, 1e-3), _nadam_reference(0.01, 0.8, 0.95, 1e-3)),
 ]
 
 

@@ -266,6 +266,9 @@ def test_returned_values_are_fresh_arrays() -> None:
     (lambda y: bool(y.sum() > 0), r"bool\(\)"),
     (lambda y: y.numpy(), r"numpy\(\)"),
     (lambda y: np.asarray(y) + 1, r"np.asarray\(\)"),
+    (lambda y: y.sum().item(), r"item\(\)"),
+    (lambda y: y.tolist(), r"tolist\(\)"),
+    (lambda y: f"{y.sum():.3f}", r"format\(\)"),
 ])
 def test_converting_a_traced_value_raises_naming_the_line(convert: Any, what: str) -> None:
     def f(x: Any) -> Any:

@@ -120,6 +120,21 @@ def xent_args(draw):
 
 
 @st.composite
+def norm_args(draw):
+    """Values away from 0 with distinct magnitudes, row 0 and column 0 dominant (the maxima
+    of the 1 and inf norms are unique), and an (ord, axis) that suits them."""
+    x = distinct(draw, draw(st.sampled_from([(3,), (2, 3), (3, 2)]))) + 0.1
+    x[:1] += 5 * np.sign(x[:1])
+    if x.ndim == 2:
+        x[:, :1] += 5 * np.sign(x[:, :1])
+    if x.ndim == 1:
+        return x, draw(st.sampled_from([(None, None), (2, 0), (1, None), (np.inf, -1)]))
+    return x, draw(st.sampled_from([(None, None), (None, 1), (2, 0), (1, 1), (np.inf, 0),
+                                    ("fro", None), (1, None), (np.inf, None),
+                                    (1, (1, 0)), (None, (0, 1))]))
+
+
+@st.composite
 def same_shape_pair(draw):
     shape = draw(shapes)
     return values(draw, shape), values(draw, shape)
@@ -157,6 +172,7 @@ CASES = {
     "sin": (unary(), lambda c: (tape.sin, c)),
     "cos": (unary(), lambda c: (tape.cos, c)),
     "tanh": (unary(), lambda c: (tape.tanh, c)),
+    "erf": (unary(), lambda c: (tape.erf, c)),
     "sigmoid": (unary(-6, 6), lambda c: (tape.sigmoid, c)),
     "relu": (unary(away_from=[0.0]), lambda c: (tape.relu, c)),
     "abs": (unary(away_from=[0.0]), lambda c: (tape.abs, c)),
@@ -172,6 +188,7 @@ CASES = {
     "std": (reduction(unique=True, min_count=2), lambda c: (_reduce(tape.std)(c[1], c[2]), c[:1])),
     "logsumexp": (reduction(), lambda c: (_reduce(tape.logsumexp)(c[1], c[2]), c[:1])),
     "matmul": (matmul_args(), lambda c: (tape.matmul, c)),
+    "norm": (norm_args(), lambda c: (lambda x: tape.norm(x, *c[1]), c[:1])),
     "reshape": (unary(), lambda c: (lambda x: tape.reshape(x, (-1,)), c)),
     "transpose": (unary(), lambda c: (tape.transpose, c)),
     "expand_dims": (unary(), lambda c: (lambda x: tape.expand_dims(x, -1), c)),

@@ -64,6 +64,7 @@ CASES = {
     np.clip: (lambda x: np.clip(x, -0.5, 0.5), (np.array([-0.9, -0.2, 0.3, 0.8]),)),
     np.dot: (lambda x, y: np.dot(x, y), (vals(2, 3), vals(3))),
     np.take: (lambda x: np.take(x, [2, 0, 2], axis=1), (vals(2, 3),)),
+    np.linalg.norm: (lambda x: np.linalg.norm(x, axis=1), (vals(2, 3),)),
 }
 # NumPy 2 names for existing functions
 for _name, _case in (
@@ -118,10 +119,34 @@ def test_mixing_arrays_and_tensors_records_the_tensor():
     (lambda x: np.add.reduce(x), "np.add.reduce"),
     (lambda x: np.floor(x), "np.floor"),
 ])
-def test_numpy_function_without_a_primitive_raises(call, name):
+def test_numpy_function_without_a_primitive_raises_inside_a_tape(call, name):
     x = Variable([0.5, -0.2])
-    with pytest.raises(TypeError, match=rf"{name} has no tape primitive.*leave the tape"):
+    with Tape(), pytest.raises(TypeError, match=rf"{name} has no tape primitive.*leave the tape"):
         call(x)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: np.sinh(x), lambda x: np.cumsum(x), lambda x: np.sort(x),
+    lambda x: np.add.reduce(x), lambda x: np.median(x), lambda x: np.percentile(x, 50),
+])
+def test_numpy_function_without_a_primitive_runs_on_values_outside_any_tape(call):
+    x = Variable([0.5, -0.2, 0.1])
+    out = call(x)
+    assert not isinstance(out, tape.Tensor)
+    np.testing.assert_array_equal(out, call(x.numpy()))
+
+
+def test_numpy_function_without_a_primitive_refuses_while_tape_function_traces():
+    with pytest.raises(TypeError, match=r"np.sort has no tape primitive"):
+        tape.function(lambda x: np.sort(x * 2))(np.ones(3))
+
+
+def test_np_linalg_norm_records_through_tape_norm():
+    w = Variable([3.0, 4.0])
+    with Tape() as t:
+        y = np.linalg.norm(w)
+    assert isinstance(y, tape.Tensor) and float(y) == 5.0
+    np.testing.assert_array_equal(t.gradient(y, w).numpy(), [0.6, 0.8])
 
 
 def test_ufunc_out_argument_is_refused():
