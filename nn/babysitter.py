@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from nn.callbacks import _Monitor
+from nn.callbacks import Monitor
 from nn.checkpoint import load_arrays, open_regular, save_arrays
 from nn.data import MiniBatches
 from nn.module import Module
@@ -320,7 +320,7 @@ class Babysitter:
     @property
     def best_epoch(self) -> int | None:
         """The checkpointed live epoch with the best `monitor` value (None before training)."""
-        watch, best, kept = _Monitor(self.config["monitor"], "auto", 0.0), None, set()
+        watch, best, kept = Monitor(self.config["monitor"], "auto", 0.0), None, set()
         kept.update(self.checkpoints)
         for ev in replay(self._events).live:
             value = ev["logs"].get(self.config["monitor"])

@@ -132,7 +132,6 @@ class Monitor:
         return format_value(self.monitor, self.best, 6)
 
 
-_Monitor = Monitor  # the name nn.babysitter imports
 
 
 class RestoreBest(Callback):
