@@ -16,8 +16,11 @@ import numpy as np
 
 from optim.gradients import (
     clip_factors,
+    is_finite,
     nonfinite,
     nonfinite_members,
+    overflowing_members,
+    overflows,
     require_variables,
     split_pairs,
 )
@@ -76,6 +79,9 @@ class Optimizer:
         object.__setattr__(self, "_checks", checks)
         self._transforms = tuple(transforms)
         self._slot_names = tuple(name for link in self._transforms for name in link.slots)
+        self._checked_slots = tuple(
+            name for link in self._transforms
+            for name in (link.slots if link.checked_slots is None else link.checked_slots))
         self._hyper: dict[str, Any] = {}
         self._variables: list[Variable] = []
         self._states: list[VariableState] = []
@@ -193,13 +199,19 @@ class Optimizer:
 
         Accepts any iterable of `(gradient, variable)` pairs, a `zip` included. `None`
         gradients are skipped with one warning; all-`None` is a `ValueError`. Updates are
-        plain writes into the variables' arrays, never recorded by an active tape.
+        writes through the Variables' `assign_sub`, never recorded by an active tape.
+
+        The step is all or nothing: it is computed aside, and refused, with nothing changed,
+        when a gradient is not finite or when it would turn a finite weight, or the optimizer's
+        state, non-finite (say, a float32 gradient of 1e30 whose square overflows Adam's
+        second moment). A refusal is a `FloatingPointError` naming the variables, or a skipped
+        step with a warning under `skip_nonfinite`.
 
         Stacked models (K members along every variable's leading axis): `active`, a (K,)
         boolean mask, updates only those members; with `per_member_nonfinite`, members with a
-        NaN/inf gradient are left out too (else they raise). A member left out keeps its
-        weights and slots exactly; `iterations` advances if any member stepped. Then the
-        result is the (K,) mask of members updated.
+        NaN/inf gradient, or whose step would not be finite, are left out too (else they
+        raise). A member left out keeps its weights and slots exactly; `iterations` advances if
+        any member stepped. Then the result is the (K,) mask of members updated.
 
         Example:
             >>> from tape import Tape, Variable
@@ -217,7 +229,6 @@ class Optimizer:
         if callable(hp["learning_rate"]):
             hp = {**hp, "learning_rate": self.current_learning_rate}
             k = population_size(hp)
-        lr = hp["learning_rate"]
         update = held = None
         if active is not None or self.per_member_nonfinite:
             update = self._members_to_update(grads, variables, k, active)
@@ -228,33 +239,112 @@ class Optimizer:
                 held = ~update
                 grads = [_zero_rows(g, held) for g in grads]  # keeps their arithmetic finite
         elif bad := nonfinite(grads):
-            names = [variables[i].name for i in bad]
-            if not self.skip_nonfinite:
-                raise FloatingPointError(
-                    f"non-finite (NaN or inf) gradients for variables {names}; no variable was "
-                    f"updated. Lower the learning rate, clip gradients (clipnorm=...), or pass "
-                    f"skip_nonfinite=True to skip such steps with a warning")
-            warnings.warn(f"skipped step {self._iterations}: non-finite gradients for "
-                          f"variables {names}", RuntimeWarning, stacklevel=2)
-            return False
-        fits = [fit_to(var, k) for var in variables]
-        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
+            return self._refuse(f"non-finite (NaN or inf) gradients for variables "
+                                f"{[variables[i].name for i in bad]}", "clip gradients "
+                                "(clipnorm=...)")
         states = self._states_of(variables)
+        # Overflow is found below and reported once, naming the variables (or members left out).
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            deltas = self._deltas(grads, states, hp, k)
+            if update is None:
+                bad_steps = [f"'{st.var.name}' {st.var.dtype} ({' and '.join(parts)})"
+                             for st, delta in zip(states, deltas)
+                             if (parts := self._nonfinite_parts(st, delta))]
+            else:
+                bad_members = self._nonfinite_members(states, deltas, len(update)) & update
+        if update is None:
+            if bad_steps:
+                for st in states:
+                    st.discard()
+                return self._refuse(f"finite gradients would make {', '.join(bad_steps)} "
+                                    f"non-finite", "raise epsilon, clip gradients (clipnorm=...)")
+        elif bad_members.any():
+            update = self._leave_out(bad_members, update, states)
+            if not update.any():
+                return update
+            held = ~update
+        for state, delta in zip(states, deltas, strict=True):
+            state.commit(held)
+            if held is not None:
+                delta[held] = 0
+            state.var.assign_sub(delta)
+        self._iterations += 1
+        return True if update is None else update
+
+    def _deltas(self, grads: list[np.ndarray], states: list[VariableState],
+                hp: dict[str, Any], k: int | None) -> list[np.ndarray]:
+        """Each variable's step `w - w_new`, and its new slot values (pending in its state),
+        computed aside: nothing is written yet."""
+        lr = hp["learning_rate"]
         t = self._iterations + 1
         links = [(link, link.coefficients(hp, t)) for link in self._transforms]
-        for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
-            kept = None if held is None else _rows_of(state, held)
-            d = g
-            for link, c in links:
-                d, s = link.update(d, s, c, fit, state)
-            out = d if state.owns(d) else state.free_buffer()
-            np.multiply(d, fit(lr if s is None else lr * s), out=out)
-            state.var.assign_sub(out)
-            if kept is not None:
-                assert held is not None  # kept is None exactly when held is
-                _restore_rows(state, held, kept)
-        self._iterations = t
-        return True if update is None else update
+        decays = [lam for link, c in links if (lam := link.decay(c)) is not None]
+        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
+        deltas = []
+        try:
+            for g, s, state in zip(grads, factors, states, strict=True):
+                fit = fit_to(state.var, k)
+                d = g
+                for link, c in links:
+                    d, s = link.update(d, s, c, fit, state)
+                delta = d if state.owns(d) else state.free_buffer()
+                np.multiply(d, fit(lr if s is None else lr * s), out=delta)
+                for lam in decays:  # decoupled decay: w -= lr * lam * w, with the step
+                    shrink = state.free_buffer(delta)
+                    np.multiply(np.asarray(state.var), fit(lr * lam), out=shrink)
+                    np.add(delta, shrink, out=delta)
+                deltas.append(delta)
+        except BaseException:  # a bad shape, say: no new slot value may outlive this step
+            for state in states:
+                state.discard()
+            raise
+        return deltas
+
+    def _leave_out(self, bad: np.ndarray, update: np.ndarray,
+                   states: list[VariableState]) -> np.ndarray:
+        """`update` without the members `bad`, whose step would not be finite (or raise)."""
+        if not self.per_member_nonfinite:
+            for st in states:
+                st.discard()
+            raise FloatingPointError(
+                f"finite gradients would make members {np.flatnonzero(bad)} non-finite (weights "
+                f"or optimizer state); no variable was updated. Pass per_member_nonfinite=True "
+                f"to leave such members out of the step")
+        update = update & ~bad
+        if not update.any():
+            for st in states:
+                st.discard()
+        return update
+
+    def _refuse(self, what: str, remedy: str) -> bool:
+        """Raise `FloatingPointError` for a refused step, or warn under `skip_nonfinite`."""
+        if not self.skip_nonfinite:
+            raise FloatingPointError(
+                f"{what}; no variable was updated. Lower the learning rate, {remedy}, or pass "
+                f"skip_nonfinite=True to skip such steps with a warning")
+        warnings.warn(f"skipped step {self._iterations}: {what}", RuntimeWarning, stacklevel=3)
+        return False
+
+    def _nonfinite_parts(self, state: VariableState, delta: np.ndarray) -> list[str]:
+        """What of `state`'s variable this step would make non-finite (empty: nothing)."""
+        pending = state.pending
+        parts = [f"optimizer slot {name!r}" for name in self._checked_slots
+                 if name in pending and not is_finite(pending[name])]
+        if overflows(state.var, delta):
+            parts.append("weights")
+        return parts
+
+    def _nonfinite_members(self, states: list[VariableState], deltas: list[np.ndarray],
+                           k: int) -> np.ndarray:
+        """The (K,) mask of stacked members whose step would not be finite."""
+        bad = np.zeros(k, bool)
+        for state, delta in zip(states, deltas, strict=True):
+            if overflows(state.var, delta):
+                bad |= overflowing_members(np.asarray(state.var), delta, k)
+            slots = [state.pending[n] for n in self._checked_slots if n in state.pending]
+            if slots and not all(is_finite(x) for x in slots):
+                bad |= nonfinite_members(slots, k)
+        return bad
 
     def _members_to_update(self, grads: list[np.ndarray], variables: list[Variable],
                            k: int | None, active: Any) -> np.ndarray:
@@ -376,8 +466,8 @@ class Optimizer:
     def load_state_dict(self, state: Mapping[str, Any],
                         var_list: Iterable[Variable] | None = None) -> None:
         """Restore a `state_dict`, for `var_list` in the saved order (default: the variables
-        this optimizer already knows). A missing, extra or misshapen entry is a `ValueError`,
-        and then the optimizer is left unchanged.
+        this optimizer already knows). A missing, extra, misshapen or non-finite entry is a
+        `ValueError`, and then the optimizer is left unchanged.
 
         Example:
             >>> from tape import Variable
@@ -426,7 +516,13 @@ class Optimizer:
             if not np.can_cast(arr.dtype, var.dtype, "same_kind"):
                 raise ValueError(f"load_state_dict: slot {key!r} has dtype {arr.dtype}, which "
                                  f"cannot be cast to Variable '{var.name}''s {var.dtype}")
-            st.slots[name] = arr.astype(var.dtype, copy=True)
+            with np.errstate(over="ignore"):  # reported below
+                slot = arr.astype(var.dtype, copy=True)
+            if not is_finite(slot):
+                raise ValueError(f"load_state_dict: slot {key!r} for Variable '{var.name}' holds "
+                                 f"NaN or inf (as {var.dtype}); an optimizer's state is always "
+                                 f"finite, so this state is corrupt")
+            st.slots[name] = slot
         return st
 
     def __repr__(self) -> str:
@@ -439,12 +535,3 @@ def _zero_rows(g: np.ndarray, rows: np.ndarray) -> np.ndarray:
     g[rows] = 0
     return g
 
-
-def _rows_of(state: VariableState, rows: np.ndarray) -> list[np.ndarray]:
-    """Copies of the weights' and the slots' `rows` (members sitting this step out)."""
-    return [np.asarray(state.var)[rows], *(arr[rows] for arr in state.slots.values())]
-
-
-def _restore_rows(state: VariableState, rows: np.ndarray, kept: list[np.ndarray]) -> None:
-    for arr, old in zip([np.asarray(state.var), *state.slots.values()], kept, strict=True):
-        arr[rows] = old  # the live arrays (the weights: like DecoupledWeightDecay, in place)
