@@ -10,7 +10,7 @@ import functools
 import math
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -95,18 +95,6 @@ def _gradient_array(g: Any, var: Variable) -> np.ndarray:
     return g
 
 
-def nonfinite(grads: list[np.ndarray]) -> list[int]:
-    """Indices of the gradients holding a NaN or an infinity.
-
-    (`nonfinite_members` is the per-member form for stacked models.)
-
-    Example:
-        >>> nonfinite([np.ones(3), np.array([1.0, np.nan]), np.array(np.inf)])
-        [1, 2]
-    """
-    return [i for i, g in enumerate(grads) if not is_finite(g)]
-
-
 def nonfinite_members(grads: list[np.ndarray], k: int) -> np.ndarray:
     """A (K,) boolean mask of the stacked members (leading axis) with a NaN or an infinity in
     any of `grads`.
@@ -162,6 +150,55 @@ def _sum_of_squares(x: np.ndarray) -> Any:
     unless under `np.errstate(over="ignore")`)."""
     r = x.ravel(order="K")
     return np.dot(r, r)
+
+
+def largest(x: np.ndarray) -> float:
+    """An upper bound on `abs(x)`'s elements: inf or NaN if and only if `x` has a NaN or an
+    infinity.
+
+    A large array costs one read-only BLAS pass, `sqrt(sum(x**2))` (at most `sqrt(x.size)` times
+    too large, which is all an overflow test needs); the exact maximum when that overflows.
+
+    Example:
+        >>> largest(np.array([3.0, -4.0])), largest(np.full(5000, -1e30, np.float32))
+        (4.0, 1.0000000150474662e+30)
+        >>> largest(np.array([1.0, np.nan]))
+        nan
+    """
+    if x.ndim == 0:
+        return abs(float(x))
+    if x.size <= _SMALL:
+        return float(np.max(np.abs(x)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        sumsq = float(_sum_of_squares(x))
+    if sumsq < math.inf:
+        return math.sqrt(sumsq)
+    return float(np.max(np.abs(x)))
+
+
+class Limits(NamedTuple):
+    """What a floating dtype allows an optimizer (see `limits`)."""
+
+    state: float  # optimizer state below this in magnitude stays finite through a step
+    step: float  # a finite weight minus a step below this in magnitude stays finite
+    slack: float  # computed values exceed their exact bounds by at most this factor
+    tiny: float  # the smallest positive value
+
+
+@functools.lru_cache(maxsize=8)
+def limits(dtype: np.dtype) -> Limits:
+    """The bounds under which `dtype` arithmetic provably stays finite: state below half the
+    dtype's maximum, steps below half the spacing of floats at that maximum (1e31 for float32,
+    so no step can carry a finite weight past the maximum), and the rounding slack of a few
+    operations.
+
+    Example:
+        >>> limits(np.dtype(np.float16))
+        Limits(state=32752.0, step=8.0, slack=1.015625, tiny=5.960464477539063e-08)
+    """
+    info = np.finfo(dtype)
+    return Limits(float(info.max) / 2, _half_ulp_of_max(dtype)[0] / 2,
+                  1.0 + 16 * float(info.eps), float(info.smallest_subnormal))
 
 
 @functools.lru_cache(maxsize=8)

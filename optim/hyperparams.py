@@ -154,6 +154,16 @@ def fit_to(var: Any, k: int | None) -> Callable[[Any], Any]:
     return fit
 
 
+def magnitude(x: Value) -> float:
+    """The largest magnitude of a value (a float, or one per stacked member).
+
+    Example:
+        >>> magnitude(-0.5), magnitude(np.array([0.1, -0.3]))
+        (0.5, 0.3)
+    """
+    return abs(x) if x.__class__ is float else float(np.max(np.abs(x)))
+
+
 def sqrt(x: Value) -> Value:
     """Correctly rounded square root of a float or a float64 array (the same bits either way).
 

@@ -8,6 +8,7 @@ of plain arrays and numbers for bit-for-bit resumption.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from optim.gradients import (
     clip_factors,
     is_finite,
-    nonfinite,
+    largest,
     nonfinite_members,
     overflowing_members,
     overflows,
@@ -30,6 +31,7 @@ from optim.hyperparams import (
     check_norm,
     check_rate,
     fit_to,
+    magnitude,
     population_size,
 )
 from optim.transforms import Transform, VariableState
@@ -238,83 +240,117 @@ class Optimizer:
             if not update.all():
                 held = ~update
                 grads = [_zero_rows(g, held) for g in grads]  # keeps their arithmetic finite
-        elif bad := nonfinite(grads):
+        bounds = [largest(g) for g in grads]  # inf or NaN where a gradient is not finite
+        if update is None and not sum(bounds) < math.inf and (
+                bad := [i for i, b in enumerate(bounds) if not b < math.inf]):
             return self._refuse(f"non-finite (NaN or inf) gradients for variables "
                                 f"{[variables[i].name for i in bad]}", "clip gradients "
                                 "(clipnorm=...)")
+        fits = [fit_to(var, k) for var in variables]  # shapes are checked before any write
+        known = len(self._states)  # variables first seen in a refused step are forgotten again
         states = self._states_of(variables)
-        # Overflow is found below and reported once, naming the variables (or members left out).
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            deltas = self._deltas(grads, states, hp, k)
-            if update is None:
-                bad_steps = [f"'{st.var.name}' {st.var.dtype} ({' and '.join(parts)})"
-                             for st, delta in zip(states, deltas)
-                             if (parts := self._nonfinite_parts(st, delta))]
-            else:
-                bad_members = self._nonfinite_members(states, deltas, len(update)) & update
-        if update is None:
-            if bad_steps:
-                for st in states:
-                    st.discard()
-                return self._refuse(f"finite gradients would make {', '.join(bad_steps)} "
-                                    f"non-finite", "raise epsilon, clip gradients (clipnorm=...)")
-        elif bad_members.any():
-            update = self._leave_out(bad_members, update, states)
-            if not update.any():
-                return update
-            held = ~update
-        for state, delta in zip(states, deltas, strict=True):
-            state.commit(held)
-            if held is not None:
-                delta[held] = 0
-            state.var.assign_sub(delta)
-        self._iterations += 1
-        return True if update is None else update
-
-    def _deltas(self, grads: list[np.ndarray], states: list[VariableState],
-                hp: dict[str, Any], k: int | None) -> list[np.ndarray]:
-        """Each variable's step `w - w_new`, and its new slot values (pending in its state),
-        computed aside: nothing is written yet."""
         lr = hp["learning_rate"]
         t = self._iterations + 1
         links = [(link, link.coefficients(hp, t)) for link in self._transforms]
         decays = [lam for link, c in links if (lam := link.decay(c)) is not None]
         factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
-        deltas = []
+        step = (lr, links, decays)
+        if held is None and self._finite_for_sure(bounds, factors, states, step):
+            for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
+                state.var.assign_sub(self._delta(g, s, fit, state, step))  # slots in place
+                state.take_bounds(state.limits.slack)
+            self._iterations = t
+            return True if update is None else update
+        # Not provably finite: compute the step aside, check it, then commit it or nothing.
+        # Overflow is found below and reported once, naming the variables (or members left out).
+        deltas, stepped = [], False
         try:
-            for g, s, state in zip(grads, factors, states, strict=True):
-                fit = fit_to(state.var, k)
-                d = g
-                for link, c in links:
-                    d, s = link.update(d, s, c, fit, state)
-                delta = d if state.owns(d) else state.free_buffer()
-                np.multiply(d, fit(lr if s is None else lr * s), out=delta)
-                for lam in decays:  # decoupled decay: w -= lr * lam * w, with the step
-                    shrink = state.free_buffer(delta)
-                    np.multiply(np.asarray(state.var), fit(lr * lam), out=shrink)
-                    np.add(delta, shrink, out=delta)
-                deltas.append(delta)
-        except BaseException:  # a bad shape, say: no new slot value may outlive this step
-            for state in states:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
+                    state.aside = True
+                    deltas.append(self._delta(g, s, fit, state, step))
+                if update is None:
+                    bad_steps = [f"'{st.var.name}' {st.var.dtype} ({' and '.join(parts)})"
+                                 for st, delta in zip(states, deltas)
+                                 if (parts := self._nonfinite_parts(st, delta))]
+                else:
+                    bad_members = self._nonfinite_members(states, deltas, len(update)) & update
+            if update is None:
+                if bad_steps:
+                    return self._refuse(f"finite gradients would make {', '.join(bad_steps)} "
+                                        f"non-finite", "raise epsilon, clip gradients "
+                                        "(clipnorm=...)")
+            elif bad_members.any():
+                update = self._leave_out(bad_members, update)
+                if not update.any():
+                    return update
+                held = ~update
+            for state, delta in zip(states, deltas, strict=True):
+                state.commit(held)
+                if held is not None:
+                    delta[held] = 0
+                state.var.assign_sub(delta)
+            stepped = True
+        finally:
+            for state in states:  # after a commit, a refusal or an error alike
                 state.discard()
-            raise
-        return deltas
+                state.aside = False
+            if not stepped:
+                for var in self._variables[known:]:
+                    del self._positions[id(var)]
+                del self._variables[known:], self._states[known:]
+        self._iterations = t
+        return True if update is None else update
 
-    def _leave_out(self, bad: np.ndarray, update: np.ndarray,
-                   states: list[VariableState]) -> np.ndarray:
+    def _delta(self, g: np.ndarray, s: Any, fit: Callable[[Any], Any], state: VariableState,
+               step: tuple[Any, list, list]) -> np.ndarray:
+        """One variable's step `w - w_new` (in a scratch buffer), its new slot values written
+        through `state.new_slot`: in place, or aside (see `VariableState`)."""
+        lr, links, decays = step
+        d = g
+        for link, c in links:
+            d, s = link.update(d, s, c, fit, state)
+        delta = d if state.owns(d) else state.free_buffer()
+        np.multiply(d, fit(lr if s is None else lr * s), out=delta)
+        for lam in decays:  # decoupled decay: w -= lr * lam * w, with the step
+            shrink = state.free_buffer(delta)
+            np.multiply(np.asarray(state.var), fit(lr * lam), out=shrink)
+            np.add(delta, shrink, out=delta)
+        return delta
+
+    def _finite_for_sure(self, bounds: list[float], factors: list[Any],
+                         states: list[VariableState], step: tuple[Any, list, list]) -> bool:
+        """Whether this step provably leaves every weight and slot finite, from bounds on the
+        magnitudes of the gradients (`bounds`), the slots and the coefficients (`Transform.bound`):
+        a few scalar operations instead of a check afterwards, which would need the step
+        computed aside."""
+        lr, links, decays = step
+        for b, s, state in zip(bounds, factors, states, strict=True):
+            state.next_bounds.clear()
+            limits = state.limits
+            for link, c in links:
+                b, s = link.bound(b, s, c, state, limits.state)
+                if not b < limits.state:  # each direction, not only the last, must be finite
+                    return False
+            rate = magnitude(lr if s is None else lr * s)
+            size = b * rate  # of the step; NaN (inf * 0) fails the test below
+            for lam in decays:  # with lr * lam <= 1, it only shrinks a finite weight
+                shrink = magnitude(lr * lam)
+                if shrink > 1.0:
+                    size += (shrink * largest(np.asarray(state.var)) if shrink < limits.state
+                             else math.inf)
+            if not (size < limits.step and rate < limits.state):
+                return False
+        return True
+
+    def _leave_out(self, bad: np.ndarray, update: np.ndarray) -> np.ndarray:
         """`update` without the members `bad`, whose step would not be finite (or raise)."""
         if not self.per_member_nonfinite:
-            for st in states:
-                st.discard()
             raise FloatingPointError(
                 f"finite gradients would make members {np.flatnonzero(bad)} non-finite (weights "
                 f"or optimizer state); no variable was updated. Pass per_member_nonfinite=True "
                 f"to leave such members out of the step")
-        update = update & ~bad
-        if not update.any():
-            for st in states:
-                st.discard()
-        return update
+        return update & ~bad
 
     def _refuse(self, what: str, remedy: str) -> bool:
         """Raise `FloatingPointError` for a refused step, or warn under `skip_nonfinite`."""
@@ -405,7 +441,7 @@ class Optimizer:
                                  f"{st.var.shape} cannot keep members {idx.tolist()} as a "
                                  f"variable of shape {var.shape}")
             new = VariableState(var, ())
-            new.slots = {name: arr[idx] for name, arr in st.slots.items()}
+            new.load({name: arr[idx] for name, arr in st.slots.items()})
             states.append(new)
         self.set_hyperparameters(**{name: v[idx] for name, v in self._hyper.items()
                                     if isinstance(v, np.ndarray)})
@@ -504,6 +540,7 @@ class Optimizer:
 
     def _loaded_state(self, var: Variable, i: int, state: dict[str, Any]) -> VariableState:
         st = VariableState(var, ())
+        slots = {}
         for name in self._slot_names:
             key = f"slots/{i}/{name}"
             if key not in state:
@@ -522,7 +559,8 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: slot {key!r} for Variable '{var.name}' holds "
                                  f"NaN or inf (as {var.dtype}); an optimizer's state is always "
                                  f"finite, so this state is corrupt")
-            st.slots[name] = slot
+            slots[name] = slot
+        st.load(slots)
         return st
 
     def __repr__(self) -> str:

@@ -22,13 +22,15 @@ Example (AdamW is Adam followed by one more link):
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from optim.hyperparams import Check, check_beta, check_epsilon, check_rate, sqrt
+from optim.gradients import largest, limits
+from optim.hyperparams import Check, check_beta, check_epsilon, check_rate, magnitude, sqrt
 
 Direction = tuple[np.ndarray, Any]
 
@@ -37,27 +39,40 @@ class VariableState:
     """What an optimizer keeps for one variable: its slot arrays and scratch buffers.
 
     Slots (`m`, `v`, ...) are the saved state; scratch buffers are reused every step and never
-    saved. During a step, links write new slot values into `new_slot(name)` buffers; `commit`
-    makes them the slots (the old arrays become next step's buffers), `discard` forgets them.
-    All have the variable's shape and dtype.
+    saved. Links write a slot's new value into `new_slot(name)`: the slot itself, or, while
+    `aside` is set (a step that must be checked before it counts), a spare buffer that `commit`
+    makes the slot (the old array becomes next step's spare) and `discard` forgets. All have the
+    variable's shape and dtype.
+
+    `bounds` holds an upper bound on each slot's largest magnitude, which `Transform.bound`
+    carries from step to step (its proposals for this step wait in `next_bounds`), so that
+    proving a step finite never reads the slots.
 
     Example:
         >>> import tape
         >>> st = VariableState(tape.Variable([1.0, 2.0]), ("m",))
         >>> st.slots["m"], st.free_buffer().shape
         (array([0., 0.]), (2,))
+        >>> st.aside = True
         >>> st.new_slot("m")[:] = 5.0
-        >>> st.commit()
         >>> st.slots["m"]
-        array([5., 5.])
+        array([0., 0.])
+        >>> st.commit()
+        >>> st.slots["m"], st.bounds
+        (array([5., 5.]), {'m': 5.0})
     """
 
-    __slots__ = ("var", "slots", "pending", "_scratch", "_spare")
+    __slots__ = ("var", "limits", "slots", "bounds", "next_bounds", "aside", "pending",
+                 "_scratch", "_spare")
 
     def __init__(self, var: Any, slot_names: tuple[str, ...]) -> None:
         self.var = var
+        self.limits = limits(var.dtype)
         self.slots = {name: np.zeros(var.shape, var.dtype) for name in slot_names}
-        self.pending: dict[str, np.ndarray] = {}  # slot name -> its new value this step
+        self.bounds = dict.fromkeys(slot_names, 0.0)
+        self.next_bounds: dict[str, float] = {}
+        self.aside = False
+        self.pending: dict[str, np.ndarray] = {}  # slot name -> its new value (while aside)
         self._scratch = [np.empty(var.shape, var.dtype)]  # every step needs one
         self._spare: dict[str, np.ndarray] = {}
 
@@ -82,7 +97,10 @@ class VariableState:
         return False
 
     def new_slot(self, name: str) -> np.ndarray:
-        """The buffer that receives slot `name`'s new value this step (uncommitted)."""
+        """The buffer that receives slot `name`'s new value this step: the slot (updated in
+        place), or while `aside`, a spare buffer (uncommitted)."""
+        if not self.aside:
+            return self.slots[name]
         b = self._spare.get(name)
         if b is None:
             b = self._spare[name] = np.empty(self.var.shape, self.var.dtype)
@@ -98,11 +116,27 @@ class VariableState:
             if held is not None:
                 new[held] = old[held]
             slots[name], spare[name] = new, old
-        self.pending.clear()
+        self.load(slots)
+
+    def take_bounds(self, grow: float) -> None:
+        """After a step computed in place: the proposed bounds, times `grow` (the slack for the
+        rounding of the dtype the slots were computed in), become the bounds."""
+        bounds = self.bounds
+        for name, b in self.next_bounds.items():
+            bounds[name] = b * grow
+        self.next_bounds.clear()
 
     def discard(self) -> None:
-        """Forget this step's new slot values (the slots are untouched)."""
+        """Forget this step's new slot values and bounds (the slots are untouched)."""
         self.pending.clear()
+        self.next_bounds.clear()
+
+    def load(self, slots: dict[str, np.ndarray]) -> None:
+        """Take `slots` (arrays of the variable's shape and dtype) as the slots, with bounds
+        measured from them; forget anything pending."""
+        self.slots = dict(slots)
+        self.bounds = {name: largest(arr) for name, arr in self.slots.items()}
+        self.discard()
 
 
 class Transform(ABC):
@@ -114,10 +148,17 @@ class Transform(ABC):
     state)` transforms one variable's direction; `fit` shapes a constant against the variable.
     `decay(c)` is the rate of a decoupled weight decay the link adds to the step (None: none).
 
-    The optimizer refuses a step that would leave a non-finite value in the weights or in a
-    slot named by `checked_slots` (None: every slot). A link may leave out a slot whose
-    non-finite values always show in its direction (Adam's `m`, over a finite denominator);
-    `v`, which only divides, must be checked.
+    A step is all or nothing: none may leave a non-finite value in the weights or the slots.
+    `bound(b, s, c, state, limit)` proves it cheaply, before anything is computed and without
+    reading an array: given `b`, an upper bound on the magnitude of the incoming direction `d`,
+    and its scale `s`, it returns `(b, s)` for the outgoing direction, where `s` is what
+    `update` will return and `b` is inf unless every value `update` computes is finite and its
+    slots stay below `limit` in magnitude; and it proposes the slots' new bounds in
+    `state.next_bounds`, from `state.bounds`. The default returns inf. Without a proof the
+    optimizer computes the step aside and checks the weights and the slots named by
+    `checked_slots` (None: every slot); a link may leave out a slot whose non-finite values
+    always show in its direction (Adam's `m`, over a finite denominator), but not `v`, which
+    only divides.
 
     Example (a link that flips the direction's sign, stateless):
         >>> class Negate(Transform):
@@ -139,6 +180,11 @@ class Transform(ABC):
         with the step (None: this link adds none)."""
         return None
 
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        """A bound on the outgoing direction's magnitude, or inf, and its scale (see the class)."""
+        return math.inf, s
+
     @abstractmethod
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
@@ -151,6 +197,14 @@ class Transform(ABC):
 def _times(s: Any, x: Any) -> Any:
     """`s * x`, where None stands for 1 (so nothing is computed in the common case)."""
     return x if s is None else s * x
+
+
+def _lowest(eps: Any, state: VariableState) -> float:
+    """A lower bound on `eps` as the variable's dtype rounds it (its smallest member, which may
+    underflow to 0); 0.0 when that may be 0, or when the cast may overflow."""
+    e = float(np.min(eps)) if isinstance(eps, np.ndarray) else eps
+    low = e / state.limits.slack - state.limits.tiny
+    return low if low > 0.0 and e < state.limits.state else 0.0
 
 
 class ScaleByAdam(Transform):
@@ -184,8 +238,27 @@ class ScaleByAdam(Transform):
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         b1, b2 = hp["beta_1"], hp["beta_2"]
         bc1, root_bc2 = 1 - b1**t, sqrt(1 - b2**t)
-        return {"b1": b1, "a1": 1 - b1, "b2": b2, "r2": sqrt(1 - b2),
-                "eps": hp["epsilon"] * root_bc2, "scale": root_bc2 / bc1}
+        a1, r2 = 1 - b1, sqrt(1 - b2)
+        tops = (b1, a1, b2, r2)  # for `bound`: one magnitude per coefficient
+        if isinstance(b1, np.ndarray) or isinstance(b2, np.ndarray):
+            tops = (magnitude(b1), magnitude(a1), magnitude(b2), magnitude(r2))
+        return {"b1": b1, "a1": a1, "b2": b2, "r2": r2, "eps": hp["epsilon"] * root_bc2,
+                "scale": root_bc2 / bc1, "tops": tops}
+
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        b1, a1, b2, r2 = c["tops"]
+        if s is not None:
+            b *= magnitude(s)
+        old, new = state.bounds, state.next_bounds
+        v = new["v"] = b2 * old["v"] + (r2 * b) * (r2 * b)
+        if self.amsgrad:
+            new["v_max"] = max(old["v_max"], v)
+        m = new["m"] = b1 * old["m"] + a1 * b
+        eps = _lowest(c["eps"], state)
+        if v < limit and m < limit and eps > 0.0:
+            return m / eps, c["scale"]  # |m| / (sqrt(v) + eps)
+        return math.inf, c["scale"]
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
@@ -228,6 +301,13 @@ class ScaleByRms(Transform):
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         return {"rho": hp["rho"], "r": sqrt(1 - hp["rho"]), "eps": hp["epsilon"]}
 
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        rb = magnitude(c["r"]) * (b if s is None else magnitude(s) * b)
+        v = state.next_bounds["v"] = magnitude(c["rho"]) * state.bounds["v"] + rb * rb
+        eps = _lowest(c["eps"], state)
+        return (b / eps if v < limit and eps > 0.0 else math.inf), s
+
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
         v = state.new_slot("v")
@@ -263,6 +343,16 @@ class Trace(Transform):
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         mu = hp["momentum"]
         return {"mu": mu, "off": not isinstance(mu, np.ndarray) and mu == 0.0}
+
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        if c["off"]:
+            return b, s
+        mu, sb = magnitude(c["mu"]), b if s is None else magnitude(s) * b
+        momentum = state.next_bounds["momentum"] = mu * state.bounds["momentum"] + sb
+        if not momentum < limit:
+            return math.inf, None
+        return (sb + mu * momentum if self.nesterov else momentum), None
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
@@ -304,6 +394,10 @@ class DecoupledWeightDecay(Transform):
     def decay(self, c: dict[str, Any]) -> Any:
         wd = c["wd"]
         return None if not isinstance(wd, np.ndarray) and wd == 0.0 else wd
+
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        return b, s  # the decay's own term is the optimizer's to bound
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:

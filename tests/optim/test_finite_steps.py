@@ -147,7 +147,7 @@ def test_a_step_that_fails_midway_leaves_the_state_as_it_was():
     opt = SGD(np.array([0.1, 0.2]), momentum=0.5)
     opt.apply_gradients([(np.ones((2, 2)), b)])
     momentum = slots(opt)["slots/0/momentum"]
-    with pytest.raises(ValueError, match="'a' has shape"):  # after b's new momentum is computed
+    with pytest.raises(ValueError, match="'a' has shape"):  # a comes after b
         opt.apply_gradients([(np.full((2, 2), 7.0), b),
                              (np.ones(3), Variable(np.ones(3), name="a"))])
     opt.momentum = 0.0  # momentum off: the buffer is left as it is

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from optim.transforms import ScaleByRms, Trace
@@ -221,3 +223,51 @@ def test_extreme_valid_hyperparameters_keep_everything_finite_or_refuse(opt, hp,
             g[:] = 0  # a zero gradient: 0 / (0 + epsilon)
         if step(optimizer, [(g, w)], "w") is None:
             break
+
+
+# -- the proof that skips the check, against the check ---------------------------------------------
+
+def _guarded(opt: Optimizer) -> Optimizer:
+    """`opt` with its proof switched off: every step computed aside and checked."""
+    opt._finite_for_sure = lambda *args: False  # type: ignore[method-assign]
+    return opt
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(opt=st.sampled_from(sorted(OPTIMIZERS)), dtype=st.sampled_from([F32, F64]),
+       lr=st.sampled_from([0.0, 1e-3, 0.5, 1e10, 1e30]),
+       epsilon=st.sampled_from([1e-300, 1e-40, 1e-8, 1.0]),
+       beta=st.sampled_from([0.0, 0.5, 0.9, 0.999, 1 - 1e-12]),
+       scales=st.lists(st.sampled_from([0.0, 1e-45, 1e-8, 1.0, 1e10, 1e19, 1e30, 1e38]),
+                       min_size=4, max_size=4),
+       clipnorm=st.sampled_from([None, 1e-30, 1.0]), decay=st.sampled_from([0.0, 0.5, 1e10]),
+       weights=st.sampled_from([1.0, 1e19, 1e37]), stacked=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_steps_taken_on_the_proof_equal_checked_steps_and_stay_finite(
+        opt, dtype, lr, epsilon, beta, scales, clipnorm, decay, weights, stacked, seed):
+    names = hyperparameter_names(opt)
+    kw = {n: v for n, v in (("epsilon", epsilon), ("beta_2", beta), ("rho", beta),
+                            ("momentum", beta), ("weight_decay", decay)) if n in names}
+    kw["clipnorm"] = clipnorm
+    if stacked:  # K members, one learning rate each, each left out on its own
+        kw.update(learning_rate=np.array([lr, lr / 2, lr * 2]), per_member_nonfinite=True)
+    else:
+        kw.update(learning_rate=lr)
+    fast, slow = make(opt, **kw), _guarded(make(opt, **kw))
+    rng = np.random.default_rng(seed)
+    shape = (K, 2) if stacked else (6,)
+    w_fast = Variable((rng.standard_normal(shape) * weights).astype(dtype), name="w")
+    w_slow = Variable(w_fast.numpy(), name="w")
+    for scale in scales:
+        with np.errstate(over="ignore"):
+            g = (rng.standard_normal(shape) * scale).astype(dtype)
+        if not np.isfinite(g).all():
+            continue
+        fast_result = step(fast, [(g, w_fast)], "w")
+        slow_result = step(slow, [(g, w_slow)], "w")
+        assert (fast_result is None) == (slow_result is None)
+        if stacked:
+            np.testing.assert_array_equal(fast_result, slow_result)
+        np.testing.assert_array_equal(w_fast.numpy(), w_slow.numpy())
+        for key, value in fast.state_dict().items():
+            np.testing.assert_array_equal(value, slow.state_dict()[key])
