@@ -255,10 +255,16 @@ class Optimizer:
         decays = [lam for link, c in links if (lam := link.decay(c)) is not None]
         factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
         step = (lr, links, decays)
-        if held is None and self._finite_for_sure(bounds, factors, states, step):
+        if self._finite_for_sure(bounds, factors, states, step):
             for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
-                state.var.assign_sub(self._delta(g, s, fit, state, step))  # slots in place
-                state.take_bounds(state.limits.slack)
+                kept = None if held is None else [arr[held] for arr in state.slots.values()]
+                delta = self._delta(g, s, fit, state, step)  # the slots are updated in place
+                if kept is not None:  # members sitting this step out keep theirs
+                    for arr, rows in zip(state.slots.values(), kept, strict=True):
+                        arr[held] = rows
+                    delta[held] = 0
+                state.var.assign_sub(delta)
+                state.take_bounds(keep=held is not None)
             self._iterations = t
             return True if update is None else update
         # Not provably finite: compute the step aside, check it, then commit it or nothing.
@@ -332,10 +338,11 @@ class Optimizer:
                 b, s = link.bound(b, s, c, state, limits.state)
                 if not b < limits.state:  # each direction, not only the last, must be finite
                     return False
-            rate = magnitude(lr if s is None else lr * s)
+            # The multipliers are rounded up as the dtype may round them (see `Limits`).
+            rate = magnitude(lr if s is None else lr * s) * limits.slack + limits.tiny
             size = b * rate  # of the step; NaN (inf * 0) fails the test below
             for lam in decays:  # with lr * lam <= 1, it only shrinks a finite weight
-                shrink = magnitude(lr * lam)
+                shrink = magnitude(lr * lam) * limits.slack + limits.tiny
                 if shrink > 1.0:
                     size += (shrink * largest(np.asarray(state.var)) if shrink < limits.state
                              else math.inf)

@@ -58,8 +58,8 @@ class VariableState:
         >>> st.slots["m"]
         array([0., 0.])
         >>> st.commit()
-        >>> st.slots["m"], st.bounds
-        (array([5., 5.]), {'m': 5.0})
+        >>> st.slots["m"], st.bounds["m"] >= 5.0
+        (array([5., 5.]), True)
     """
 
     __slots__ = ("var", "limits", "slots", "bounds", "next_bounds", "aside", "pending",
@@ -118,12 +118,14 @@ class VariableState:
             slots[name], spare[name] = new, old
         self.load(slots)
 
-    def take_bounds(self, grow: float) -> None:
-        """After a step computed in place: the proposed bounds, times `grow` (the slack for the
-        rounding of the dtype the slots were computed in), become the bounds."""
-        bounds = self.bounds
+    def take_bounds(self, keep: bool = False) -> None:
+        """After a step computed in place: the proposed bounds, with room for the rounding of
+        the operations that computed the slots, become the bounds; with `keep` (some rows kept
+        their old values), only where they are larger."""
+        bounds, grow, tiny = self.bounds, self.limits.slack, 4 * self.limits.tiny
         for name, b in self.next_bounds.items():
-            bounds[name] = b * grow
+            b = b * grow + tiny  # rounded as relative, or absolute below normal numbers
+            bounds[name] = max(b, bounds[name]) if keep else b
         self.next_bounds.clear()
 
     def discard(self) -> None:
@@ -135,7 +137,8 @@ class VariableState:
         """Take `slots` (arrays of the variable's shape and dtype) as the slots, with bounds
         measured from them; forget anything pending."""
         self.slots = dict(slots)
-        self.bounds = {name: largest(arr) for name, arr in self.slots.items()}
+        slack, tiny = self.limits.slack, self.limits.tiny  # `largest` rounds in the dtype
+        self.bounds = {name: largest(arr) * slack + tiny for name, arr in self.slots.items()}
         self.discard()
 
 
@@ -247,14 +250,17 @@ class ScaleByAdam(Transform):
 
     def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
               limit: float) -> tuple[float, Any]:
+        # Every coefficient is rounded up as the dtype may round it (relative, or absolute
+        # below its smallest normal number); see `Limits`.
+        slack, tiny = state.limits.slack, state.limits.tiny
         b1, a1, b2, r2 = c["tops"]
-        if s is not None:
-            b *= magnitude(s)
+        sm = 1.0 if s is None else magnitude(s)
         old, new = state.bounds, state.next_bounds
-        v = new["v"] = b2 * old["v"] + (r2 * b) * (r2 * b)
+        rb = (sm * r2 * slack + tiny) * b
+        v = new["v"] = (b2 * slack + tiny) * old["v"] + rb * rb
         if self.amsgrad:
             new["v_max"] = max(old["v_max"], v)
-        m = new["m"] = b1 * old["m"] + a1 * b
+        m = new["m"] = (b1 * slack + tiny) * old["m"] + (sm * a1 * slack + tiny) * b
         eps = _lowest(c["eps"], state)
         if v < limit and m < limit and eps > 0.0:
             return m / eps, c["scale"]  # |m| / (sqrt(v) + eps)
@@ -303,8 +309,11 @@ class ScaleByRms(Transform):
 
     def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
               limit: float) -> tuple[float, Any]:
-        rb = magnitude(c["r"]) * (b if s is None else magnitude(s) * b)
-        v = state.next_bounds["v"] = magnitude(c["rho"]) * state.bounds["v"] + rb * rb
+        slack, tiny = state.limits.slack, state.limits.tiny  # coefficients rounded up
+        sm = 1.0 if s is None else magnitude(s)
+        rb = (sm * magnitude(c["r"]) * slack + tiny) * b
+        v = state.next_bounds["v"] = ((magnitude(c["rho"]) * slack + tiny) * state.bounds["v"]
+                                      + rb * rb)
         eps = _lowest(c["eps"], state)
         return (b / eps if v < limit and eps > 0.0 else math.inf), s
 
@@ -348,7 +357,9 @@ class Trace(Transform):
               limit: float) -> tuple[float, Any]:
         if c["off"]:
             return b, s
-        mu, sb = magnitude(c["mu"]), b if s is None else magnitude(s) * b
+        slack, tiny = state.limits.slack, state.limits.tiny  # coefficients rounded up
+        mu = magnitude(c["mu"]) * slack + tiny
+        sb = b if s is None else (magnitude(s) * slack + tiny) * b
         momentum = state.next_bounds["momentum"] = mu * state.bounds["momentum"] + sb
         if not momentum < limit:
             return math.inf, None

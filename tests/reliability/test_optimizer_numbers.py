@@ -263,11 +263,15 @@ def test_steps_taken_on_the_proof_equal_checked_steps_and_stay_finite(
             g = (rng.standard_normal(shape) * scale).astype(dtype)
         if not np.isfinite(g).all():
             continue
-        fast_result = step(fast, [(g, w_fast)], "w")
-        slow_result = step(slow, [(g, w_slow)], "w")
+        active = {"active": rng.random(K) < 0.7} if stacked else {}  # some members sit out
+        fast_result = step(fast, [(g, w_fast)], "w", **active)
+        slow_result = step(slow, [(g, w_slow)], "w", **active)
         assert (fast_result is None) == (slow_result is None)
         if stacked:
             np.testing.assert_array_equal(fast_result, slow_result)
         np.testing.assert_array_equal(w_fast.numpy(), w_slow.numpy())
         for key, value in fast.state_dict().items():
             np.testing.assert_array_equal(value, slow.state_dict()[key])
+        for state in fast._states:  # the bounds the proof carries hold
+            for name, arr in state.slots.items():
+                assert np.abs(arr).max() <= state.bounds[name], name
