@@ -1,9 +1,16 @@
 """`Optimizer`: a chain of update transforms with the TensorFlow-style API on top.
 
 `apply_gradients(zip(grads, vars))` and `minimize(loss_fn, var_list)`; a learning rate that is a
-number, K numbers (stacked models) or a schedule; clipping; a refusal to apply non-finite
-gradients; hyperparameters that can be changed between steps (re-validated); and a state dict
-of plain arrays and numbers for bit-for-bit resumption.
+number, K numbers (stacked models) or a schedule; clipping; steps that are all or nothing and
+never write a non-finite number; hyperparameters that can be changed between steps
+(re-validated); and a state dict of plain arrays and numbers for bit-for-bit resumption.
+
+How a step stays finite without costing a pass over the arrays: the optimizer carries an upper
+bound on each slot's magnitude from step to step; from them, the gradients' magnitudes (the
+one read-only pass the non-finite gradient check makes anyway) and the coefficients, each link
+bounds what it will compute (`Transform.bound`). When the bounds prove every slot and the step
+finite (always, in ordinary training), the step runs in place at full speed. Otherwise it is
+computed aside into spare buffers, checked, and committed whole or refused whole.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from optim.hyperparams import (
 from optim.transforms import Transform, VariableState
 from tape import Tape, Variable
 
+Step = tuple[Any, list, list]  # (learning rate, [(link, coefficients)], [decay rates])
+
 _BASE_HYPERPARAMETERS: dict[str, Check] = {
     "learning_rate": check_learning_rate, "clipnorm": check_norm, "global_clipnorm": check_norm,
 }
@@ -50,12 +59,17 @@ class Optimizer:
     (`opt.beta_1 = 0.95` is validated like at construction). Any hyperparameter may be a 1-D
     array of K values, one per model when K same-shaped models are stacked along the leading
     axis of every variable. `clipnorm` clips each gradient to that L2 norm, `global_clipnorm`
-    all of them jointly (set at most one). A NaN or infinite gradient raises
-    `FloatingPointError` and nothing is updated; with `skip_nonfinite=True` the step is skipped
-    with a warning instead (and `iterations` does not advance). For stacked models,
+    all of them jointly (set at most one).
+
+    No step writes a NaN or an infinity into a weight or a slot. A NaN or infinite gradient, or
+    a finite one whose step cannot be represented (a float32 gradient of 1e30 squared into
+    Adam's second moment, a learning rate of 1e30), raises `FloatingPointError` naming the
+    variables, and nothing is updated; with `skip_nonfinite=True` the step is skipped with a
+    warning instead (and `iterations` does not advance). For stacked models,
     `per_member_nonfinite=True` refuses per member instead: a member (a slice along the leading
-    axis) with a NaN/inf gradient gets no update and keeps its slots, the others step (see
-    `apply_gradients`' `active`; `nn.Population` switches it on).
+    axis) with a NaN/inf gradient or a step that would not be finite gets no update and keeps
+    its slots, the others step (see `apply_gradients`' `active`; `nn.Population` switches it
+    on). Weights change only through `Variable.assign_sub`.
 
     Example:
         >>> from tape import Variable
@@ -203,11 +217,11 @@ class Optimizer:
         gradients are skipped with one warning; all-`None` is a `ValueError`. Updates are
         writes through the Variables' `assign_sub`, never recorded by an active tape.
 
-        The step is all or nothing: it is computed aside, and refused, with nothing changed,
-        when a gradient is not finite or when it would turn a finite weight, or the optimizer's
-        state, non-finite (say, a float32 gradient of 1e30 whose square overflows Adam's
-        second moment). A refusal is a `FloatingPointError` naming the variables, or a skipped
-        step with a warning under `skip_nonfinite`.
+        The step is all or nothing: it is refused, with nothing changed, when a gradient is
+        not finite or when it would turn a finite weight, or the optimizer's state, non-finite
+        (say, a float32 gradient of 1e30 whose square overflows Adam's second moment). A
+        refusal is a `FloatingPointError` naming the variables, or a skipped step with a
+        warning under `skip_nonfinite`.
 
         Stacked models (K members along every variable's leading axis): `active`, a (K,)
         boolean mask, updates only those members; with `per_member_nonfinite`, members with a
@@ -254,23 +268,39 @@ class Optimizer:
         links = [(link, link.coefficients(hp, t)) for link in self._transforms]
         decays = [lam for link, c in links if (lam := link.decay(c)) is not None]
         factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
-        step = (lr, links, decays)
+        step: Step = (lr, links, decays)
         if self._finite_for_sure(bounds, factors, states, step):
-            for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
-                kept = None if held is None else [arr[held] for arr in state.slots.values()]
-                delta = self._delta(g, s, fit, state, step)  # the slots are updated in place
-                if kept is not None:  # members sitting this step out keep theirs
-                    for arr, rows in zip(state.slots.values(), kept, strict=True):
-                        arr[held] = rows
-                    delta[held] = 0
-                state.var.assign_sub(delta)
-                state.take_bounds(keep=held is not None)
-            self._iterations = t
-            return True if update is None else update
-        # Not provably finite: compute the step aside, check it, then commit it or nothing.
-        # Overflow is found below and reported once, naming the variables (or members left out).
-        deltas, stepped = [], False
+            self._step_in_place(grads, factors, fits, states, step, held)
+        else:
+            stepped, update = self._step_aside(grads, factors, fits, states, step, update, known)
+            if not stepped:
+                return update
+        self._iterations = t
+        return True if update is None else update
+
+    def _step_in_place(self, grads: list[np.ndarray], factors: list[Any], fits: list[Any],
+                       states: list[VariableState], step: Step, held: Any) -> None:
+        """The step that `_finite_for_sure` proved finite, its slots updated in place."""
+        for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
+            kept = None if held is None else [arr[held] for arr in state.slots.values()]
+            delta = self._delta(g, s, fit, state, step)
+            if kept is not None:  # members sitting this step out keep theirs
+                for arr, rows in zip(state.slots.values(), kept, strict=True):
+                    arr[held] = rows
+                delta[held] = 0
+            state.var.assign_sub(delta)
+            state.take_bounds(keep=held is not None)
+
+    def _step_aside(self, grads: list[np.ndarray], factors: list[Any], fits: list[Any],
+                    states: list[VariableState], step: Step, update: Any,
+                    known: int) -> tuple[bool, Any]:
+        """A step not proved finite: computed aside, checked, then committed whole, refused
+        whole (`_refuse`), or for stacked models without the members whose step is not finite.
+        Returns whether anything stepped, and the result for `apply_gradients`. Variables first
+        seen (from position `known` on) are forgotten again if nothing stepped."""
+        deltas, held, stepped = [], None, False
         try:
+            # Overflow is found below and reported once, naming the variables or members.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
                     state.aside = True
@@ -280,23 +310,24 @@ class Optimizer:
                                  for st, delta in zip(states, deltas)
                                  if (parts := self._nonfinite_parts(st, delta))]
                 else:
-                    bad_members = self._nonfinite_members(states, deltas, len(update)) & update
+                    bad_members = self._nonfinite_members(states, deltas, len(update))
             if update is None:
                 if bad_steps:
-                    return self._refuse(f"finite gradients would make {', '.join(bad_steps)} "
-                                        f"non-finite", "raise epsilon, clip gradients "
-                                        "(clipnorm=...)")
-            elif bad_members.any():
-                update = self._leave_out(bad_members, update)
+                    return False, self._refuse(
+                        f"finite gradients would make {', '.join(bad_steps)} non-finite",
+                        "raise epsilon, clip gradients (clipnorm=...)")
+            else:
+                update = self._leave_out(bad_members & update, update)
                 if not update.any():
-                    return update
-                held = ~update
+                    return False, update
+                held = None if update.all() else ~update
             for state, delta in zip(states, deltas, strict=True):
                 state.commit(held)
                 if held is not None:
                     delta[held] = 0
                 state.var.assign_sub(delta)
             stepped = True
+            return True, update
         finally:
             for state in states:  # after a commit, a refusal or an error alike
                 state.discard()
@@ -305,11 +336,9 @@ class Optimizer:
                 for var in self._variables[known:]:
                     del self._positions[id(var)]
                 del self._variables[known:], self._states[known:]
-        self._iterations = t
-        return True if update is None else update
 
     def _delta(self, g: np.ndarray, s: Any, fit: Callable[[Any], Any], state: VariableState,
-               step: tuple[Any, list, list]) -> np.ndarray:
+               step: Step) -> np.ndarray:
         """One variable's step `w - w_new` (in a scratch buffer), its new slot values written
         through `state.new_slot`: in place, or aside (see `VariableState`)."""
         lr, links, decays = step
@@ -325,7 +354,7 @@ class Optimizer:
         return delta
 
     def _finite_for_sure(self, bounds: list[float], factors: list[Any],
-                         states: list[VariableState], step: tuple[Any, list, list]) -> bool:
+                         states: list[VariableState], step: Step) -> bool:
         """Whether this step provably leaves every weight and slot finite, from bounds on the
         magnitudes of the gradients (`bounds`), the slots and the coefficients (`Transform.bound`):
         a few scalar operations instead of a check afterwards, which would need the step
@@ -352,6 +381,8 @@ class Optimizer:
 
     def _leave_out(self, bad: np.ndarray, update: np.ndarray) -> np.ndarray:
         """`update` without the members `bad`, whose step would not be finite (or raise)."""
+        if not bad.any():
+            return update
         if not self.per_member_nonfinite:
             raise FloatingPointError(
                 f"finite gradients would make members {np.flatnonzero(bad)} non-finite (weights "
