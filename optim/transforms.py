@@ -8,10 +8,11 @@ place on preallocated buffers (no temporaries in the steady state), and a direct
 model) or None (1). Deferring the scalar keeps a gradient clipping factor or a bias correction
 from costing a pass over the array: a link folds it into a coefficient it multiplies by anyway.
 
-A link never writes into the incoming `d` (it may be the caller's gradient array), nor into its
-slots or the weights: it writes a slot's new value into `state.new_slot(name)`, and the optimizer
-commits the new slots and weights only after checking that the whole step is finite (so a
-refused step leaves everything as it was, without copying anything).
+A link never writes into the incoming `d` (it may be the caller's gradient array) nor into the
+weights, and it writes a slot's new value into `state.new_slot(name)`: the slot itself when the
+optimizer has proved the step finite (`Transform.bound`), else a spare buffer that becomes the
+slot only once the whole step is checked finite (so a refused step leaves everything as it was,
+without copying anything).
 
 Example (AdamW is Adam followed by one more link):
     >>> from optim.optimizer import Optimizer
