@@ -211,6 +211,22 @@ def _lowest(eps: Any, state: VariableState) -> float:
     return low if low > 0.0 and e < state.limits.state else 0.0
 
 
+def _moments(d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
+             state: VariableState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adam's moment updates `m = b1 m + a1 s d` and `v = b2 v + (r2 s d)^2` into this step's
+    slot buffers; returns `(m, v, u)`, `u` a scratch buffer free for the caller."""
+    m, v = state.new_slot("m"), state.new_slot("v")
+    u = state.free_buffer(d)
+    np.multiply(d, fit(_times(s, c["a1"])), out=u)
+    np.multiply(state.slots["m"], fit(c["b1"]), out=m)
+    np.add(m, u, out=m)
+    np.multiply(d, fit(_times(s, c["r2"])), out=u)
+    np.square(u, out=u)
+    np.multiply(state.slots["v"], fit(c["b2"]), out=v)
+    np.add(v, u, out=v)
+    return m, v, u
+
+
 class ScaleByAdam(Transform):
     """Adam's direction: bias-corrected first moment over the root of the second moment.
 
@@ -269,15 +285,7 @@ class ScaleByAdam(Transform):
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        m, v = state.new_slot("m"), state.new_slot("v")
-        u = state.free_buffer(d)
-        np.multiply(d, fit(_times(s, c["a1"])), out=u)
-        np.multiply(state.slots["m"], fit(c["b1"]), out=m)
-        np.add(m, u, out=m)
-        np.multiply(d, fit(_times(s, c["r2"])), out=u)
-        np.square(u, out=u)
-        np.multiply(state.slots["v"], fit(c["b2"]), out=v)
-        np.add(v, u, out=v)
+        m, v, u = _moments(d, s, c, fit, state)
         if self.amsgrad:
             v = np.maximum(state.slots["v_max"], v, out=state.new_slot("v_max"))
         np.sqrt(v, out=u)
@@ -436,12 +444,11 @@ class ScaleByAdagrad(Transform):
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        total = state.slots["sum"]
+        total = state.new_slot("sum")
         u = state.free_buffer(d)
-        np.multiply(d, d, out=u)
-        if s is not None:
-            np.multiply(u, fit(_squared(s)), out=u)
-        np.add(total, u, out=total)
+        np.multiply(d, fit(_times(s, 1.0)), out=u)
+        np.square(u, out=u)
+        np.add(state.slots["sum"], u, out=total)
         np.sqrt(total, out=u)
         np.add(u, fit(c["eps"]), out=u)
         np.divide(d, u, out=u)
@@ -465,27 +472,20 @@ class ScaleByNadam(Transform):
     """
 
     slots = ("m", "v")
+    checked_slots = ("v",)  # m shows in the direction, as in ScaleByAdam
     hyperparameters = {"beta_1": (check_beta, 0.9), "beta_2": (check_beta, 0.999),
                        "epsilon": (check_epsilon, 1e-8)}
 
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         b1, b2 = hp["beta_1"], hp["beta_2"]
         root_bc2 = sqrt(1 - b2**t)
-        return {"b1": b1, "a1": 1 - b1, "b2": b2, "a2": 1 - b2,
+        return {"b1": b1, "a1": 1 - b1, "b2": b2, "r2": sqrt(1 - b2),
                 "cm": b1 / (1 - b1 ** (t + 1)), "cg": (1 - b1) / (1 - b1**t),
                 "eps": hp["epsilon"] * root_bc2, "scale": root_bc2}
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        m, v = state.slots["m"], state.slots["v"]
-        u = state.free_buffer(d)
-        np.multiply(d, fit(_times(s, c["a1"])), out=u)
-        np.multiply(m, fit(c["b1"]), out=m)
-        np.add(m, u, out=m)
-        np.multiply(d, d, out=u)
-        np.multiply(u, fit(_times(_squared(s), c["a2"])), out=u)
-        np.multiply(v, fit(c["b2"]), out=v)
-        np.add(v, u, out=v)
+        m, v, u = _moments(d, s, c, fit, state)
         w = state.free_buffer(d, u)
         np.multiply(d, fit(_times(s, c["cg"])), out=u)
         np.multiply(m, fit(c["cm"]), out=w)

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from optim import SGD, Adam, AdamW, RMSprop
+from optim import SGD, Adam, AdamW, Nadam, RMSprop
 from tape import Variable
 
 F32, F64 = np.float32, np.float64
@@ -35,6 +35,7 @@ FITTING_MAKERS = [
     ("amsgrad", lambda: Adam(0.1, amsgrad=True)),
     ("adamw", lambda: AdamW(0.1, weight_decay=0.1)),
     ("rmsprop", lambda: RMSprop(0.1, rho=0.999)),
+    ("nadam", lambda: Nadam(0.1)),
 ]
 
 

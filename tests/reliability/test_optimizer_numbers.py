@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from optim import SGD, Adagrad, Adam, AdamW, Nadam, Optimizer, RMSprop
 from optim.transforms import ScaleByRms, Trace
 from tape import Variable
 
@@ -36,6 +36,8 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
     "adam": lambda lr=0.1, **kw: Adam(lr, **kw),
     "amsgrad": lambda lr=0.1, **kw: Adam(lr, amsgrad=True, **kw),
     "adamw": lambda lr=0.1, **kw: AdamW(lr, **{"weight_decay": 0.1, **kw}),
+    "adagrad": lambda lr=0.1, **kw: Adagrad(lr, **kw),
+    "nadam": lambda lr=0.1, **kw: Nadam(lr, **kw),
 }
 
 
