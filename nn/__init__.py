@@ -11,7 +11,7 @@ Example:
     True
 """
 
-from nn import datasets, initializers, metrics
+from nn import datasets, initializers, metrics, regularizers
 from nn.activations import (
     Activation,
     LeakyReLU,
@@ -59,4 +59,4 @@ __all__ = [
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "tanh",
     "train_step",
 ]
-__all__ += ["LayerNorm", "layer_norm"]
+__all__ += ["LayerNorm", "layer_norm", "regularizers"]

@@ -116,6 +116,7 @@ def _hooks(callbacks: Iterable[Any]) -> list[Callback]:
 def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimizer: Any,
                variables: list[Variable] | None = None) -> tuple[float | np.ndarray, Any]:
     """One step: forward (`training=True`) and loss on a tape, gradients, `apply_gradients`.
+    The loss includes the model's `regularization_losses()` (weight penalties), as Keras'.
 
     Returns `(loss value, model outputs)`. A NaN or infinite loss raises `FloatingPointError`
     before any variable changes. For an `nn.Population` this is `Population.train_step` (one
@@ -132,6 +133,8 @@ def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimize
     with Tape() as t:
         outputs = model(x, training=True)
         value = loss(outputs, y)
+        for penalty in model.regularization_losses():  # weight penalties (Keras' model.losses)
+            value = value + penalty
     if np.ndim(value) != 0:
         raise ValueError(f"the loss must be a scalar (use reduction='mean'); got shape "
                          f"{np.shape(value)}")
