@@ -89,17 +89,46 @@ def normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
     return xhat, mean, var, rstd
 
 
+def scale_shift(xhat: Any, gamma: Any, beta: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    """`x_hat * gamma + beta` (either None: left out), the per-feature `gamma`/`beta` with unit
+    length on `axes`; `x_hat` itself when both are None.
+
+    Example:
+        >>> scale_shift(np.ones((2, 3)), np.arange(3.0), None, np.ones((2, 3)), (0,))[0]
+        array([0., 1., 2.])
+    """
+    if gamma is None:
+        return xhat if beta is None else xhat + per_feature(beta, x, axes)
+    y = xhat * per_feature(gamma, x, axes)
+    if beta is not None:
+        y += per_feature(beta, x, axes)
+    return y
+
+
+def scale_shift_tangent(out: Any, xhat: Any, tgamma: Any, tbeta: Any, x: Any,
+                        axes: tuple[int, ...]) -> Any:
+    """`out + tgamma * x_hat + tbeta`, leaving out the None terms: the tangent that the
+    per-feature parameters (unit length on `axes`) add to a normalization's output.
+
+    Example:
+        >>> scale_shift_tangent(None, np.ones((2, 3)), None, np.arange(3.0), np.ones((2, 3)),
+        ...                     (0,)).shape
+        (3,)
+    """
+    if tgamma is not None:
+        term = xhat * per_feature(tgamma, x, axes)
+        out = term if out is None else out + term
+    if tbeta is not None:
+        term = per_feature(tbeta, x, axes)
+        out = term if out is None else out + term
+    return out
+
+
 def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float
              ) -> tuple[Any, tuple[Any, ...]]:
     """(y, residuals): the residuals are (x_hat, batch mean, batch variance, 1/std)."""
-    xhat, mean, var, rstd = normalize(x, axes, epsilon)
-    if gamma is None:
-        y = xhat if beta is None else xhat + per_feature(beta, x, axes)
-    else:
-        y = xhat * per_feature(gamma, x, axes)
-        if beta is not None:
-            y += per_feature(beta, x, axes)
-    return y, (xhat, mean, var, rstd)
+    residuals = normalize(x, axes, epsilon)
+    return scale_shift(residuals[0], gamma, beta, x, axes), residuals
 
 
 def batch_norm_vjp(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | None, x: Any,
@@ -161,13 +190,7 @@ def batch_norm_jvp(tangents: list[Any], ans: Any, residuals: tuple[Any, ...] | N
         n = _count(x, axes)
         scale = rstd if gamma is None else per_feature(gamma, x, axes) * rstd
         out = (tx - _sum(tx, axes) / n - xhat * (_dot(tx, xhat, axes) / n)) * scale
-    if tgamma is not None:
-        term = xhat * per_feature(tgamma, x, axes)
-        out = term if out is None else out + term
-    if tbeta is not None:
-        term = per_feature(tbeta, x, axes)
-        out = term if out is None else out + term
-    return out
+    return scale_shift_tangent(out, xhat, tgamma, tbeta, x, axes)
 
 
 _batch_norm_p = tape.Primitive("nn.batch_norm", _forward, residuals=True

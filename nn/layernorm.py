@@ -15,7 +15,15 @@ import numpy as np
 
 import tape
 from nn import initializers
-from nn.batchnorm import batch_norm_jvp, batch_norm_vjp, feature_axes, normalize, per_feature
+from nn.batchnorm import (
+    batch_norm_jvp,
+    batch_norm_vjp,
+    feature_axes,
+    normalize,
+    per_feature,
+    scale_shift,
+    scale_shift_tangent,
+)
 from nn.module import Module, as_floating
 from tape import Tensor, Variable
 
@@ -30,15 +38,7 @@ def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: f
     """(y, residuals): the residuals are (x_hat, mean, variance, 1/std), keepdims over `axes`
     (the normalized feature axes)."""
     residuals = normalize(x, axes, epsilon)
-    xhat = residuals[0]
-    others = _others(x, axes)
-    if gamma is None:
-        y = xhat if beta is None else xhat + per_feature(beta, x, others)
-    else:
-        y = xhat * per_feature(gamma, x, others)
-        if beta is not None:
-            y += per_feature(beta, x, others)
-    return y, residuals
+    return scale_shift(residuals[0], gamma, beta, x, _others(x, axes)), residuals
 
 
 def _grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | None, x: Any,
@@ -69,7 +69,6 @@ def _jvp(tangents: list[Any], ans: Any, residuals: tuple[Any, ...] | None, x: An
     tx, tgamma, tbeta = tangents
     if residuals is None:  # tensors under an outer tape: recompute with recorded operations
         residuals = normalize(x, axes, epsilon)
-    xhat = residuals[0]
     others = _others(x, axes)
     out: Any = None
     if tx is not None:
@@ -77,13 +76,7 @@ def _jvp(tangents: list[Any], ans: Any, residuals: tuple[Any, ...] | None, x: An
                              epsilon=epsilon)
         if gamma is not None:
             out = out * per_feature(gamma, x, others)
-    if tgamma is not None:
-        term = xhat * per_feature(tgamma, x, others)
-        out = term if out is None else out + term
-    if tbeta is not None:
-        term = per_feature(tbeta, x, others)
-        out = term if out is None else out + term
-    return out
+    return scale_shift_tangent(out, residuals[0], tgamma, tbeta, x, others)
 
 
 _layer_norm_p = tape.Primitive("nn.layer_norm", _forward, residuals=True
