@@ -11,7 +11,7 @@ Example:
     True
 """
 
-from nn import datasets, initializers, metrics
+from nn import datasets, initializers, metrics, regularizers
 from nn.activations import (
     Activation,
     LeakyReLU,
@@ -37,6 +37,7 @@ from nn.data import MiniBatches, accuracy
 from nn.dropout import Dropout
 from nn.file_callbacks import CSVLogger, ModelCheckpoint
 from nn.history import History
+from nn.layernorm import LayerNorm, layer_norm
 from nn.layers import Dense, Sequential, seeded
 from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from nn.module import Module
@@ -58,3 +59,4 @@ __all__ = [
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "tanh",
     "train_step",
 ]
+__all__ += ["LayerNorm", "layer_norm", "regularizers"]
