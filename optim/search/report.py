@@ -14,10 +14,15 @@ from typing import IO, Any
 
 from tape.io import atomic_write
 
-__all__ = ["trials_table", "to_csv_text", "Progress", "atomic_write"]
+__all__ = ["trials_table", "to_csv_text", "Progress", "atomic_write", "short"]
 
 
-def _short(x: Any) -> str:
+def short(x: Any) -> str:
+    """A table cell: floats to 6 significant digits, ``None`` empty.
+
+    >>> short(1 / 3), short(None), short(7)
+    ('0.333333', '', '7')
+    """
     return "" if x is None else f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
@@ -44,7 +49,7 @@ def trials_table(trials: Sequence[Any], names: list[str], max_error: int = 60) -
     trial  status  value  lr    duration_s  error
     3      ok      0.25   0.01  0.000
     """
-    rows = _rows(trials, names, with_round=any(t.box is not None for t in trials), fmt=_short)
+    rows = _rows(trials, names, with_round=any(t.box is not None for t in trials), fmt=short)
     for r in rows[1:]:
         if len(r[-1]) > max_error:
             r[-1] = r[-1][: max_error - 3] + "..."

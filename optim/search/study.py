@@ -11,55 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from .report import atomic_write, to_csv_text, trials_table
+from .retest import RetestResult, retest
 from .spaces import Distribution
-
-if TYPE_CHECKING:
-    from .retest import RetestResult
+from .trials import Trial, TrialPruned
 
 __all__ = ["Trial", "Study", "TrialPruned"]
-
-Status = Literal["ok", "failed", "pruned"]
-
-
-class TrialPruned(Exception):
-    """Raise from an objective to stop a hopeless trial early; it is recorded as ``pruned``
-    with the last value it reported.
-
-    >>> def objective(params, report):
-    ...     for epoch in range(100):
-    ...         report(epoch, 1e9)
-    ...         raise TrialPruned("diverged")
-    """
-
-
-@dataclass
-class Trial:
-    """One evaluation of the objective.
-
-    ``value`` is ``None`` unless ``status == "ok"`` (or a pruned trial reported something).
-    ``intermediate`` holds the ``(step, value)`` pairs passed to ``report``; ``round`` and
-    ``box`` say which coarse-to-fine round drew it and from which box (unit coordinates of the
-    original space per numeric dimension, kept options per ``Choice``; ``None`` for plain
-    random search).
-
-    >>> Trial(0, {"x": 1.0}, 0.5, "ok").value
-    0.5
-    """
-
-    number: int
-    params: dict[str, Any]
-    value: float | None
-    status: Status
-    error: str | None = None
-    duration: float = 0.0
-    intermediate: list[tuple[int, float]] = field(default_factory=list)
-    round: int = 0
-    box: dict[str, Any] | None = None
-
 
 class Study:
     """The trials of one search, in trial-number order, and the best among them.
@@ -144,8 +103,6 @@ class Study:
         >>> s.retest(lambda p: p["x"] + p["seed"], top=1, seeds=[1, 2]).best.mean
         2.0
         """
-        from .retest import retest  # retest uses the runner, which imports this module
-
         return retest(self, objective, top=top, seeds=seeds, seed=seed, executor=executor)
 
     def to_csv(self, path: str | None = None) -> str:

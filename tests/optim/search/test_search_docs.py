@@ -10,7 +10,9 @@ import pytest
 
 MODULES = ["optim.search", "optim.search.spaces", "optim.search.codec", "optim.search.journal",
            "optim.search.storage", "optim.search.study", "optim.search.runner",
-           "optim.search.workers", "optim.search.report", "optim.search.retest"]
+           "optim.search.workers", "optim.search.report", "optim.search.retest",
+           "optim.search.trials", "optim.search.checks", "optim.search.execution",
+           "optim.search.population_objective", "optim.search.session", "optim.search.boxes"]
 
 
 @pytest.mark.parametrize("name", MODULES)
