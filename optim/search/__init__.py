@@ -15,6 +15,7 @@ parameters (and optionally a ``report(step, value)`` callback) and returning a n
 """
 
 from .plots import plot_learning_curves, plot_pairs
+from .pruners import MedianPruner, Pruner, SuccessiveHalvingPruner
 from .retest import RetestResult, RetestRow
 from .runner import PopulationObjective, coarse_to_fine, random_search
 from .spaces import (
@@ -36,4 +37,5 @@ __all__ = [
     "random_search", "coarse_to_fine", "PopulationObjective", "Study", "Trial", "TrialPruned",
     "load_study",
     "plot_pairs", "plot_learning_curves", "RetestResult", "RetestRow",
+    "Pruner", "MedianPruner", "SuccessiveHalvingPruner",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from .checks import Objective
@@ -62,8 +63,14 @@ def outcome(result: Any, curve: list[tuple[int, float]], duration: float) -> dic
     return {**out, "duration": duration, "intermediate": curve}
 
 
-def execute(objective: Objective, wants_report: bool, params: dict[str, Any]) -> dict[str, Any]:
-    """Run one trial (in a worker); returns the outcome fields of a ``Trial``.
+OnReport = Callable[[list[tuple[int, float]]], None]
+
+
+def execute(objective: Objective, wants_report: bool, params: dict[str, Any],
+            on_report: OnReport | None = None) -> dict[str, Any]:
+    """Run one trial (in a worker); returns the outcome fields of a ``Trial``. After each
+    ``report(step, value)``, ``on_report(curve)`` (if given) sees the curve so far and may
+    raise ``TrialPruned`` through ``report`` to stop the trial.
 
     >>> execute(lambda p, report: report(0, 1.0) or 2.0, True, {})["intermediate"]
     [(0, 1.0)]
@@ -72,6 +79,8 @@ def execute(objective: Objective, wants_report: bool, params: dict[str, Any]) ->
 
     def report(step: int, value: float) -> None:
         curve.append((int(step), float(value)))
+        if on_report is not None:
+            on_report(curve)
 
     start = time.perf_counter()
     try:
@@ -105,7 +114,8 @@ def execute_batch(objective: PopulationObjective, batch: list[dict[str, Any]]
 
 
 def execute_task(objective: Objective, wants_report: bool, batched: bool,
-                 batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                 batch: list[dict[str, Any]], on_report: OnReport | None = None
+                 ) -> list[dict[str, Any]]:
     """Run one task of a search: a batch of a ``PopulationObjective`` evaluated together
     (``batched``), else each trial of ``batch`` on its own.
 
@@ -114,4 +124,4 @@ def execute_task(objective: Objective, wants_report: bool, batched: bool,
     """
     if batched:
         return execute_batch(objective, batch)  # type: ignore[arg-type]
-    return [execute(objective, wants_report, params) for params in batch]
+    return [execute(objective, wants_report, params, on_report) for params in batch]

@@ -27,6 +27,7 @@ from typing import Any
 from .boxes import draw, full_box, next_box, restrict_space
 from .checks import Objective, check_int
 from .population_objective import PopulationObjective
+from .pruners import Pruner
 from .session import Session
 from .spaces import as_space
 from .study import Study
@@ -39,7 +40,8 @@ __all__ = ["random_search", "coarse_to_fine", "draw", "restrict_space", "Populat
 def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int, *, seed: int,
                   direction: str = "minimize", executor: Executor | None = None,
                   n_jobs: int = 1, storage: str | os.PathLike | None = None,
-                  progress: bool = True, population: int | None = None) -> Study:
+                  progress: bool = True, population: int | None = None,
+                  pruner: Pruner | None = None) -> Study:
     """Evaluate ``objective`` at ``n_trials`` random points of ``space``.
 
     ``objective(params)`` or ``objective(params, report)`` returns a number; ``report(step,
@@ -55,7 +57,10 @@ def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int,
     A search killed at any moment resumes at once: no worker process holds the storage's lock,
     and the workers of ``n_jobs > 1`` end with the calling process (``optim.search.workers``).
     With ``storage``, parameter values must be of the types a study file keeps (see
-    ``optim.search.codec``), else a ``TypeError`` comes before the first trial.
+    ``optim.search.codec``), else a ``TypeError`` comes before the first trial. ``pruner``
+    (``MedianPruner``, ``SuccessiveHalvingPruner``) stops trials whose reported curve is not
+    promising (``optim.search.pruners``); it needs the trials in this process (serially or on a
+    ``ThreadPoolExecutor``) and an objective that reports.
 
     >>> from optim.search import LogUniform
     >>> study = random_search(lambda p: (p["lr"] - 0.01) ** 2, {"lr": LogUniform(1e-4, 1)},
@@ -67,7 +72,7 @@ def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int,
     space = as_space(space)
     with Session(objective, space, {"search": "random_search"}, n_trials, seed=seed,
                   direction=direction, executor=executor, n_jobs=n_jobs, storage=storage,
-                  progress=progress, population=population) as session:
+                  progress=progress, population=population, pruner=pruner) as session:
         session.run(range(n_trials), space)
         return session.study
 
@@ -77,7 +82,7 @@ def coarse_to_fine(objective: Objective, space: Mapping[str, Any], *, rounds: in
                    direction: str = "minimize", executor: Executor | None = None,
                    n_jobs: int = 1, storage: str | os.PathLike | None = None,
                    progress: bool = True, padding: float = 0.1,
-                   population: int | None = None) -> Study:
+                   population: int | None = None, pruner: Pruner | None = None) -> Study:
     """Random search in ``rounds``, each zooming into the region of the best trials so far.
 
     After each round, the box (in each dimension's warped unit coordinates) around the best
@@ -107,7 +112,7 @@ def coarse_to_fine(objective: Objective, space: Mapping[str, Any], *, rounds: in
               "padding": float(padding)}
     with Session(objective, space, header, rounds * trials_per_round, seed=seed,
                   direction=direction, executor=executor, n_jobs=n_jobs, storage=storage,
-                  progress=progress, population=population) as session:
+                  progress=progress, population=population, pruner=pruner) as session:
         study = session.study
         box = full_box(space)
         for r in range(rounds):

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from typing import Any
 
 from .boxes import Box, draw
@@ -32,10 +33,12 @@ from .checks import (
 )
 from .execution import execute_task
 from .population_objective import PopulationObjective
+from .pruners import Pruner
 from .report import Progress
 from .spaces import Distribution, space_to_dict
 from .storage import TrialStore
 from .study import Study, Trial
+from .trials import TrialPruned
 from .workers import process_pool
 
 __all__ = ["Session"]
@@ -48,7 +51,7 @@ class Session:
     def __init__(self, objective: Objective, space: dict[str, Distribution], header: dict,
                  total: int, *, seed: int, direction: str, executor: Executor | None,
                  n_jobs: int, storage: str | os.PathLike | None, progress: bool,
-                 population: int | None = None) -> None:
+                 population: int | None = None, pruner: Pruner | None = None) -> None:
         check_objective(objective)
         check_choice("direction", direction, ("minimize", "maximize"))
         check_int("seed", seed, 0)
@@ -66,6 +69,11 @@ class Session:
         if n_jobs != 1 or isinstance(executor, ProcessPoolExecutor):
             check_picklable(objective)
         self.objective, self.wants_report = objective, wants_report(objective)
+        if pruner is not None:
+            self._check_pruner(pruner, executor, n_jobs)
+            header = {**header, "pruner": pruner.to_dict()}
+        self.pruner = pruner
+        self._lock = threading.Lock()  # worker threads read the study while trials are added
         seed = int(seed)
         self.store = None if storage is None else TrialStore(
             storage, {**header, "space": space_to_dict(space), "seed": seed,
@@ -100,7 +108,8 @@ class Session:
                 if i not in done}
         tasks = self._tasks(todo)
         call = functools.partial(execute_task, self.objective, self.wants_report,
-                                 self.population is not None)
+                                 self.population is not None,
+                                 on_report=None if self.pruner is None else self._judge)
 
         def record(task: list[int], outcomes: list[dict[str, Any]]) -> None:
             for i, outcome in zip(task, outcomes):
@@ -130,8 +139,44 @@ class Session:
         k = self.population
         return [g[j:j + k] for g in groups.values() for j in range(0, len(g), k)]
 
+    def _check_pruner(self, pruner: Any, executor: Executor | None, n_jobs: int) -> None:
+        if not isinstance(pruner, Pruner):
+            raise TypeError(f"pruner must be a Pruner (MedianPruner(...), "
+                            f"SuccessiveHalvingPruner(...)); got {pruner!r:.80}")
+        if self.population is not None:
+            raise ValueError(f"pruner= cannot be combined with population={self.population}: "
+                             "the members of a batch train together; run without population= "
+                             "to prune trials one by one")
+        if n_jobs != 1 or not (executor is None or isinstance(executor, ThreadPoolExecutor)):
+            raise ValueError(
+                f"pruner= needs the trials to run in this process (serially, or on a "
+                f"ThreadPoolExecutor): the pruner decides at each report from the study's "
+                f"finished trials, which worker processes do not see; got n_jobs={n_jobs}, "
+                f"executor={executor!r:.60}")
+        if not self.wants_report:
+            name = getattr(self.objective, "__qualname__", repr(self.objective))
+            raise ValueError(f"pruner= needs an objective that reports its learning curve, "
+                             f"objective(params, report) calling report(step, value); "
+                             f"{name!r} takes only params")
+
+    def _judge(self, curve: list[tuple[int, float]]) -> None:
+        """Ask the pruner about a running trial's curve; raise TrialPruned if it says stop."""
+        assert self.pruner is not None  # only passed to trials when there is one
+        with self._lock:
+            finished = self.study.trials
+        why = self.pruner.decide(curve, finished, self.study.direction)
+        if why is not None:
+            raise TrialPruned(f"pruned at step {curve[-1][0]}: {why}")
+
     def _record(self, trial: Trial) -> None:
-        self.study.add(trial)
+        if self.pruner is not None and trial.status == "ok" and not trial.intermediate:
+            raise ValueError(
+                f"trial {trial.number} ended without calling report(step, value), so "
+                f"pruner={self.pruner!r} could never stop it; report the learning curve "
+                "from the objective (e.g. the validation loss after each epoch) or run "
+                "without pruner=")
+        with self._lock:
+            self.study.add(trial)
         if self.store is not None:
             self.store.append(trial)
         if trial.status == "ok":

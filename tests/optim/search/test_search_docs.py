@@ -12,7 +12,8 @@ MODULES = ["optim.search", "optim.search.spaces", "optim.search.codec", "optim.s
            "optim.search.storage", "optim.search.study", "optim.search.runner",
            "optim.search.workers", "optim.search.report", "optim.search.retest",
            "optim.search.trials", "optim.search.checks", "optim.search.execution",
-           "optim.search.population_objective", "optim.search.session", "optim.search.boxes"]
+           "optim.search.population_objective", "optim.search.session",
+           "optim.search.boxes", "optim.search.pruners"]
 
 
 @pytest.mark.parametrize("name", MODULES)
