@@ -14,6 +14,7 @@ parameters (and optionally a ``report(step, value)`` callback) and returning a n
 ['beta', 'epochs', 'lr']
 """
 
+from .halving import hyperband
 from .plots import plot_learning_curves, plot_pairs
 from .pruners import MedianPruner, Pruner, SuccessiveHalvingPruner
 from .retest import RetestResult, RetestRow
@@ -37,5 +38,5 @@ __all__ = [
     "random_search", "coarse_to_fine", "PopulationObjective", "Study", "Trial", "TrialPruned",
     "load_study",
     "plot_pairs", "plot_learning_curves", "RetestResult", "RetestRow",
-    "Pruner", "MedianPruner", "SuccessiveHalvingPruner",
+    "Pruner", "MedianPruner", "SuccessiveHalvingPruner", "hyperband",
 ]

@@ -104,8 +104,14 @@ class Session:
             box: Box | None = None) -> None:
         """Run the trials ``numbers`` not already in the study, drawn from ``space``."""
         done = {t.number for t in self.study.trials}
-        todo = {i: draw(space, self.study.seed, i) for i in numbers  # type: ignore[arg-type]
-                if i not in done}
+        self.run_trials({i: draw(space, self.study.seed, i) for i in numbers  # type: ignore[arg-type]
+                         if i not in done}, round_, box)
+
+    def run_trials(self, todo: dict[int, dict[str, Any]], round_: int = 0,
+                   box: Box | None = None) -> None:
+        """Run the trials ``todo`` (number -> parameters) not already in the study."""
+        done = {t.number for t in self.study.trials}
+        todo = {i: p for i, p in todo.items() if i not in done}
         tasks = self._tasks(todo)
         call = functools.partial(execute_task, self.objective, self.wants_report,
                                  self.population is not None,
