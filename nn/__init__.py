@@ -30,12 +30,14 @@ from nn.activations import (
 from nn.babysitter import Babysitter, RunHistory
 from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
 from nn.callbacks import EarlyStopping, RestoreBest, TerminateOnNaN
+from nn.culling import CullResult, cull
 from nn.data import MiniBatches, accuracy
 from nn.file_callbacks import CSVLogger, ModelCheckpoint
 from nn.history import History
 from nn.layers import Dense, Sequential, seeded
 from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from nn.module import Module
+from nn.pbt import PBTResult, copy_member, population_based_training
 from nn.population import Population
 from nn.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
 from nn.saving import load_checkpoint, save_checkpoint
@@ -51,4 +53,5 @@ __all__ = [
     "fit", "initializers", "leaky_relu", "load_checkpoint", "log_softmax", "mean_squared_error",
     "metrics", "relu", "save_checkpoint", "seeded", "set_seed", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "tanh", "train_step",
+    "cull", "CullResult", "population_based_training", "PBTResult", "copy_member",
 ]
