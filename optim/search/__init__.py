@@ -15,7 +15,7 @@ parameters (and optionally a ``report(step, value)`` callback) and returning a n
 """
 
 from .halving import hyperband
-from .plots import plot_learning_curves, plot_pairs
+from .plots import plot_importance, plot_learning_curves, plot_pairs
 from .pruners import MedianPruner, Pruner, SuccessiveHalvingPruner
 from .retest import RetestResult, RetestRow
 from .runner import PopulationObjective, coarse_to_fine, random_search
@@ -39,4 +39,5 @@ __all__ = [
     "load_study",
     "plot_pairs", "plot_learning_curves", "RetestResult", "RetestRow",
     "Pruner", "MedianPruner", "SuccessiveHalvingPruner", "hyperband",
+    "plot_importance",
 ]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+from .importance import importance
 from .report import atomic_write, to_csv_text, trials_table
 from .retest import RetestResult, retest
 from .spaces import Distribution
@@ -104,6 +105,21 @@ class Study:
         2.0
         """
         return retest(self, objective, top=top, seeds=seeds, seed=seed, executor=executor)
+
+    def importance(self, *, n_trees: int = 64, seed: int = 0) -> dict[str, float]:
+        """The share of the objective's variance explained by each searched hyperparameter,
+        most important first (functional ANOVA on a random forest of the ``ok`` trials, in
+        each hyperparameter's own scale; see ``optim.search.importance``). Needs scikit-learn
+        (extra ``demo``); ``plot_importance`` draws it.
+
+        >>> from optim.search import LogUniform, Uniform, random_search
+        >>> study = random_search(lambda p: abs(p["lr"] - 0.01) + 0 * p["x"],
+        ...                       {"lr": LogUniform(1e-4, 1), "x": Uniform(0, 1)}, 40, seed=0,
+        ...                       progress=False)
+        >>> list(study.importance())
+        ['lr', 'x']
+        """
+        return importance(self.space, self.trials, n_trees=n_trees, seed=seed)
 
     def to_csv(self, path: str | None = None) -> str:
         """The trials as CSV text (trial order); also written atomically to ``path`` if given.

@@ -13,7 +13,8 @@ MODULES = ["optim.search", "optim.search.spaces", "optim.search.codec", "optim.s
            "optim.search.workers", "optim.search.report", "optim.search.retest",
            "optim.search.trials", "optim.search.checks", "optim.search.execution",
            "optim.search.population_objective", "optim.search.session",
-           "optim.search.boxes", "optim.search.pruners", "optim.search.halving"]
+           "optim.search.boxes", "optim.search.pruners", "optim.search.halving",
+           "optim.search.importance"]
 
 
 @pytest.mark.parametrize("name", MODULES)
