@@ -11,7 +11,7 @@ import numpy as np
 
 import tape
 from nn import activations, initializers, regularizers, seeding
-from nn.module import Module, as_floating
+from nn.module import Module, as_floating, remember_input
 from tape import Tensor, Variable
 
 _SEEDING = threading.local()  # .stack: [seed, layers seeded so far] per open `seeded` block
@@ -223,6 +223,8 @@ class Sequential(Module):
         self(np.zeros(shape, np.float32))
 
     def __call__(self, x: Any, training: bool = False) -> Any:
+        if not self.built:
+            remember_input(self, x)
         self.built = True  # each layer builds itself on its first input
         return self.call(x, training=training)
 

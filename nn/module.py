@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import weakref
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,25 @@ from tape import Tensor, Variable
 # The output shape of each module's last call, for `summary` (kept outside the modules, whose
 # attributes describe their structure).
 _OUTPUT_SHAPES: weakref.WeakKeyDictionary[Module, tuple[int, ...]] = weakref.WeakKeyDictionary()
+# The shape and dtype of the input each module was built on, for `input_signature`.
+_INPUTS: weakref.WeakKeyDictionary[Module, tuple[tuple[int, ...], np.dtype]] = (
+    weakref.WeakKeyDictionary())
+# The entry of a `save` file holding the model's input signature (JSON).
+INPUT_ENTRY = "__input__"
+
+
+def remember_input(module: Module, x: Any) -> None:
+    """Record the shape and dtype of `module`'s first input (what `input_signature` reports).
+
+    Example:
+        >>> import nn
+        >>> layer = nn.Dense(2); remember_input(layer, np.ones((4, 3)))
+        >>> layer.input_signature()
+        {'shape': [None, 3], 'dtype': 'float64'}
+    """
+    if module not in _INPUTS:
+        dtype = x.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+        _INPUTS[module] = (tuple(np.shape(x)), np.dtype(dtype))
 
 
 def _snake(name: str) -> str:
@@ -81,6 +101,7 @@ class Module:
 
     def __call__(self, x: Any, training: bool = False) -> Any:
         if not self.built:
+            remember_input(self, x)
             self.build(tuple(np.shape(x)))
             self.built = True
         out = self.call(x, training=training)
@@ -252,8 +273,80 @@ class Module:
         for name, v in own.items():
             v.assign(values[name])
 
+    def input_signature(self) -> dict[str, Any] | None:
+        """The shape (batch axis as None) and dtype of the input this module was built on, as
+        plain data (what `save` and `nn.save_checkpoint` store); None before the first call.
+
+        Example:
+            >>> import nn
+            >>> model = nn.Sequential([nn.Dense(2)])
+            >>> model.input_signature() is None
+            True
+            >>> _ = model(np.ones((5, 3), np.float32)); model.input_signature()
+            {'shape': [None, 3], 'dtype': 'float32'}
+        """
+        if self not in _INPUTS:
+            return None
+        shape, dtype = _INPUTS[self]
+        return {"shape": [None, *shape[1:]] if shape else [], "dtype": dtype.name}
+
+    def build_from_signature(self, signature: Mapping[str, Any], source: str = "") -> None:
+        """Build this module's variables by running it once, in inference mode (no running
+        statistics change, no dropout mask is drawn), on a batch of one example of zeros of
+        `signature` (from `input_signature`, read back from a file: a shape of non-negative
+        ints with None for the batch axis, and a numeric dtype). A malformed signature is a
+        `ValueError` naming `source`.
+
+        Example:
+            >>> import nn
+            >>> model = nn.Sequential([nn.Dense(4), nn.BatchNorm(), nn.Dense(2)])
+            >>> model.build_from_signature({"shape": [None, 3], "dtype": "float32"})
+            >>> model.count_params()
+            42
+        """
+        where = f"{source}: " if source else ""
+        try:
+            shape = tuple(1 if n is None else int(n) for n in signature["shape"])
+            dtype = np.dtype(str(signature["dtype"]))
+            ok = (dtype.kind in "biuf" and all(n >= 0 for n in shape)
+                  and all(n is None or type(n) is int for n in signature["shape"]))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{where}the stored input signature {dict(signature)!r} is not "
+                             f"{{'shape': [None, n_features, ...], 'dtype': <numeric dtype>}}; "
+                             f"build the model yourself (model.build((None, n_features)) or "
+                             f"call it on one batch) and load again")
+        self(np.zeros(shape, dtype), training=False)
+
+    def build_for_state(self, state: Mapping[str, Any], signature: Mapping[str, Any] | None,
+                        source: str) -> None:
+        """Before loading `state` (read from the file `source`): build this module from the
+        stored input `signature` if it has no variables yet; a `ValueError` says what to do
+        when it cannot (a file written without a signature, or before the model's first call).
+
+        Example:
+            >>> import nn
+            >>> model = nn.Sequential([nn.Dense(2)])
+            >>> model.build_for_state({"0/kernel": np.zeros((3, 2))}, None, "old.npz")
+            Traceback (most recent call last):
+            ValueError: sequential: the model has no variables yet, ...
+        """
+        if not state or self.variables:
+            return
+        if signature is None:
+            raise ValueError(f"{self.name}: the model has no variables yet, and {source!r} "
+                             f"does not record the input shape it was built with (saved "
+                             f"before its first call, or by an older version), so the "
+                             f"state cannot be loaded into it; build it first with the "
+                             f"input shape (model.build((None, n_features)), or call it on "
+                             f"one batch)")
+        self.build_from_signature(signature, repr(source))
+
     def save(self, path: str) -> None:
-        """Write `state_dict()` to the `.npz` file `path` atomically (temporary file + rename).
+        """Write `state_dict()` to the `.npz` file `path` atomically (temporary file + rename),
+        with the input signature (`input_signature`, entry `'__input__'`), so that `load`
+        can build a fresh model.
 
         Example:
             >>> import nn, os, tempfile
@@ -261,13 +354,34 @@ class Module:
             >>> path = os.path.join(tempfile.mkdtemp(), "dense.npz")
             >>> layer.save(path); layer.load(path)
         """
-        checkpoint.save_arrays(path, self.state_dict())
+        arrays = self.state_dict()
+        signature = self.input_signature()
+        if signature is not None:
+            arrays[INPUT_ENTRY] = np.asarray(json.dumps(signature))
+        checkpoint.save_arrays(path, arrays)
 
     def load(self, path: str) -> None:
-        """Load a file written by `save`; see `load_state_dict` for the checks. The file is
-        data only: a pickled object array in it is refused with a `ValueError` naming the file
-        and the entry, and never unpickled (`nn.checkpoint.load_arrays`)."""
-        self.load_state_dict(checkpoint.load_arrays(path))
+        """Load a file written by `save`; see `load_state_dict` for the checks. A model not
+        built yet (fresh, of the same architecture) is first built from the input signature
+        stored in the file (`build_for_state`); files without one load into built models. The
+        file is data only: a pickled object array in it is refused with a `ValueError` naming
+        the file and the entry, and never unpickled (`nn.checkpoint.load_arrays`).
+
+        Example:
+            >>> import nn, os, tempfile
+            >>> model = nn.Sequential([nn.Dense(4, seed=0), nn.ReLU(), nn.Dense(2, seed=1)])
+            >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+            >>> x = np.ones((1, 3)); _ = model(x); model.save(path)
+            >>> fresh = nn.Sequential([nn.Dense(4), nn.ReLU(), nn.Dense(2)])   # not built
+            >>> fresh.load(path)
+            >>> bool(np.all(fresh(x).numpy() == model(x).numpy()))
+            True
+        """
+        state = checkpoint.load_arrays(path)
+        signature = state.pop(INPUT_ENTRY, None)
+        self.build_for_state(state, None if signature is None else
+                             _signature(signature, str(path)), str(path))
+        self.load_state_dict(state)
 
     # -- description ----------------------------------------------------------------------
     def count_params(self) -> int:
@@ -365,6 +479,23 @@ def _shown_shape(m: Module) -> str:
         inner = m.submodules
         return _shown_shape(inner[-1]) if inner else "?"
     return str((None, *shape[1:])) if shape else "()"
+
+
+def _signature(entry: np.ndarray, source: str) -> dict[str, Any]:
+    """A stored input signature (a JSON string array) as a dict; a `ValueError` names `source`.
+
+    Example:
+        >>> _signature(np.asarray('{"shape": [null, 3], "dtype": "float32"}'), "m.npz")
+        {'shape': [None, 3], 'dtype': 'float32'}
+    """
+    try:
+        signature = json.loads(str(entry))
+    except ValueError:
+        signature = None
+    if not isinstance(signature, dict):
+        raise ValueError(f"{source!r}: the entry {INPUT_ENTRY!r} is not a JSON input signature "
+                         f"(the file is damaged or was not written by Module.save)")
+    return signature
 
 
 def as_floating(x: Any, dtype: np.dtype) -> Any:

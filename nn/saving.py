@@ -2,14 +2,15 @@
 
 ```python
 nn.save_checkpoint("run.npz", model, optimizer, epoch=10)
-start = nn.load_checkpoint("run.npz", model, optimizer)     # fresh, same architecture
+start = nn.load_checkpoint("run.npz", model, optimizer)     # fresh, not even built
 nn.fit(model, X, y, loss=..., optimizer=optimizer, epochs=20, initial_epoch=start)
 ```
 
 One `.npz` file, written atomically (temporary file and rename) and read with
 `allow_pickle=False`: `model/<path>` for every variable (`model.state_dict()`),
 `optimizer/<key>` for the optimizer's `state_dict()` (slots, step count, hyperparameters) and a
-JSON `meta` entry (format and epoch). The optimizer's slots are stored by position in
+JSON `meta` entry (format, epoch, and the model's input signature, from which a fresh model
+is built). The optimizer's slots are stored by position in
 `model.trainable_variables` (the order `fit` hands them over), so they load into fresh
 variables. A learning rate that is a schedule (code) is not stored: build the fresh optimizer
 with the same schedule, and the stored step count carries on from where it was.
@@ -22,7 +23,7 @@ Example:
     ...            epochs=2, verbose=0)
     >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
     >>> nn.save_checkpoint(path, model, opt, epoch=2)
-    >>> fresh, fresh_opt = nn.Dense(2, input_dim=3), optim.Adam(0.01)
+    >>> fresh, fresh_opt = nn.Dense(2), optim.Adam(0.01)             # not built
     >>> nn.load_checkpoint(path, fresh, fresh_opt), fresh_opt.iterations == opt.iterations
     (2, True)
 """
@@ -57,7 +58,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any 
     if optimizer is not None:
         arrays.update({f"optimizer/{k}": np.asarray(v)
                        for k, v in optimizer.state_dict().items()})
-    meta = {"format": FORMAT, "epoch": int(epoch), "optimizer": optimizer is not None}
+    meta = {"format": FORMAT, "epoch": int(epoch), "optimizer": optimizer is not None,
+            "input": model.input_signature()}
     arrays["meta"] = np.asarray(json.dumps(meta))
     save_arrays(path, arrays)
 
@@ -68,8 +70,9 @@ def _value(a: np.ndarray) -> Any:
 
 
 def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any = None) -> int:
-    """Load a `save_checkpoint` file into `model` (built, same architecture) and `optimizer`
-    (a fresh one of the same kind is fine); returns the stored epoch. All or nothing: if the
+    """Load a `save_checkpoint` file into `model` (same architecture; a fresh one is built
+    from the input signature stored in the file) and `optimizer` (a fresh one of the same kind
+    is fine); returns the stored epoch. All or nothing: if the
     model or the optimizer does not match, neither is changed and a `ValueError` says why.
 
     Example:
@@ -92,10 +95,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Module, optimizer: Any 
         raise ValueError(f"{os.fspath(path)!r} holds no optimizer state (it was saved "
                          f"without an optimizer); call load_checkpoint(path, model)")
     state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-    if state and not model.variables:
-        raise ValueError(f"{model.name}: the model has no variables yet, so the checkpoint "
-                         f"cannot be loaded into it; build it first with the input shape "
-                         f"(model.build((None, n_features)), or call it on one batch)")
+    model.build_for_state(state, meta.get("input"), os.fspath(path))
     before = model.state_dict()
     model.load_state_dict(state)
     if optimizer is not None:

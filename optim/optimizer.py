@@ -567,10 +567,17 @@ class Optimizer:
         prefix = "hyperparameters/"
         hyper = {k[len(prefix):]: state.pop(k) for k in list(state) if k.startswith(prefix)}
         states = [self._loaded_state(var, i, state) for i, var in enumerate(variables)]
+        if state and not variables:
+            slots = {k.split("/")[1] for k in state if k.startswith("slots/")}
+            raise ValueError(f"load_state_dict: this {type(self).__name__} has no variables "
+                             f"yet, so the saved slots of {len(slots)} variable(s) "
+                             f"{sorted(state)[:4]}{' ...' if len(state) > 4 else ''} have "
+                             f"nothing to load into: pass var_list, the variables in the order "
+                             f"they were saved (opt.load_state_dict(state, "
+                             f"model.trainable_variables)), or load model and optimizer "
+                             f"together with nn.load_checkpoint(path, model, opt)")
         if state:
-            hint = (" (pass var_list: this optimizer has no variables yet)"
-                    if not variables else "")
-            raise ValueError(f"load_state_dict: unexpected entries {sorted(state)}{hint}")
+            raise ValueError(f"load_state_dict: unexpected entries {sorted(state)}")
         self.set_hyperparameters(**hyper)  # the last check: it changes nothing if it raises
         self._variables = variables
         self._states = states

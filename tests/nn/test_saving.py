@@ -1,5 +1,7 @@
 """Save model and optimizer, load them into fresh objects, continue training: bit for bit."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,59 @@ def test_save_load_and_continue_is_the_same_as_never_stopping(tmp_path):
         np.testing.assert_array_equal(fresh.state_dict()[name], value)
 
 
+def test_two_lines_load_into_fresh_unbuilt_objects_and_continue_bit_for_bit(tmp_path):
+    straight, straight_opt = model(), optim.Adam(0.01)
+    fit(straight, straight_opt, 4)
+    first, first_opt = model(), optim.Adam(0.01)
+    fit(first, first_opt, 2)
+    nn.save_checkpoint(tmp_path / "run.npz", first, first_opt, epoch=2)
+
+    fresh, fresh_opt = model(), optim.Adam(0.01)  # not built: no variables yet
+    start = nn.load_checkpoint(tmp_path / "run.npz", fresh, fresh_opt)
+    assert not model().variables and start == 2
+    fit(fresh, fresh_opt, 4, initial_epoch=start)
+    assert fresh_opt.iterations == straight_opt.iterations
+    assert list(fresh.state_dict()) == list(straight.state_dict())
+    for name, value in straight.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[name], value)
+    np.testing.assert_array_equal(fresh(X).numpy(), straight(X).numpy())
+
+
+def test_module_save_records_the_input_so_load_builds_a_fresh_model(tmp_path):
+    m, opt = model(), optim.Adam(0.01)
+    fit(m, opt, 1)
+    m.save(tmp_path / "m.npz")
+    assert json.loads(str(np.load(tmp_path / "m.npz")["__input__"])) == {
+        "shape": [None, 4], "dtype": "float64"}
+    fresh = model()
+    fresh.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(fresh(X).numpy(), m(X).numpy())
+    # a file without the record (an older `save`) loads into a built model only
+    nn.checkpoint.save_arrays(tmp_path / "old.npz", m.state_dict())
+    with pytest.raises(ValueError, match=r"no variables yet, and '.*old.npz' does not record"):
+        model().load(tmp_path / "old.npz")
+    built = model()
+    built.build((None, 4))
+    built.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(built(X).numpy(), m(X).numpy())
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("[1, 2]", r"the entry '__input__' is not a JSON input signature"),
+    ('{"shape": [null, 4], "dtype": "object"}', r"the stored input signature .* is not"),
+    ('{"shape": [null, -4], "dtype": "float32"}', r"the stored input signature .* is not"),
+    ('{"shape": [null, 4.5], "dtype": "float32"}', r"the stored input signature .* is not"),
+    ('{"shape": [null, 4]}', r"the stored input signature .* is not"),
+])
+def test_a_damaged_input_record_is_refused_with_the_file_name(tmp_path, entry, message):
+    m = model()
+    m.build((None, 4))
+    nn.checkpoint.save_arrays(tmp_path / "bad.npz",
+                              {**m.state_dict(), "__input__": np.asarray(entry)})
+    with pytest.raises(ValueError, match=r"bad.npz.*" + message):
+        model().load(tmp_path / "bad.npz")
+
+
 def test_a_population_round_trips(tmp_path):
     def make():
         return nn.Population(lambda: nn.Sequential([nn.Dense(4), nn.Dense(3)]), 2, seed=0)
@@ -62,8 +117,16 @@ def test_loading_is_all_or_nothing(tmp_path):
         nn.load_checkpoint(tmp_path / "run.npz", other, optim.SGD(0.1, momentum=0.5))
     for name, value in before.items():
         np.testing.assert_array_equal(other.state_dict()[name], value)
-    with pytest.raises(ValueError, match=r"no variables yet.*model.build\(\(None, n_features\)\)"):
-        nn.load_checkpoint(tmp_path / "run.npz", model(), optim.Adam())
+    old = dict(np.load(tmp_path / "run.npz"))  # as written before the input was recorded
+    meta = json.loads(str(old["meta"]))
+    del meta["input"]
+    np.savez(tmp_path / "old.npz", **{**old, "meta": np.asarray(json.dumps(meta))})
+    with pytest.raises(ValueError, match=r"no variables yet, and '.*old.npz' does not record "
+                       r"the input shape.*model.build\(\(None, n_features\)\)"):
+        nn.load_checkpoint(tmp_path / "old.npz", model(), optim.Adam())
+    built = model()
+    built.build((None, 4))
+    assert nn.load_checkpoint(tmp_path / "old.npz", built, optim.Adam()) == 0
     nn.save_checkpoint(tmp_path / "weights.npz", m)
     with pytest.raises(ValueError, match=r"holds no optimizer state"):
         nn.load_checkpoint(tmp_path / "weights.npz", m, optim.Adam())
