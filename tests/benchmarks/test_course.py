@@ -21,6 +21,7 @@ import benchmarks.course as course  # noqa: E402
 import nn  # noqa: E402
 from benchmarks.course import SECTIONS, Config  # noqa: E402
 from benchmarks.course import batchnorm_training as bt  # noqa: E402
+from benchmarks.course import regularization as reg  # noqa: E402
 from benchmarks.course.__main__ import main  # noqa: E402
 from benchmarks.course.common import forward_with_batch_statistics, network, plot  # noqa: E402
 
@@ -37,7 +38,7 @@ def quick_tour(tmp_path_factory):
 
 def test_quick_tour_prints_every_section(quick_tour):
     results, text, _ = quick_tour
-    assert [r.section.number for r in results] == sorted(SECTIONS) == list(range(1, 15))
+    assert [r.section.number for r in results] == sorted(SECTIONS) == list(range(1, 16))
     for s in SECTIONS.values():
         assert f"== {s.number}. {s.title} " in text
     for label in ("claim:", "criterion:", "measured:", "result:"):
@@ -64,6 +65,9 @@ def test_sections_measure_what_they_say(quick_tour):
                                  "highest_stable_lr_with_bn", "highest_stable_lr_without_bn"}
     assert {"learning_rates_compared", "rates_with_smaller_drift_with_bn"} <= set(by_number[13])
     assert {"reached_with_bn", "best_lr_with_bn", "best_lr_without_bn"} <= set(by_number[14])
+    variants = ("plain", "dropout", "batch_norm", "both")
+    assert set(by_number[15]) == {f"{k}_{v}" for k in ("gap", "val_accuracy") for v in variants}
+    assert all(0.5 < by_number[15][f"val_accuracy_{v}"] <= 1 for v in variants)
 
 
 def test_the_summary_lists_the_batch_norm_training_sections(quick_tour):
@@ -160,12 +164,29 @@ def test_the_verdicts_follow_the_criteria(monkeypatch):
     assert "never within 45 steps" in never.headline
 
 
+def test_the_regularization_verdict_follows_its_criterion(monkeypatch):
+    def runs(gaps):  # (training accuracy, validation accuracy, validation loss) per variant
+        table = dict(zip(reg.VARIANTS, gaps))
+        return lambda bn, rate, epochs, seed: (1.0, 1.0 - table[
+            [n for n, v in reg.VARIANTS.items() if v == (bn, rate)][0]], 0.3)
+
+    config = Config(quick=True, out=None)
+    monkeypatch.setattr(reg, "overfit_run", runs([0.10, 0.05, 0.08, 0.04]))
+    held = SECTIONS[15].measure(config)
+    assert held.held and held.numbers["gap_dropout"] == pytest.approx(0.05)
+    monkeypatch.setattr(reg, "overfit_run", runs([0.10, 0.09, 0.08, 0.04]))  # bn narrows more
+    assert not SECTIONS[15].measure(config).held
+    monkeypatch.setattr(reg, "overfit_run", runs([0.10, 0.12, 0.13, 0.04]))  # dropout widens
+    assert not SECTIONS[15].measure(config).held
+
+
 def test_plots_are_written_when_matplotlib_is_installed(quick_tour):
     pytest.importorskip("matplotlib")
     results, _, out = quick_tour
     plots = [p for r in results for p in r.outcome.plots]
     assert len(plots) >= 8
-    assert {"06_bn_learning_rate.png", "13_bn_covariate_shift.png", "14_bn_speed.png"} <= {
+    assert {"06_bn_learning_rate.png", "13_bn_covariate_shift.png", "14_bn_speed.png",
+            "15_dropout_vs_bn.png"} <= {
         p.split("/")[-1] for p in plots}
     assert all(p.startswith(str(out)) and (out / p.split("/")[-1]).stat().st_size > 0
                for p in plots)
