@@ -30,7 +30,6 @@ from nn.activations import (
     softplus,
     tanh,
 )
-from nn.babysitter import Babysitter, RunHistory
 from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
 from nn.callbacks import EarlyStopping, RestoreBest, TerminateOnNaN
 from nn.culling import CullResult, cull
@@ -46,6 +45,7 @@ from nn.pbt import PBTResult, copy_member, population_based_training
 from nn.population import Population
 from nn.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
 from nn.reshaping import Flatten
+from nn.runs.babysitter import Babysitter, RunHistory
 from nn.saving import load_checkpoint, save_checkpoint
 from nn.seeding import set_seed
 from nn.training import Callback, TrainingState, evaluate, fit, train_step

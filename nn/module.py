@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn import checkpoint
 from nn.policy import DEFAULT, TrainingPolicy
 from tape import Tensor, Variable
+from tape.utils import npz
 
 # The output shape of each module's last call, for `summary` (kept outside the modules, whose
 # attributes describe their structure).
@@ -261,13 +261,13 @@ class Module:
             >>> path = os.path.join(tempfile.mkdtemp(), "dense.npz")
             >>> layer.save(path); layer.load(path)
         """
-        checkpoint.save_arrays(path, self.state_dict())
+        npz.save_arrays(path, self.state_dict())
 
     def load(self, path: str) -> None:
         """Load a file written by `save`; see `load_state_dict` for the checks. The file is
         data only: a pickled object array in it is refused with a `ValueError` naming the file
-        and the entry, and never unpickled (`nn.checkpoint.load_arrays`)."""
-        self.load_state_dict(checkpoint.load_arrays(path))
+        and the entry, and never unpickled (`tape.utils.npz.load_arrays`)."""
+        self.load_state_dict(npz.load_arrays(path))
 
     # -- description ----------------------------------------------------------------------
     def count_params(self) -> int:

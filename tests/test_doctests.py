@@ -13,7 +13,7 @@ import optim
 import tape
 
 # Modules whose examples need an optional extra: skipped, with the reason, without it.
-EXTRAS = {"nn.datasets": "sklearn"}
+EXTRAS = {"nn.datasets": "sklearn", "nn.runs.plot": "matplotlib"}
 
 
 def modules(package):
