@@ -36,4 +36,4 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
 
 
 def test_the_walk_finds_every_package():
-    assert {"optim.search.storage", "nn.population", "tape.utils.locks"} <= set(MODULES)
+    assert {"optim.search.storage", "nn.layers.population", "tape.utils.locks"} <= set(MODULES)

@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from nn.callbacks import Monitor
+from nn.training.callbacks import Monitor
 from nn.data import MiniBatches
-from nn.module import Module
+from nn.layers.module import Module
 from nn.runs import plot
 from nn.runs.checkpoints import (
     CHECKPOINT,
@@ -83,7 +83,7 @@ from nn.runs.runlog import (
     encode,
     replay,
 )
-from nn.training import Callback, History, Metric, TrainingState, fit
+from nn.training.loop import Callback, History, Metric, TrainingState, fit
 from tape import registry
 from tape.utils import checks
 from tape.utils.files import atomic_write

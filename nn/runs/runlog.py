@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from nn.training import History
+from nn.training.loop import History
 from tape import registry
 from tape.utils.tables import format_table, short
 

@@ -15,8 +15,8 @@ from typing import Any, cast
 import numpy as np
 
 import tape
-from nn import initializers
-from nn.module import Module, as_floating
+from nn.layers import initializers
+from nn.layers.module import Module, as_floating
 from tape import Tensor, Variable
 
 

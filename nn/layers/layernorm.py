@@ -2,7 +2,7 @@
 
 `y = gamma * (x - mean) / sqrt(var + epsilon) + beta`, with the mean and the biased variance of
 each example taken over the feature axes, and `gamma`/`beta` one value per feature. The
-normalization is batch norm's with the roles of the axes swapped (`nn.batchnorm`'s helpers);
+normalization is batch norm's with the roles of the axes swapped (`nn.layers.batchnorm`'s helpers);
 only the per-feature scale and shift now vary inside the reduction.
 """
 
@@ -14,8 +14,8 @@ from typing import Any, cast
 import numpy as np
 
 import tape
-from nn import initializers
-from nn.batchnorm import (
+from nn.layers import initializers
+from nn.layers.batchnorm import (
     batch_norm_jvp,
     batch_norm_vjp,
     feature_axes,
@@ -24,7 +24,7 @@ from nn.batchnorm import (
     scale_shift,
     scale_shift_tangent,
 )
-from nn.module import Module, as_floating
+from nn.layers.module import Module, as_floating
 from tape import Tensor, Variable
 
 

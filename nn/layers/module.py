@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn.policy import DEFAULT, TrainingPolicy
+from nn.layers.policy import DEFAULT, TrainingPolicy
 from tape import Tensor, Variable
 from tape.utils import npz
 
@@ -118,7 +118,7 @@ class Module:
 
     def training_policy(self) -> TrainingPolicy:
         """What `nn.fit`, `nn.train_step` and `nn.evaluate` ask about training this model
-        (`nn.policy.TrainingPolicy`: one model; `nn.Population` answers per member).
+        (`nn.layers.policy.TrainingPolicy`: one model; `nn.Population` answers per member).
 
         Example:
             >>> import nn

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from nn.module import Module
+from nn.layers.module import Module
 from tape.utils.npz import load_arrays, save_arrays
 
 FORMAT = "nn.checkpoint/1"
