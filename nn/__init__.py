@@ -11,8 +11,10 @@ Example:
     True
 """
 
-from nn import datasets, initializers, metrics, regularizers
-from nn.activations import (
+from nn import datasets
+from nn.data import MiniBatches, accuracy
+from nn.layers import initializers, regularizers
+from nn.layers.activations import (
     Activation,
     LeakyReLU,
     LogSoftmax,
@@ -30,25 +32,25 @@ from nn.activations import (
     softplus,
     tanh,
 )
-from nn.babysitter import Babysitter, RunHistory
-from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
-from nn.callbacks import EarlyStopping, RestoreBest, TerminateOnNaN
-from nn.culling import CullResult, cull
-from nn.data import MiniBatches, accuracy
-from nn.dropout import Dropout
-from nn.file_callbacks import CSVLogger, ModelCheckpoint
-from nn.history import History
-from nn.layernorm import LayerNorm, layer_norm
-from nn.layers import Dense, Sequential, seeded
+from nn.layers.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
+from nn.layers.core import Dense, Sequential, seeded
+from nn.layers.dropout import Dropout
+from nn.layers.layernorm import LayerNorm, layer_norm
+from nn.layers.module import Module
+from nn.layers.population import Population
+from nn.layers.reshaping import Flatten
 from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_cross_entropy
-from nn.module import Module
-from nn.pbt import PBTResult, copy_member, population_based_training
-from nn.population import Population
-from nn.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
-from nn.reshaping import Flatten
-from nn.saving import load_checkpoint, save_checkpoint
+from nn.runs.babysitter import Babysitter, RunHistory
 from nn.seeding import set_seed
-from nn.training import Callback, TrainingState, evaluate, fit, train_step
+from nn.training import metrics
+from nn.training.callbacks import EarlyStopping, RestoreBest, TerminateOnNaN
+from nn.training.file_callbacks import CSVLogger, ModelCheckpoint
+from nn.training.history import History
+from nn.training.loop import Callback, TrainingState, evaluate, fit, train_step
+from nn.training.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
+from nn.training.saving import load_checkpoint, save_checkpoint
+from nn.tuning.culling import CullResult, cull
+from nn.tuning.pbt import PBTResult, copy_member, population_based_training
 
 __all__ = [
     "Activation", "Babysitter", "BatchNorm", "CSVLogger", "Callback", "Dense", "Dropout",

@@ -8,6 +8,7 @@ from typing import Any, cast
 import numpy as np
 
 from nn import seeding
+from tape.utils import checks
 
 
 class MiniBatches:
@@ -52,9 +53,8 @@ class MiniBatches:
                 self.num_examples,)):
             raise ValueError(f"sample_weight needs labels y and one weight per example, shape "
                              f"({self.num_examples},); got shape {self.sample_weight.shape}")
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = int(batch_size)
+        # an integer, as for range() and NumPy sizes: 3.0 is refused (checks.integer says so)
+        self.batch_size = checks.integer("batch_size", batch_size, 1)
         self.shuffle = bool(shuffle)
         if seed is None:
             seed = seeding.next_seed()

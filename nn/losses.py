@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn.activations import softplus
+from nn.layers.activations import softplus
 from tape import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")

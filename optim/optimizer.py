@@ -26,8 +26,6 @@ from optim.gradients import (
     clip_factors,
     is_finite,
     largest,
-    nonfinite_members,
-    overflowing_members,
     overflows,
     require_variables,
     split_pairs,
@@ -41,6 +39,14 @@ from optim.hyperparams import (
     magnitude,
     population_size,
 )
+from optim.members import (
+    leave_out,
+    members_to_update,
+    nonfinite_step_members,
+    select_states,
+    zero_rows,
+)
+from optim.state import read_state_dict, state_dict
 from optim.transforms import Transform, VariableState
 from tape import Tape, Variable, kernel
 
@@ -248,13 +254,14 @@ class Optimizer:
             k = population_size(hp)
         update = held = None
         if active is not None or self.per_member_nonfinite:
-            update = self._members_to_update(grads, variables, k, active)
+            update = members_to_update(grads, variables, k, active,
+                                       leave_out_nonfinite=self.per_member_nonfinite)
             k = len(update)  # also when every hyperparameter is a scalar
             if not update.any():
                 return update
             if not update.all():
                 held = ~update
-                grads = [_zero_rows(g, held) for g in grads]  # keeps their arithmetic finite
+                grads = [zero_rows(g, held) for g in grads]  # keeps their arithmetic finite
         bounds = [largest(g) for g in grads]  # inf or NaN where a gradient is not finite
         if update is None and not sum(bounds) < math.inf and (
                 bad := [i for i, b in enumerate(bounds) if not b < math.inf]):
@@ -311,14 +318,16 @@ class Optimizer:
                                  for st, delta in zip(states, deltas)
                                  if (parts := self._nonfinite_parts(st, delta))]
                 else:
-                    bad_members = self._nonfinite_members(states, deltas, len(update))
+                    bad_members = nonfinite_step_members(states, deltas, len(update),
+                                                         self._checked_slots)
             if update is None:
                 if bad_steps:
                     return False, self._refuse(
                         f"finite gradients would make {', '.join(bad_steps)} non-finite",
                         "raise epsilon, clip gradients (clipnorm=...)")
             else:
-                update = self._leave_out(bad_members & update, update)
+                update = leave_out(bad_members & update, update,
+                                   leave_out_nonfinite=self.per_member_nonfinite)
                 if not update.any():
                     return False, update
                 held = None if update.all() else ~update
@@ -380,17 +389,6 @@ class Optimizer:
                 return False
         return True
 
-    def _leave_out(self, bad: np.ndarray, update: np.ndarray) -> np.ndarray:
-        """`update` without the members `bad`, whose step would not be finite (or raise)."""
-        if not bad.any():
-            return update
-        if not self.per_member_nonfinite:
-            raise FloatingPointError(
-                f"finite gradients would make members {np.flatnonzero(bad)} non-finite (weights "
-                f"or optimizer state); no variable was updated. Pass per_member_nonfinite=True "
-                f"to leave such members out of the step")
-        return update & ~bad
-
     def _refuse(self, what: str, remedy: str) -> bool:
         """Raise `FloatingPointError` for a refused step, or warn under `skip_nonfinite`."""
         if not self.skip_nonfinite:
@@ -408,44 +406,6 @@ class Optimizer:
         if overflows(state.var, delta):
             parts.append("weights")
         return parts
-
-    def _nonfinite_members(self, states: list[VariableState], deltas: list[np.ndarray],
-                           k: int) -> np.ndarray:
-        """The (K,) mask of stacked members whose step would not be finite."""
-        bad = np.zeros(k, bool)
-        for state, delta in zip(states, deltas, strict=True):
-            if overflows(state.var, delta):
-                bad |= overflowing_members(np.asarray(state.var), delta, k)
-            slots = [state.pending[n] for n in self._checked_slots if n in state.pending]
-            if slots and not all(is_finite(x) for x in slots):
-                bad |= nonfinite_members(slots, k)
-        return bad
-
-    def _members_to_update(self, grads: list[np.ndarray], variables: list[Variable],
-                           k: int | None, active: Any) -> np.ndarray:
-        """The (K,) mask of stacked members this step updates (see `apply_gradients`)."""
-        if k is None and variables[0].ndim:
-            k = variables[0].shape[0]
-        odd = [f"'{v.name}' {v.shape}" for v in variables if not v.ndim or v.shape[0] != k]
-        if k is None or odd:
-            raise ValueError(f"a per-member update needs stacked variables with the same leading "
-                             f"(member) axis; got {odd}")
-        update = np.ones(k, bool)
-        if active is not None:
-            mask = np.asarray(active)
-            if mask.shape != (k,) or mask.dtype != bool:
-                raise ValueError(f"active must be a boolean mask of shape ({k},) (one flag per "
-                                 f"member), got {mask.dtype} of shape {mask.shape}")
-            update &= mask
-        bad = nonfinite_members(grads, k) & update
-        if bad.any():
-            if not self.per_member_nonfinite:
-                raise FloatingPointError(
-                    f"non-finite (NaN or inf) gradients for members {np.flatnonzero(bad)}; no "
-                    f"variable was updated. Pass per_member_nonfinite=True to leave such "
-                    f"members out of the step")
-            update &= ~bad
-        return update
 
     def select_members(self, indices: Any,
                        replacements: Iterable[tuple[Variable, Variable]] = ()) -> None:
@@ -466,22 +426,7 @@ class Optimizer:
             >>> opt.learning_rate, opt.state_dict()["slots/0/m"].shape
             (array([0.3, 0.1]), (2, 2))
         """
-        idx = np.asarray(indices)
-        if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
-            raise ValueError(f"select_members needs a non-empty 1-D array of member indices, got "
-                             f"{indices!r}")
-        new_of = {id(old): new for old, new in replacements}
-        states = []
-        for st in self._states:
-            var = new_of.get(id(st.var), st.var)
-            shape = (idx.size, *st.var.shape[1:])
-            if not st.var.ndim or var.shape != shape or idx.max() >= st.var.shape[0]:
-                raise ValueError(f"select_members: Variable '{st.var.name}' of shape "
-                                 f"{st.var.shape} cannot keep members {idx.tolist()} as a "
-                                 f"variable of shape {var.shape}")
-            new = VariableState(var, ())
-            new.load({name: arr[idx] for name, arr in st.slots.items()})
-            states.append(new)
+        idx, states = select_states(self._states, indices, replacements)
         self.set_hyperparameters(**{name: v[idx] for name, v in self._hyper.items()
                                     if isinstance(v, np.ndarray)})
         self._variables = [st.var for st in states]
@@ -529,14 +474,7 @@ class Optimizer:
             >>> opt.state_dict()["slots/0/momentum"], opt.state_dict()["iterations"]
             (array(2.), 1)
         """
-        state: dict[str, Any] = {"iterations": self._iterations}
-        for name, v in self._hyper.items():
-            if v is not None and not callable(v):
-                state[f"hyperparameters/{name}"] = v.copy() if isinstance(v, np.ndarray) else v
-        for i, st in enumerate(self._states):
-            for name, arr in st.slots.items():
-                state[f"slots/{i}/{name}"] = arr.copy()
-        return state
+        return state_dict(self._iterations, self._hyper, self._states)
 
     def load_state_dict(self, state: Mapping[str, Any],
                         var_list: Iterable[Variable] | None = None) -> None:
@@ -557,65 +495,15 @@ class Optimizer:
         """
         variables = (list(self._variables) if var_list is None
                      else require_variables(var_list, "load_state_dict"))
-        state = dict(state)
-        try:
-            iterations = int(state.pop("iterations"))
-        except (KeyError, TypeError, ValueError):
-            raise ValueError("load_state_dict: 'iterations' is missing or not an integer") from None
-        if iterations < 0:
-            raise ValueError(f"load_state_dict: iterations must be >= 0, got {iterations}")
-        prefix = "hyperparameters/"
-        hyper = {k[len(prefix):]: state.pop(k) for k in list(state) if k.startswith(prefix)}
-        states = [self._loaded_state(var, i, state) for i, var in enumerate(variables)]
-        if state and not variables:
-            slots = {k.split("/")[1] for k in state if k.startswith("slots/")}
-            raise ValueError(f"load_state_dict: this {type(self).__name__} has no variables "
-                             f"yet, so the saved slots of {len(slots)} variable(s) "
-                             f"{sorted(state)[:4]}{' ...' if len(state) > 4 else ''} have "
-                             f"nothing to load into: pass var_list, the variables in the order "
-                             f"they were saved (opt.load_state_dict(state, "
-                             f"model.trainable_variables)), or load model and optimizer "
-                             f"together with nn.load_checkpoint(path, model, opt)")
-        if state:
-            raise ValueError(f"load_state_dict: unexpected entries {sorted(state)}")
+        iterations, hyper, states = read_state_dict(state, variables, self._slot_names,
+                                                    type(self).__name__)
         self.set_hyperparameters(**hyper)  # the last check: it changes nothing if it raises
         self._variables = variables
         self._states = states
         self._positions = {id(var): i for i, var in enumerate(variables)}
         self._iterations = iterations
 
-    def _loaded_state(self, var: Variable, i: int, state: dict[str, Any]) -> VariableState:
-        st = VariableState(var, ())
-        slots = {}
-        for name in self._slot_names:
-            key = f"slots/{i}/{name}"
-            if key not in state:
-                raise ValueError(f"load_state_dict: missing slot {key!r} for Variable "
-                                 f"'{var.name}' (shape {var.shape})")
-            arr = np.asarray(state.pop(key))
-            if arr.shape != var.shape:
-                raise ValueError(f"load_state_dict: slot {key!r} has shape {arr.shape}, but "
-                                 f"Variable '{var.name}' has shape {var.shape}")
-            if not np.can_cast(arr.dtype, var.dtype, "same_kind"):
-                raise ValueError(f"load_state_dict: slot {key!r} has dtype {arr.dtype}, which "
-                                 f"cannot be cast to Variable '{var.name}''s {var.dtype}")
-            with np.errstate(over="ignore"):  # reported below
-                slot = arr.astype(var.dtype, copy=True)
-            if not is_finite(slot):
-                raise ValueError(f"load_state_dict: slot {key!r} for Variable '{var.name}' holds "
-                                 f"NaN or inf (as {var.dtype}); an optimizer's state is always "
-                                 f"finite, so this state is corrupt")
-            slots[name] = slot
-        st.load(slots)
-        return st
-
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items() if v is not None)
         return f"{type(self).__name__}({params})"
-
-
-def _zero_rows(g: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    g = g.copy()
-    g[rows] = 0
-    return g
 

@@ -13,7 +13,7 @@ import optim
 import tape
 
 # Modules whose examples need an optional extra: skipped, with the reason, without it.
-EXTRAS = {"nn.datasets": "sklearn"}
+EXTRAS = {"nn.datasets": "sklearn", "nn.runs.plot": "matplotlib"}
 
 
 def modules(package):
@@ -36,4 +36,4 @@ def test_docstring_examples(name, tmp_path, monkeypatch):
 
 
 def test_the_walk_finds_every_package():
-    assert {"optim.search.storage", "nn.population", "tape.utils.locks"} <= set(MODULES)
+    assert {"optim.search.storage", "nn.layers.population", "tape.utils.locks"} <= set(MODULES)

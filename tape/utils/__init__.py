@@ -2,6 +2,7 @@
 anything about tensors or training):
 
 - `tape.utils.files`: `atomic_write`, files written whole or not at all.
+- `tape.utils.npz`: `.npz` files of named arrays, written atomically and read as data only.
 - `tape.utils.locks`: OS locks (`flock`) on open files that forked children never keep.
 - `tape.utils.tables`: fixed-width text tables and short numbers for them.
 - `tape.utils.checks`: argument checks (`integer`: an integer, not a bool, above a minimum).

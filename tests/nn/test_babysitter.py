@@ -296,7 +296,7 @@ def test_changes_and_rollbacks_after_the_last_checkpoint_survive_a_restart(tmp_p
 
 
 def _replayed_branches(run):
-    from nn.runlog import replay
+    from nn.runs.runlog import replay
     return replay(run.history.events).branches
 
 
@@ -409,7 +409,7 @@ def test_plot_renders_curves_with_changes_and_rollbacks(tmp_path):
 def rewrite_checkpoint(path, change):
     """Load a checkpoint's arrays, let `change(arrays, meta)` edit them, write them back as a
     well-formed checkpoint (its list of entries updated)."""
-    from nn.checkpoint import load_arrays, save_arrays
+    from tape.utils.npz import load_arrays, save_arrays
     arrays = load_arrays(path)
     meta = json.loads(str(arrays.pop("meta")))
     change(arrays, meta)

@@ -66,3 +66,9 @@ def test_sample_weights_follow_their_rows():
     with pytest.raises(ValueError, match=r"one weight per example, shape \(10,\); got shape "
                                          r"\(9,\)"):
         nn.MiniBatches(X, Y, sample_weight=w[:9])
+
+
+@pytest.mark.parametrize("batch_size", [3.0, 0, True, "4"])
+def test_batch_size_must_be_an_integer(batch_size):
+    with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1, got "):
+        nn.MiniBatches(np.zeros((8, 2)), batch_size=batch_size)

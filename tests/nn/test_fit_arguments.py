@@ -225,7 +225,7 @@ def test_sample_weight_scales_the_loss():
 
 def test_weighted_loss_is_the_mean_of_weighted_losses():
     per = np.array([1.0, 4.0, 9.0])
-    value = nn.training.weighted_loss(nn.mean_squared_error, np.sqrt(per), np.zeros(3),
+    value = nn.training.loop.weighted_loss(nn.mean_squared_error, np.sqrt(per), np.zeros(3),
                                       sample_weight=np.array([1.0, 0.5, 0.0]))
     assert float(value) == (1.0 + 2.0 + 0.0) / 3
 

@@ -6,7 +6,7 @@ from numpy.testing import assert_array_equal
 
 import nn
 import optim
-from nn.pbt import perturb
+from nn.tuning.pbt import perturb
 from optim.search import Choice, LogUniform, OneMinusLogUniform, Uniform
 
 RNG = np.random.default_rng(0)

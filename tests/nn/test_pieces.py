@@ -20,7 +20,7 @@ def test_gelu_exact_and_tanh_forms_match_their_definitions():
     np.testing.assert_allclose(nn.gelu(X).numpy(), exact, rtol=1e-15, atol=1e-300)
     approx = 0.5 * X * (1 + np.tanh(np.sqrt(2 / np.pi) * (X + 0.044715 * X**3)))
     np.testing.assert_allclose(nn.gelu(X, approximate=True).numpy(), approx, rtol=1e-15)
-    assert nn.activations.get("gelu") is nn.gelu
+    assert nn.layers.activations.get("gelu") is nn.gelu
 
 
 @pytest.mark.parametrize("fn", [nn.gelu, lambda x: nn.gelu(x, approximate=True), nn.softplus,

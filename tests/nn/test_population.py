@@ -7,6 +7,7 @@ import pytest
 import nn
 import optim
 import tape
+from nn.layers.core import make_rng, per_member
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((640, 6))
@@ -184,7 +185,7 @@ class StackableScale(nn.Module):
 
     def __init__(self, seed=None):
         super().__init__()
-        self.rng = nn.layers.make_rng(seed, None)
+        self.rng = make_rng(seed, None)
         self.members = None
 
     def build(self, input_shape):
@@ -197,7 +198,7 @@ class StackableScale(nn.Module):
     def call(self, x, training=False):
         if self.members is None:
             return x * self.w + self.b
-        return x * nn.layers.per_member(self.w, x.ndim) + nn.layers.per_member(self.b, x.ndim)
+        return x * per_member(self.w, x.ndim) + per_member(self.b, x.ndim)
 
 
 def test_a_new_layer_gets_population_support_from_the_hook_alone():

@@ -7,6 +7,7 @@ import pytest
 
 import nn
 import optim
+from tape.utils import npz
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((96, 4))
@@ -54,7 +55,7 @@ def test_module_save_records_the_input_so_load_builds_a_fresh_model(tmp_path):
     fresh.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(fresh(X).numpy(), m(X).numpy())
     # a file without the record (an older `save`) loads into a built model only
-    nn.checkpoint.save_arrays(tmp_path / "old.npz", m.state_dict())
+    npz.save_arrays(tmp_path / "old.npz", m.state_dict())
     with pytest.raises(ValueError, match=r"no variables yet, and '.*old.npz' does not record"):
         model().load(tmp_path / "old.npz")
     built = model()
@@ -73,7 +74,7 @@ def test_module_save_records_the_input_so_load_builds_a_fresh_model(tmp_path):
 def test_a_damaged_input_record_is_refused_with_the_file_name(tmp_path, entry, message):
     m = model()
     m.build((None, 4))
-    nn.checkpoint.save_arrays(tmp_path / "bad.npz",
+    npz.save_arrays(tmp_path / "bad.npz",
                               {**m.state_dict(), "__input__": np.asarray(entry)})
     with pytest.raises(ValueError, match=r"bad.npz.*" + message):
         model().load(tmp_path / "bad.npz")

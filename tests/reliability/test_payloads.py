@@ -27,7 +27,7 @@ import pytest
 
 import nn
 import optim
-from nn.checkpoint import load_arrays, save_arrays
+from tape.utils.npz import load_arrays, save_arrays
 
 RNG = np.random.default_rng(1)
 X = RNG.standard_normal((96, 3))

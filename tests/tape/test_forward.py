@@ -11,8 +11,6 @@ import tape
 from tape import ForwardAccumulator, Tape, Variable
 from tape._state import STATE
 
-rng = np.random.default_rng(1)
-
 
 def cubic(x):
     return tape.sum(tape.sin(x) * x ** 3)
@@ -110,7 +108,7 @@ def test_operations_without_a_tangent_are_not_seen():
 
 
 # ---- nesting with tapes and accumulators -------------------------------------------------
-def test_forward_over_reverse_is_the_hessian_vector_product():
+def test_forward_over_reverse_is_the_hessian_vector_product(rng):
     x0, v = rng.uniform(-1, 1, 4), rng.standard_normal(4)
     x = tape.constant(x0)
     with ForwardAccumulator(x, v) as acc:
@@ -121,7 +119,7 @@ def test_forward_over_reverse_is_the_hessian_vector_product():
     np.testing.assert_allclose(acc.jvp(g).numpy(), hessian_of_cubic(x0) @ v, rtol=1e-12)
 
 
-def test_reverse_over_forward_differentiates_the_tangent():
+def test_reverse_over_forward_differentiates_the_tangent(rng):
     x0, v = rng.uniform(-1, 1, 4), rng.standard_normal(4)
     x = tape.constant(x0)
     with Tape() as t:
@@ -132,7 +130,7 @@ def test_reverse_over_forward_differentiates_the_tangent():
     np.testing.assert_allclose(t.gradient(jt, x).numpy(), hessian_of_cubic(x0) @ v, rtol=1e-12)
 
 
-def test_nested_accumulators_give_second_directional_derivatives():
+def test_nested_accumulators_give_second_directional_derivatives(rng):
     x0, u, v = rng.uniform(-1, 1, 4), rng.standard_normal(4), rng.standard_normal(4)
     x = tape.constant(x0)
     with ForwardAccumulator(x, u) as outer:
@@ -151,7 +149,7 @@ def test_an_inner_tape_does_not_record_the_tangent_computation():
     assert float(acc.jvp(y)) == 4.0
 
 
-def test_gradient_inside_an_accumulator_is_unchanged():
+def test_gradient_inside_an_accumulator_is_unchanged(rng):
     w = Variable(rng.standard_normal((3, 2)))
     x = rng.standard_normal((4, 3))
     with Tape() as t:
@@ -175,7 +173,7 @@ def test_jvp_returns_outputs_and_tangents_in_their_structure():
         tape.jvp(tape.exp, x, np.ones(2))
 
 
-def test_hvp_matches_the_hessian():
+def test_hvp_matches_the_hessian(rng):
     x0, v = rng.uniform(-1, 1, 5), rng.standard_normal(5)
     np.testing.assert_allclose(tape.hvp(cubic, x0, v).numpy(), hessian_of_cubic(x0) @ v,
                                rtol=1e-12)
@@ -190,7 +188,7 @@ def test_hvp_over_a_list_of_variables():
 
 
 # ---- Jacobians in forward mode -------------------------------------------------------------
-def test_forward_jacobian_equals_reverse():
+def test_forward_jacobian_equals_reverse(rng):
     x = Variable(rng.standard_normal(3))
     m = rng.standard_normal((5, 3))
     with Tape(persistent=True) as t:
@@ -300,7 +298,7 @@ def _xent_composed(z, y, smoothing):
     return tape.mean(-tape.sum(y * log_p, axis=-1))
 
 
-def test_batch_norm_jvp_matches_its_composition():
+def test_batch_norm_jvp_matches_its_composition(rng):
     args = [rng.standard_normal((6, 3)), rng.standard_normal(3), rng.standard_normal(3)]
     tangents = [rng.standard_normal(a.shape) for a in args]
     _, fused = tape.jvp(nn.batch_norm, args, tangents)
@@ -309,7 +307,7 @@ def test_batch_norm_jvp_matches_its_composition():
 
 
 @pytest.mark.parametrize("labels", ["ids", "rows"])
-def test_softmax_cross_entropy_jvp_matches_its_composition(labels):
+def test_softmax_cross_entropy_jvp_matches_its_composition(rng, labels):
     z = rng.standard_normal((5, 4))
     ids = rng.integers(0, 4, 5)
     rows = np.eye(4)[ids] if labels == "ids" else rng.dirichlet(np.ones(4), 5)

@@ -11,17 +11,19 @@ import tape
 from tape import Tape, Variable
 from tape._state import STATE
 
-rng = np.random.default_rng(0)
+# The tables below are drawn once, at import, before any test runs; tests draw from their
+# own `rng` fixture.
+TABLE_RNG = np.random.default_rng(0)
 
 
 def vals(*shape, low=-1.5, high=1.5):
-    return rng.uniform(low, high, shape)
+    return TABLE_RNG.uniform(low, high, shape)
 
 
 def spaced(*shape):
     """Distinct values at least 0.2 apart (extrema and selections are smooth there)."""
     n = int(np.prod(shape))
-    return (rng.permutation(n) * 0.2 - 0.1 * n + 0.05).reshape(shape)
+    return (TABLE_RNG.permutation(n) * 0.2 - 0.1 * n + 0.05).reshape(shape)
 
 
 @tape.custom_gradient
@@ -287,8 +289,8 @@ def test_stop_gradient_on_the_first_derivative_cuts_second_order():
 # ---- a Hessian against finite differences -----------------------------------------------------
 
 SIZES = (3, 4, 2)
-X = rng.standard_normal((5, SIZES[0]))
-LABELS = np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], 5)]
+X = TABLE_RNG.standard_normal((5, SIZES[0]))
+LABELS = np.eye(SIZES[-1])[TABLE_RNG.integers(0, SIZES[-1], 5)]
 
 
 def unpack(theta):
@@ -318,7 +320,7 @@ def gradient_at(theta):
     return t.gradient(loss, t0).numpy()
 
 
-def test_hessian_of_a_small_mlp_loss_matches_finite_differences():
+def test_hessian_of_a_small_mlp_loss_matches_finite_differences(rng):
     theta = tape.constant(rng.standard_normal(N_PARAMS) * 0.5)
     with Tape(persistent=True) as outer:
         outer.watch(theta)
@@ -336,7 +338,7 @@ def test_hessian_of_a_small_mlp_loss_matches_finite_differences():
     np.testing.assert_allclose(hessian, hessian.T, atol=1e-12)
 
 
-def test_hessian_vector_product_reverse_over_reverse():
+def test_hessian_vector_product_reverse_over_reverse(rng):
     theta = tape.constant(rng.standard_normal(N_PARAMS) * 0.5)
     v = rng.standard_normal(N_PARAMS)
     with Tape(persistent=True) as outer:

@@ -8,11 +8,13 @@ import pytest
 import tape
 from tape import Tape, Variable, _interop
 
-rng = np.random.default_rng(2)
+# The tables below are drawn once, at import, before any test runs; tests draw from their
+# own `rng` fixture.
+TABLE_RNG = np.random.default_rng(2)
 
 
 def vals(*shape, low=-1.5, high=1.5):
-    return rng.uniform(low, high, shape)
+    return TABLE_RNG.uniform(low, high, shape)
 
 
 POSITIVE = vals(2, 3, low=0.3)

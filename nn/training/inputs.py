@@ -27,7 +27,7 @@ import numpy as np
 
 from nn import losses
 from nn.data import MiniBatches
-from nn.resolve import base_loss
+from nn.training.resolve import base_loss
 
 Adapt = Callable[[Any], Any]
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn.module import Module
+from nn.layers.module import Module
 
 
 class Dropout(Module):

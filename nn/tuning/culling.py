@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from nn.population import Population
+from nn.layers.population import Population
 
 __all__ = ["cull", "CullResult", "rank_members"]
 

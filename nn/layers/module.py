@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn import checkpoint
-from nn.policy import DEFAULT, TrainingPolicy
+from nn.layers.policy import DEFAULT, TrainingPolicy
 from tape import Tensor, Variable
+from tape.utils import npz
 
 # The output shape of each module's last call, for `summary` (kept outside the modules, whose
 # attributes describe their structure).
@@ -139,7 +139,7 @@ class Module:
 
     def training_policy(self) -> TrainingPolicy:
         """What `nn.fit`, `nn.train_step` and `nn.evaluate` ask about training this model
-        (`nn.policy.TrainingPolicy`: one model; `nn.Population` answers per member).
+        (`nn.layers.policy.TrainingPolicy`: one model; `nn.Population` answers per member).
 
         Example:
             >>> import nn
@@ -358,14 +358,14 @@ class Module:
         signature = self.input_signature()
         if signature is not None:
             arrays[INPUT_ENTRY] = np.asarray(json.dumps(signature))
-        checkpoint.save_arrays(path, arrays)
+        npz.save_arrays(path, arrays)
 
     def load(self, path: str) -> None:
         """Load a file written by `save`; see `load_state_dict` for the checks. A model not
         built yet (fresh, of the same architecture) is first built from the input signature
         stored in the file (`build_for_state`); files without one load into built models. The
         file is data only: a pickled object array in it is refused with a `ValueError` naming
-        the file and the entry, and never unpickled (`nn.checkpoint.load_arrays`).
+        the file and the entry, and never unpickled (`nn.npz.load_arrays`).
 
         Example:
             >>> import nn, os, tempfile
@@ -377,7 +377,7 @@ class Module:
             >>> bool(np.all(fresh(x).numpy() == model(x).numpy()))
             True
         """
-        state = checkpoint.load_arrays(path)
+        state = npz.load_arrays(path)
         signature = state.pop(INPUT_ENTRY, None)
         self.build_for_state(state, None if signature is None else
                              _signature(signature, str(path)), str(path))

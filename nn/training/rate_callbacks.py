@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from nn.callbacks import Monitor
-from nn.training import Callback, TrainingState
+from nn.training.callbacks import Monitor
+from nn.training.loop import Callback, TrainingState
 from tape.utils import checks, signatures
 
 __all__ = ["LearningRateScheduler", "ReduceLROnPlateau"]

@@ -10,7 +10,7 @@
 - `verbose=0`: nothing.
 
 For an `nn.Population` the line shows one member's values, the best one's (lowest
-`val_loss`, else `loss`; see `nn.tables.member_row`): `best of 16: #5 - loss 0.3412 - ...`,
+`val_loss`, else `loss`; see `nn.training.tables.member_row`): `best of 16: #5 - loss 0.3412 - ...`,
 and how many members are frozen.
 
 Example:
@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from nn.tables import format_value, member_row
+from nn.training.tables import format_value, member_row
 
 _REDRAW = 0.1  # seconds between two redraws of a bar
 

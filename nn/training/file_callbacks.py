@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from nn.callbacks import Monitor
-from nn.saving import save_checkpoint
-from nn.tables import best_member, better
-from nn.training import Callback, TrainingState
+from nn.training.callbacks import Monitor
+from nn.training.loop import Callback, TrainingState
+from nn.training.saving import save_checkpoint
+from nn.training.tables import best_member, better
 from tape.utils.files import atomic_write
 
 __all__ = ["CSVLogger", "ModelCheckpoint"]

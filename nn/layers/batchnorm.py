@@ -15,8 +15,8 @@ from typing import Any, cast
 import numpy as np
 
 import tape
-from nn import initializers
-from nn.module import Module, as_floating
+from nn.layers import initializers
+from nn.layers.module import Module, as_floating
 from tape import Tensor, Variable
 
 
@@ -35,6 +35,40 @@ def feature_axes(ndim: int, axis: int | tuple[int, ...]) -> tuple[tuple[int, ...
                          f"dimensions")
     kept = tuple(sorted({int(a) % ndim for a in requested}))
     return tuple(a for a in range(ndim) if a not in kept), kept
+
+
+def feature_shape(layer: str, input_shape: tuple[int | None, ...],
+                  axis: int | tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of a normalization layer's per-feature variables: `input_shape` on the
+    feature axes `axis`, which must be known (a `ValueError` naming the layer otherwise).
+
+    Example:
+        >>> feature_shape("norm", (None, 3, 4), (1, -1))
+        (3, 4)
+        >>> feature_shape("norm", (8, None), -1)
+        Traceback (most recent call last):
+        ValueError: norm: the feature axis of shape (8, None) is unknown
+    """
+    _, kept = feature_axes(len(input_shape), axis)
+    features = tuple(input_shape[a] for a in kept)
+    if any(n is None for n in features):
+        raise ValueError(f"{layer}: the feature axis of shape {input_shape} is unknown")
+    return cast("tuple[int, ...]", features)
+
+
+def feature_variable(layer: Any, label: str,
+                     init: Callable[[tuple[int, ...], None, Any], np.ndarray],
+                     trainable: bool = True) -> Variable:
+    """A per-feature variable of a normalization layer (its `features`, `dtype` and `name`),
+    named `<layer name>/<label>`.
+
+    Example:
+        >>> norm = BatchNorm(); norm.build((None, 3))
+        >>> feature_variable(norm, "extra", initializers.ones).name.endswith("/extra")
+        True
+    """
+    return Variable(init(layer.features, None, layer.dtype), trainable=trainable,
+                    name=f"{layer.name}/{label}")
 
 
 def per_feature(v: Any, x: Any, axes: tuple[int, ...]) -> Any:
@@ -301,23 +335,15 @@ class BatchNorm(Module):
         self.dtype = np.dtype(dtype)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        _, kept = feature_axes(len(input_shape), self.axis)
-        # every entry is an int once the check below has passed
-        self.features = cast("tuple[int, ...]", tuple(input_shape[a] for a in kept))
-        if any(n is None for n in self.features):
-            raise ValueError(f"{self.name}: the feature axis of shape {input_shape} is unknown")
-
-        def make(label: str, init: Callable[[tuple[int, ...], None, Any], np.ndarray],
-                 trainable: bool = True) -> Variable:
-            return Variable(init(self.features, None, self.dtype), trainable=trainable,
-                            name=f"{self.name}/{label}")
-
+        self.features = feature_shape(self.name, input_shape, self.axis)
         if self.scale:
-            self.gamma = make("gamma", initializers.ones)
+            self.gamma = feature_variable(self, "gamma", initializers.ones)
         if self.center:
-            self.beta = make("beta", initializers.zeros)
-        self.moving_mean = make("moving_mean", initializers.zeros, trainable=False)
-        self.moving_variance = make("moving_variance", initializers.ones, trainable=False)
+            self.beta = feature_variable(self, "beta", initializers.zeros)
+        self.moving_mean = feature_variable(self, "moving_mean", initializers.zeros,
+                                            trainable=False)
+        self.moving_variance = feature_variable(self, "moving_variance", initializers.ones,
+                                                trainable=False)
 
     def stack_members(self, size: int) -> None:
         """The population hook (`nn.Module.stack_members`): every variable (K, features),

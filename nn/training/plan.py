@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from nn import inputs, resolve, seeding
+from nn import seeding
 from nn.data import MiniBatches
-from nn.metrics import Metric
+from nn.training import inputs, resolve
+from nn.training.metrics import Metric
 
 Arrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 

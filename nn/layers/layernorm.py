@@ -2,30 +2,31 @@
 
 `y = gamma * (x - mean) / sqrt(var + epsilon) + beta`, with the mean and the biased variance of
 each example taken over the feature axes, and `gamma`/`beta` one value per feature. The
-normalization is batch norm's with the roles of the axes swapped (`nn.batchnorm`'s helpers);
+normalization is batch norm's with the roles of the axes swapped (`nn.layers.batchnorm`'s helpers);
 only the per-feature scale and shift now vary inside the reduction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 import tape
-from nn import initializers
-from nn.batchnorm import (
+from nn.layers import initializers
+from nn.layers.batchnorm import (
     batch_norm_jvp,
     batch_norm_vjp,
     feature_axes,
+    feature_shape,
+    feature_variable,
     normalize,
     per_feature,
     scale_shift,
     scale_shift_tangent,
 )
-from nn.module import Module, as_floating
-from tape import Tensor, Variable
+from nn.layers.module import Module, as_floating
+from tape import Tensor
 
 
 def _others(x: Any, axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -141,20 +142,11 @@ class LayerNorm(Module):
         self.dtype = np.dtype(dtype)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        _, kept = feature_axes(len(input_shape), self.axis)
-        # every entry is an int once the check below has passed
-        self.features = cast("tuple[int, ...]", tuple(input_shape[a] for a in kept))
-        if any(n is None for n in self.features):
-            raise ValueError(f"{self.name}: the feature axis of shape {input_shape} is unknown")
-
-        def make(label: str, init: Callable[[tuple[int, ...], None, Any], np.ndarray]
-                 ) -> Variable:
-            return Variable(init(self.features, None, self.dtype), name=f"{self.name}/{label}")
-
+        self.features = feature_shape(self.name, input_shape, self.axis)
         if self.scale:
-            self.gamma = make("gamma", initializers.ones)
+            self.gamma = feature_variable(self, "gamma", initializers.ones)
         if self.center:
-            self.beta = make("beta", initializers.zeros)
+            self.beta = feature_variable(self, "beta", initializers.zeros)
 
     def call(self, x: Any, training: bool = False) -> Any:
         x = as_floating(x, self.dtype)

@@ -9,13 +9,14 @@ A run directory holds:
 - `epoch-NNNN.npz`, one per kept epoch (N counts completed epochs, from 1): the model's
   variables (`model/<path>`, trainable and not), the optimizer's `state_dict` (`optimizer/...`)
   and a JSON `meta` entry with the run's settings, the optimizer's hyperparameters, the event
-  log up to that epoch and the list of the other entries. Written with
-  `nn.checkpoint.save_arrays` (temporary file, fsync, rename), so a crash leaves the previous
+  log up to that epoch and the list of the other entries (`nn.runs.checkpoints`). Written with
+  `tape.utils.npz.save_arrays` (temporary file, fsync, rename), so a crash leaves the previous
   checkpoint intact.
 - `log.json`: the whole event log (epochs with their metrics, `set` changes, rollbacks and the
   abandoned branches, resumes), rewritten atomically after every event.
 - `.lock`: held with `fcntl.flock` while a `Babysitter` is open, so a second process gets a
-  clear error; the OS drops it when the process dies, so a killed run never blocks its resume.
+  clear error; the OS drops it when the process dies, so a killed run never blocks its resume
+  (`nn.runs.lock`).
 
 The files are data, never code: arrays are read with `allow_pickle=False`, a schedule's class
 name is looked up in an allow-list (`tape.registry`: the classes of `optim.schedules`, those
@@ -42,26 +43,34 @@ Example:
 from __future__ import annotations
 
 import copy
-import functools
-import hashlib
 import io
 import json
 import os
-import re
 import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from nn.callbacks import Monitor
-from nn.checkpoint import load_arrays, open_regular, save_arrays
+from nn.training.callbacks import Monitor
 from nn.data import MiniBatches
-from nn.module import Module
-from nn.runlog import (
+from nn.layers.module import Module
+from nn.runs import plot
+from nn.runs.checkpoints import (
+    CHECKPOINT,
+    FORMAT,
+    Checkpoint,
+    checkpoint_epochs,
+    checkpoint_name,
+    load_into,
+    read_checkpoint,
+    write_checkpoint,
+)
+from nn.runs.fingerprint import fingerprint
+from nn.runs.lock import lock_directory
+from nn.runs.runlog import (
     METRICS,
     Classes,
     Event,
@@ -74,132 +83,15 @@ from nn.runlog import (
     encode,
     replay,
 )
-from nn.training import Callback, History, Metric, TrainingState, fit
+from nn.training.loop import Callback, History, Metric, TrainingState, fit
 from tape import registry
-from tape.utils import checks, locks
+from tape.utils import checks
 from tape.utils.files import atomic_write
+from tape.utils.npz import open_regular
 
 __all__ = ["Babysitter", "RunHistory"]
 
-FORMAT = 1
-LOG, LOCK = "log.json", ".lock"
-_CHECKPOINT = re.compile(r"^epoch-(\d{4,})\.npz$")
-_TEMPORARY = re.compile(r"^\.(epoch-\d{4,}\.npz|log\.json|curves\.png)\..*\.tmp$")
-
-
-def _checkpoint_name(epoch: int) -> str:
-    return f"epoch-{epoch:04d}.npz"
-
-
-# -- files --------------------------------------------------------------------------------------
-def _lock(directory: str) -> Callable[[], None]:
-    """Take the directory's OS lock (released on close or when the process dies, and never
-    held by forked children: `tape.utils.locks`); returns the function that releases it."""
-    path = os.path.join(directory, LOCK)
-    try:  # never through a symbolic link: that could create or open a file elsewhere
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except OSError as e:
-        raise RuntimeError(f"cannot open the lock file {path!r} ({e.strerror}); it must be a "
-                           f"regular file (a symbolic link is refused): remove it") from None
-    if not locks.flock(fd):
-        os.close(fd)
-        raise RuntimeError(f"the run directory {directory!r} is in use by another "
-                           f"Babysitter (it holds an OS lock on {path!r}); close that one "
-                           f"(or wait for its process to end) or use another directory")
-    try:
-        for name in os.listdir(directory):  # temporary files of a write that was killed
-            if _TEMPORARY.match(name):
-                os.unlink(os.path.join(directory, name))
-    except BaseException:
-        locks.release(fd)
-        raise
-    return functools.partial(locks.release, fd)
-
-
-def _fingerprint(data: tuple[Any, Any] | None) -> str | None:
-    """A short hash of the arrays' shapes, dtypes and bytes: resuming on other data would not
-    be the same run."""
-    if data is None:
-        return None
-    h = hashlib.sha256()
-    for a in map(np.ascontiguousarray, data):
-        h.update(f"{a.shape}{a.dtype.str}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
-@dataclass
-class _Checkpoint:
-    path: str
-    model: dict[str, np.ndarray]
-    optimizer: dict[str, np.ndarray]
-    meta: dict[str, Any]
-
-
-def _check_config(config: Any) -> dict[str, Any]:
-    """A stored run config, checked field by field (it comes from a file)."""
-    ok = (isinstance(config, dict)
-          and all(type(config.get(k)) is int for k in ("batch_size", "seed"))
-          and (config.get("keep") == "all" or (type(config.get("keep")) is int
-                                               and config["keep"] >= 1))
-          and config.get("monitor") in METRICS
-          and all(type(config.get(k)) is bool for k in ("shuffle", "drop_last"))
-          and isinstance(config.get("optimizer"), str)
-          and all(config.get(k) is None or isinstance(config[k], str)
-                  for k in ("train", "validation")))
-    if not ok:
-        raise ValueError(f"its run settings are malformed: {str(config)[:200]}")
-    return config
-
-
-def _read_checkpoint(path: str) -> _Checkpoint:
-    """Read and check one checkpoint file; `ValueError` naming it if it is unreadable or
-    malformed, a symbolic link, or not a regular file."""
-    try:
-        arrays = load_arrays(path, follow_symlinks=False)
-        meta = json.loads(str(arrays.pop("meta")))
-        match = _CHECKPOINT.match(os.path.basename(path))
-        if (not isinstance(meta, dict) or meta.get("format") != FORMAT or not match
-                or meta.get("epoch") != int(match[1])):
-            raise ValueError(f"unknown format or epoch {str(meta)[:100]}")
-        _check_config(meta.get("config"))
-        if not isinstance(meta.get("hyperparameters"), dict):
-            raise ValueError("it holds no hyperparameters")
-        last = check_events(meta.get("events"))[-1:]
-        if [(ev["event"], ev["epoch"]) for ev in last] != [("epoch", meta["epoch"])]:
-            raise ValueError("its log does not end with its epoch")
-        if "entries" in meta and sorted(arrays) != meta["entries"]:  # (older files lack it)
-            listed = set(meta["entries"]) if isinstance(meta["entries"], list) else set()
-            raise ValueError(f"its archive lacks the entries {sorted(listed - set(arrays))} "
-                             f"and has {sorted(set(arrays) - listed)} that its meta does not "
-                             f"list")
-    except Exception as e:  # a truncated zip, a bad CRC, bad JSON, a missing entry...
-        raise ValueError(f"checkpoint {path!r} is unreadable or corrupt "
-                         f"({type(e).__name__}: {e})") from None
-    split: dict[str, dict[str, np.ndarray]] = {"model/": {}, "optimizer/": {}}
-    for key, value in arrays.items():
-        prefix = key[: key.index("/") + 1] if "/" in key else ""
-        if prefix in split:
-            split[prefix][key[len(prefix):]] = value
-    return _Checkpoint(path, split["model/"], split["optimizer/"], meta)
-
-
-def _nonfinite(ck: _Checkpoint) -> list[str]:
-    """The checkpoint's arrays holding NaN or inf, described (a diverged model is no restart
-    point)."""
-    found = []
-    for prefix, arrays in (("model/", ck.model), ("optimizer/", ck.optimizer)):
-        for key, a in arrays.items():
-            if a.dtype.kind in "fc" and (n := a.size - int(np.isfinite(a).sum())):
-                found.append(f"{prefix + key!r} holds {n} non-finite value{'s' * (n > 1)} "
-                             f"(NaN or inf)")
-    return found
-
-
-def _curve(ax: Any, events: list[Event], key: str, fmt: str, **style: Any) -> None:
-    points = [(ev["epoch"], ev["logs"][key]) for ev in events if key in ev["logs"]]
-    if points:
-        ax.plot(*zip(*points), fmt, **style)
+LOG = "log.json"
 
 
 # -- the Babysitter -----------------------------------------------------------------------------
@@ -265,8 +157,8 @@ class Babysitter:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         config = {"batch_size": batch_size, "seed": int(seed), "keep": keep, "monitor": monitor,
                   "shuffle": bool(shuffle), "drop_last": bool(drop_last),
-                  "optimizer": type(optimizer).__name__, "train": _fingerprint(train),
-                  "validation": _fingerprint(validation)}
+                  "optimizer": type(optimizer).__name__, "train": fingerprint(train),
+                  "validation": fingerprint(validation)}
         self.custom_objects = registry.by_name(custom_objects)
         self._open(directory)
         try:
@@ -285,7 +177,7 @@ class Babysitter:
         """Take the directory's lock (first: nothing in it is read before)."""
         self.directory = os.fspath(directory)
         os.makedirs(self.directory, exist_ok=True)
-        self._release = weakref.finalize(self, _lock(self.directory))
+        self._release = weakref.finalize(self, lock_directory(self.directory))
 
     def _setup(self, model: Module, loss: Callable[..., Any], optimizer: Any,
                train: tuple[Any, Any], validation: tuple[Any, Any] | None,
@@ -314,8 +206,7 @@ class Babysitter:
     @property
     def checkpoints(self) -> list[int]:
         """The epochs that have a checkpoint file (what `rollback` accepts), ascending."""
-        found = (_CHECKPOINT.match(name) for name in os.listdir(self.directory))
-        return sorted(int(m[1]) for m in found if m)
+        return checkpoint_epochs(self.directory)
 
     @property
     def best_epoch(self) -> int | None:
@@ -329,7 +220,7 @@ class Babysitter:
         return best
 
     def _path(self, epoch: int) -> str:
-        return os.path.join(self.directory, _checkpoint_name(epoch))
+        return os.path.join(self.directory, checkpoint_name(epoch))
 
     # -- training -----------------------------------------------------------------------------
     def train(self, epochs: int = 1,
@@ -352,20 +243,14 @@ class Babysitter:
                        callbacks=[lambda s: self._checkpoint(s.epoch + 1, s.logs), *callbacks])
         except BaseException:
             if self.epoch > 0:  # an epoch cut short leaves the model between checkpoints
-                self._restore(_read_checkpoint(self._path(self.epoch)))
+                self._restore(read_checkpoint(self._path(self.epoch)))
             raise
 
     def _checkpoint(self, epoch: int, logs: dict[str, float]) -> None:
         event = {"event": "epoch", "epoch": epoch, "logs": encode(logs), "time": time.time()}
-        meta = {"format": FORMAT, "epoch": epoch, "config": self.config,
-                "hyperparameters": encode(self.optimizer.hyperparameters),
-                "events": [*self._events, event]}
-        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        arrays.update({f"optimizer/{k}": np.asarray(v)
-                       for k, v in self.optimizer.state_dict().items()})
-        meta["entries"] = sorted(arrays)  # a damaged zip directory can hide an entry
-        arrays["meta"] = np.asarray(json.dumps(meta))
-        save_arrays(self._path(epoch), arrays)
+        write_checkpoint(self._path(epoch), self.model, self.optimizer, config=self.config,
+                         hyperparameters=encode(self.optimizer.hyperparameters),
+                         events=[*self._events, event])
         self._log(event)
         self._prune()
 
@@ -430,37 +315,17 @@ class Babysitter:
                              f"available epochs: {available}"
                              + ("" if self.config["keep"] == "all" else
                                 f" (keep={self.config['keep']} prunes the others)"))
-        self._restore(_read_checkpoint(self._path(epoch)))
+        self._restore(read_checkpoint(self._path(epoch)))
         head = self.epoch
         for later in available:  # removed before the log says so: see `resume`
             if later > epoch:
                 os.unlink(self._path(later))
         self._log({"event": "rollback", "epoch": epoch, "from": head})
 
-    def _restore(self, ck: _Checkpoint) -> None:
-        """Load the checkpoint into the model and the optimizer, all or nothing: a
-        `ValueError` naming the file and the reason if it does not fit (then nothing changed);
-        an `UnknownClassError` if it names a schedule that is not allowed."""
-        try:
-            hyperparameters = decode(ck.meta["hyperparameters"], self.custom_objects)
-        except UnknownClassError as e:
-            raise UnknownClassError(f"checkpoint {ck.path!r}: {e}") from None
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"checkpoint {ck.path!r} holds unusable hyperparameters: {e}"
-                             ) from None
-        if bad := _nonfinite(ck):
-            raise ValueError(f"checkpoint {ck.path!r} does not fit this model and optimizer: "
-                             + "; ".join(bad))
-        model_before, before = self.model.state_dict(), self.optimizer.hyperparameters
-        try:
-            self.optimizer.set_hyperparameters(**hyperparameters)
-            self.model.load_state_dict(ck.model)
-            self.optimizer.load_state_dict(ck.optimizer, self.model.trainable_variables)
-        except (ValueError, TypeError) as e:
-            self.model.load_state_dict(model_before)  # each load is all or nothing
-            self.optimizer.set_hyperparameters(**before)
-            raise ValueError(f"checkpoint {ck.path!r} does not fit this model and optimizer: "
-                             f"{e}") from None
+    def _restore(self, ck: Checkpoint) -> None:
+        """Load the checkpoint into the model and the optimizer, all or nothing
+        (`nn.runs.checkpoints.load_into`)."""
+        load_into(ck, self.model, self.optimizer, self.custom_objects)
 
     # -- resuming -----------------------------------------------------------------------------
     @classmethod
@@ -483,7 +348,7 @@ class Babysitter:
         classes) is an error naming it, never a fallback.
         """
         directory = os.fspath(directory)
-        if not (os.path.isdir(directory) and any(map(_CHECKPOINT.match, os.listdir(directory)))):
+        if not (os.path.isdir(directory) and any(map(CHECKPOINT.match, os.listdir(directory)))):
             raise FileNotFoundError(f"no checkpoint (epoch-NNNN.npz) in {directory!r}: "
                                     f"nothing to resume")
         self = cls.__new__(cls)
@@ -507,14 +372,14 @@ class Babysitter:
 
     def _newest_usable(self, model: Module, loss: Callable[..., Any], optimizer: Any,
                        train: tuple[Any, Any], validation: tuple[Any, Any] | None,
-                       metric: Metric | str | None, verbose: int) -> _Checkpoint:
+                       metric: Metric | str | None, verbose: int) -> Checkpoint:
         """Set the run up from its newest checkpoint that reads and fits, newest first."""
-        given = {"optimizer": type(optimizer).__name__, "train": _fingerprint(train),
-                 "validation": _fingerprint(validation)}
+        given = {"optimizer": type(optimizer).__name__, "train": fingerprint(train),
+                 "validation": fingerprint(validation)}
         epochs, problems = self.checkpoints[::-1], []
         for k, epoch in enumerate(epochs):
             try:
-                ck = _read_checkpoint(self._path(epoch))
+                ck = read_checkpoint(self._path(epoch))
             except ValueError as e:
                 problems.append(str(e))
             else:
@@ -552,7 +417,7 @@ class Babysitter:
                              f"or delete it to resume from the log saved in the checkpoint"
                              ) from None
 
-    def _resumed_events(self, ck: _Checkpoint) -> list[Event]:
+    def _resumed_events(self, ck: Checkpoint) -> list[Event]:
         """The checkpoint's log, continued by `log.json` when that agrees with it (so changes
         and rollbacks after the checkpoint are kept), ending on the checkpoint's epoch."""
         events, epoch = ck.meta["events"], ck.meta["epoch"]
@@ -582,51 +447,9 @@ class Babysitter:
         """The learning curves as a matplotlib `Figure` (object API, no pyplot state): loss
         (and accuracy) per epoch, abandoned branches dashed grey, `set` changes as green dotted
         lines labelled with the new values (grey and "undone" once a rollback undid them),
-        rollbacks as red dash-dotted lines. Labels at one epoch are stacked in log order.
-        """
-        try:
-            from matplotlib.figure import Figure
-            from matplotlib.ticker import MaxNLocator
-        except ImportError:
-            raise ImportError("plotting needs matplotlib: pip install 'tape-autodiff[plot]'"
-                              ) from None
-        tl = replay(self._events)
-        if not tl.live and not tl.branches:
-            raise ValueError("nothing to plot yet: train at least one epoch")
-        dead = {id(ev) for ev in tl.dead_sets}
-        marks = []  # (epoch, label, color, line style), in log order
-        for ev in self._events:
-            if ev["event"] == "set":
-                label = change_summary(ev)
-                marks.append((ev["epoch"], label + " (undone)", "0.5", ":") if id(ev) in dead
-                             else (ev["epoch"], label, "tab:green", ":"))
-            elif ev["event"] == "rollback":
-                marks.append((ev["epoch"], f"rollback from {ev['from']}", "tab:red", "-."))
-        panels = [p for p in (("loss", "val_loss"), ("accuracy", "val_accuracy"))
-                  if any(p[0] in ev["logs"] for ev in tl.live + sum(tl.branches, []))]
-        fig = Figure(figsize=(7, 3.2 * len(panels) + 0.4), layout="constrained")
-        axes = [fig.add_subplot(len(panels), 1, k + 1) for k in range(len(panels))]
-        for ax, keys in zip(axes, panels):
-            for key, color in zip(keys, ("tab:blue", "tab:orange")):
-                for n, branch in enumerate(tl.branches):
-                    name = "abandoned" if n == 0 and key == keys[0] else None
-                    _curve(ax, branch, key, "--", color="0.6", marker=".", label=name)
-                _curve(ax, tl.live, key, "-o", color=color, markersize=3, label=key)
-            for epoch, _, color, style in marks:
-                ax.axvline(epoch, color=color, linestyle=style, linewidth=1)
-            ax.set_ylabel(keys[0])
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.grid(alpha=0.3)
-        ax0, row = axes[0], dict.fromkeys(m[0] for m in marks)
-        for epoch, label, color, _ in marks:
-            row[epoch] = k = (row[epoch] or 0) + 1
-            ax0.annotate(label, (epoch, 1.0 - 0.07 * k), xycoords=ax0.get_xaxis_transform(),
-                         xytext=(3, 0), textcoords="offset points", fontsize=7, color=color,
-                         bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 1})
-        axes[-1].set_xlabel("epoch")
-        ax0.legend(fontsize=8, loc="lower left")
-        ax0.set_title(f"{os.path.basename(os.path.abspath(self.directory))}: epoch {self.epoch}")
-        return fig
+        rollbacks as red dash-dotted lines (`nn.runs.plot.figure`)."""
+        name = os.path.basename(os.path.abspath(self.directory))
+        return plot.figure(self._events, f"{name}: epoch {self.epoch}")
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> str:
         """Draw `figure()` to the PNG file `path` (default `<directory>/curves.png`)

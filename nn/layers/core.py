@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn import activations, initializers, regularizers, seeding
-from nn.module import Module, as_floating, remember_input
+from nn import seeding
+from nn.layers import activations, initializers, regularizers
+from nn.layers.module import Module, as_floating, remember_input
 from tape import Tensor, Variable
 
 _SEEDING = threading.local()  # .stack: [seed, layers seeded so far] per open `seeded` block

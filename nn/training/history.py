@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nn.tables import format_value, member_row
+from nn.training.tables import format_value, member_row
 from tape.utils.tables import format_table
 
 _STANDARD = ("loss", "accuracy", "val_loss", "val_accuracy")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn.module import Module
+from nn.layers.module import Module
 
 
 def relu(x: Any) -> tape.Tensor:

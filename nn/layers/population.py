@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn.layers import seeded
-from nn.module import Module
-from nn.policy import TrainingPolicy
+from nn.layers.core import seeded
+from nn.layers.module import Module
+from nn.layers.policy import TrainingPolicy
 from tape import Tape, Tensor, Variable
 from tape.utils import checks, signatures
 

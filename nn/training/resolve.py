@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from nn import losses, metrics
+from nn import losses
+from nn.training import metrics
 from tape.utils import checks, names
 
 _LOSSES: dict[str, Callable[..., Any]] = {

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn import inputs, resolve
 from nn.data import MiniBatches
-from nn.metrics import Metric
-from nn.module import Module
-from nn.plan import labelled
+from nn.layers.module import Module
+from nn.training import inputs, resolve
+from nn.training.metrics import Metric
+from nn.training.plan import labelled
 
 
 def weighted_loss(loss: Callable[..., Any], outputs: Any, labels: Any, *, sample_weight: Any

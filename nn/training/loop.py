@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from nn import inputs
-from nn.evaluation import evaluate, evaluate_arrays, weighted_loss
-from nn.history import History
-from nn.metrics import Metric
-from nn.module import Module
-from nn.plan import Plan, plan
-from nn.progress import Progress
+from nn.layers.module import Module
+from nn.training import inputs
+from nn.training.evaluation import evaluate, evaluate_arrays, weighted_loss
+from nn.training.history import History
+from nn.training.metrics import Metric
+from nn.training.plan import Plan, plan
+from nn.training.progress import Progress
 from tape import Variable
 
 __all__ = ["Callback", "History", "Metric", "TrainingState", "evaluate", "fit", "train_step",

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from nn.culling import rank_members
-from nn.population import Population
+from nn.layers.population import Population
+from nn.tuning.culling import rank_members
 
 __all__ = ["population_based_training", "PBTResult", "copy_member", "perturb"]
 

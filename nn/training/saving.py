@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from nn.checkpoint import load_arrays, save_arrays
-from nn.module import Module
+from nn.layers.module import Module
+from tape.utils.npz import load_arrays, save_arrays
 
 FORMAT = "nn.checkpoint/1"
 

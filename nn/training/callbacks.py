@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from nn.tables import best_member, better, format_value
-from nn.training import Callback, TrainingState
+from nn.training.loop import Callback, TrainingState
+from nn.training.tables import best_member, better, format_value
 from tape.utils import checks
 
 __all__ = ["EarlyStopping", "Monitor", "RestoreBest", "TerminateOnNaN"]
