@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     batchnorm,
     batchnorm_training,
     caviar_panda,
+    importance,
     softmax,
     tensorflow_example,
     tuning,
