@@ -34,7 +34,7 @@ SPACE = {
     "learning_rate": LogUniform(1e-4, 1e-1),
     "beta_1": OneMinusLogUniform(0.9, 0.999),      # the notes' range for a momentum beta
     "hidden_units": LogIntUniform(16, 256),
-    "batch_size": Choice([16, 32, 64, 128, 256]),
+    "batch_size": Choice([32, 64, 128, 256]),
     "layers": IntUniform(1, 4),
     "decay_rate": LogUniform(1e-2, 1.0),           # lr / (1 + decay_rate * epoch)
     "beta_2": OneMinusLogUniform(0.99, 0.9999),
@@ -84,7 +84,7 @@ def tier_means(shares: dict[str, float]) -> list[float]:
                    "largest share, beta_2 and epsilon each explain under 5% of the variance, "
                    "and the mean share falls from tier to tier (second > third > fourth)")
 def importance_ranking(config: Config) -> Outcome:
-    n, epochs = config.pick(48, 12), config.pick(4, 2)
+    n, epochs = config.pick(40, 8), config.pick(3, 1)
     study = random_search(lambda p: error(p, epochs=epochs, seed=config.seed), SPACE, n,
                           seed=config.seed, progress=False)
     shares = study.importance(seed=config.seed)
