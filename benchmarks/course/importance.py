@@ -49,7 +49,7 @@ def error(params: dict[str, Any], *, epochs: int, seed: int) -> float:
     that diverges counts as the model it left behind.
 
     Example:
-        >>> p = {"learning_rate": 1e-2, "beta_1": 0.9, "hidden_units": 16, "batch_size": 256,
+        >>> p = {"learning_rate": 1e-2, "beta_1": 0.9, "hidden_units": 32, "batch_size": 64,
         ...      "layers": 1, "decay_rate": 0.1, "beta_2": 0.999, "epsilon": 1e-8}
         >>> 0 <= error(p, epochs=1, seed=0) < 0.5
         True
