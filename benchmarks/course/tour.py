@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     batchnorm,
     batchnorm_training,
     caviar_panda,
+    importance,
     regularization,
     softmax,
     tensorflow_example,

@@ -9,6 +9,7 @@ turned into the outcome fields of a ``Trial``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import traceback
@@ -19,7 +20,7 @@ from .checks import Objective
 from .population_objective import PopulationObjective, check_results
 from .trials import TrialPruned
 
-__all__ = ["execute", "execute_batch", "execute_task", "outcome", "error_text"]
+__all__ = ["execute", "execute_batch", "execute_task", "outcome", "error_text", "Judge", "Finish"]
 
 
 def error_text(e: BaseException) -> str:
@@ -63,24 +64,30 @@ def outcome(result: Any, curve: list[tuple[int, float]], duration: float) -> dic
     return {**out, "duration": duration, "intermediate": curve}
 
 
-OnReport = Callable[[list[tuple[int, float]]], None]
+OnReport = Callable[[list[tuple[int, float]]], "str | None"]
+Judge = Callable[[int, list[tuple[int, float]]], "str | None"]
+Finish = Callable[[int, dict[str, Any]], None]
 
 
 def execute(objective: Objective, wants_report: bool, params: dict[str, Any],
             on_report: OnReport | None = None) -> dict[str, Any]:
     """Run one trial (in a worker); returns the outcome fields of a ``Trial``. After each
-    ``report(step, value)``, ``on_report(curve)`` (if given) sees the curve so far and may
-    raise ``TrialPruned`` through ``report`` to stop the trial.
+    ``report(step, value)``, ``on_report(curve)`` (if given) sees the curve so far and returns
+    ``None`` to go on or the reason to stop, which ``report`` raises as ``TrialPruned``.
 
     >>> execute(lambda p, report: report(0, 1.0) or 2.0, True, {})["intermediate"]
     [(0, 1.0)]
+    >>> execute(lambda p, report: report(0, 1.0) or 2.0, True, {},
+    ...         lambda curve: "too high")["error"]  # doctest: +ELLIPSIS
+    'TrialPruned: pruned at step 0: too high (at ...'
     """
     curve: list[tuple[int, float]] = []
 
     def report(step: int, value: float) -> None:
         curve.append((int(step), float(value)))
-        if on_report is not None:
-            on_report(curve)
+        why = None if on_report is None else on_report(curve)
+        if why is not None:
+            raise TrialPruned(f"pruned at step {curve[-1][0]}: {why}")
 
     start = time.perf_counter()
     try:
@@ -114,14 +121,23 @@ def execute_batch(objective: PopulationObjective, batch: list[dict[str, Any]]
 
 
 def execute_task(objective: Objective, wants_report: bool, batched: bool,
-                 batch: list[dict[str, Any]], on_report: OnReport | None = None
-                 ) -> list[dict[str, Any]]:
-    """Run one task of a search: a batch of a ``PopulationObjective`` evaluated together
-    (``batched``), else each trial of ``batch`` on its own.
+                 numbers: list[int], batch: list[dict[str, Any]], judge: Judge | None = None,
+                 finish: Finish | None = None) -> list[dict[str, Any]]:
+    """Run one task of a search: trials ``numbers`` with parameters ``batch``, as a batch of a
+    ``PopulationObjective`` evaluated together (``batched``), else each on its own; the
+    reports of trial ``n`` go to ``judge(n, curve)`` (see ``execute``), and ``finish(n,
+    outcome)`` (if given) hands each outcome to the search before the next trial starts.
 
-    >>> [o["value"] for o in execute_task(lambda p: p["x"], False, False, [{"x": 1}, {"x": 2}])]
+    >>> [o["value"] for o in execute_task(lambda p: p["x"], False, False, [0, 1],
+    ...                                   [{"x": 1}, {"x": 2}])]
     [1.0, 2.0]
     """
     if batched:
         return execute_batch(objective, batch)  # type: ignore[arg-type]
-    return [execute(objective, wants_report, params, on_report) for params in batch]
+    outcomes = []
+    for number, params in zip(numbers, batch):
+        outcomes.append(execute(objective, wants_report, params,
+                                None if judge is None else functools.partial(judge, number)))
+        if finish is not None:
+            finish(number, outcomes[-1])
+    return outcomes

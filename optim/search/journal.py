@@ -17,6 +17,14 @@ Reading checks every line and names the file and line number of what it refuses:
   warning. Optuna's journal storage does the same: it replays its log in order and ignores an
   update to a trial that has already finished.
 
+A search with a pruner also writes one line per report of a running trial and the pruner's
+decision on it, before the decision reaches the trial: ``{"kind": "report", "number": 3,
+"step": 2, "value": 0.5, "decision": null}`` (or the reason to stop, a string). The lines
+before a report are what the pruner saw when it decided (the trials finished by then); a
+resumed search answers a re-run trial's report at the same step with the same value by the
+stored decision. Of two reports of one trial at one step, the later one counts (the trial was
+run again and reported something else).
+
 >>> data = (b'{"kind": "header", "format": 2, "search": "demo", "seed": 0, '
 ...         b'"direction": "minimize", "space": {"x": {"type": "Uniform", "low": 0, "high": 1}}}\\n'
 ...         b'{"kind": "trial", "number": 0, "params": {"x": 0.5}, "value": 0.25, '
@@ -32,18 +40,19 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from .codec import decode_value, encode_value
 from .spaces import Distribution, Fixed, space_from_dict
 from .trials import Trial
 
-__all__ = ["FORMAT", "Journal", "header_line", "trial_line", "parse"]
+__all__ = ["FORMAT", "Journal", "Report", "header_line", "trial_line", "report_line", "parse"]
 
 FORMAT = 2
 _HEADER_START = b'{"kind": "header"'
 _HEADER_FIELDS = ("search", "space", "seed", "direction")
 _TRIAL_FIELDS = tuple(f.name for f in fields(Trial))
+_REPORT_FIELDS = ("number", "step", "value", "decision")
 _STATUSES = ("ok", "failed", "pruned")
 
 
@@ -74,11 +83,35 @@ def trial_line(trial: Trial) -> str:
                                                for k, v in trial.box.items()}})
 
 
+class Report(NamedTuple):
+    """One report of a running trial and the pruner's decision on it (``None``: go on, else
+    the reason to stop).
+
+    >>> Report(3, 2, 0.5, None).decision is None
+    True
+    """
+
+    number: int
+    step: int
+    value: float
+    decision: str | None
+
+
+def report_line(report: Report) -> str:
+    """One report as a line of the file (without the newline).
+
+    >>> report_line(Report(3, 2, 0.5, None))
+    '{"kind": "report", "number": 3, "step": 2, "value": 0.5, "decision": null}'
+    """
+    return json.dumps({"kind": "report", **report._asdict()})
+
+
 @dataclass
 class Journal:
     """What a study file holds: the raw ``header`` record (``None`` if the file is empty) and
     the ``space`` it describes, the ``trials`` in file order (first record of each number),
-    the ``line`` each trial number was read from, ``complete``: the length in bytes of the
+    the ``line`` each trial number was read from, the ``reports`` of running trials by
+    ``(number, step)`` (the last one of each), ``complete``: the length in bytes of the
     complete lines (shorter than the data when the last line was cut off), and ``notes``:
     warnings for the caller to issue.
 
@@ -90,6 +123,7 @@ class Journal:
     space: dict[str, Distribution] | None
     trials: list[Trial] = field(default_factory=list)
     line: dict[int, int] = field(default_factory=dict)
+    reports: dict[tuple[int, int], Report] = field(default_factory=dict)
     complete: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -114,7 +148,12 @@ def parse(data: bytes, path: str) -> Journal:
     header, space = _header(_json(lines[0], path, 1), f"{path!r} line 1")
     journal = Journal(header, space, complete=len(data) - len(tail))
     for k, raw in enumerate(lines[1:], 2):
-        trial = _trial(_json(raw, path, k), space, f"{path!r} line {k}")
+        record = _json(raw, path, k)
+        if isinstance(record, dict) and record.get("kind") == "report":
+            report = _report(record, f"{path!r} line {k}")
+            journal.reports[report.number, report.step] = report
+            continue
+        trial = _trial(record, space, f"{path!r} line {k}")
         if trial.number in journal.line:
             journal.notes.append(
                 f"{path!r} line {k} stores trial {trial.number} again (first stored on line "
@@ -143,8 +182,8 @@ def _fields(record: Any, kind: str, expected: tuple[str, ...], where: str) -> No
     if missing:
         raise ValueError(f"{where}: the {kind} record lacks {', '.join(map(repr, missing))}")
     unknown = [f for f in record if f not in expected and f != "kind"]
-    if unknown and kind == "trial":
-        raise ValueError(f"{where}: the trial record has unknown fields "
+    if unknown and kind != "header":
+        raise ValueError(f"{where}: the {kind} record has unknown fields "
                          f"{', '.join(map(repr, unknown))}")
 
 
@@ -185,6 +224,20 @@ def _decoded(mapping: Any, names: list[str], what: str, where: str) -> dict[str,
         return {k: decode_value(mapping[k]) for k in names}
     except ValueError as e:
         raise ValueError(f"{where}: {what}: {e}") from None
+
+
+def _report(record: Any, where: str) -> Report:
+    _fields(record, "report", _REPORT_FIELDS, where)
+    r = record
+    if not _is_int(r["number"]):
+        raise _bad(where, "number", "an integer >= 0", r["number"])
+    if not _is_int(r["step"], -2**63):
+        raise _bad(where, "step", "an integer", r["step"])
+    if not _is_number(r["value"]):
+        raise _bad(where, "value", "a number", r["value"])
+    if not (r["decision"] is None or isinstance(r["decision"], str)):
+        raise _bad(where, "decision", "a string or null", r["decision"])
+    return Report(r["number"], r["step"], r["value"], r["decision"])
 
 
 def _trial(record: Any, space: dict[str, Distribution], where: str) -> Trial:

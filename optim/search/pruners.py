@@ -6,11 +6,21 @@ with ``report(step, value)``; a search given ``pruner=`` asks the pruner after e
 The trial is recorded with status ``pruned``, its last reported value and its curve, and the
 search goes on.
 
-A pruner decides from the current trial's curve and the trials the study holds when the report
-arrives: the finished trials, as stored in the study file. A reported NaN counts as the worst
-value. Serially the decisions are therefore deterministic (trials finish in number order) and a
-resumed search decides as the uninterrupted one did; in threads they depend on the order in
-which trials finish.
+A pruner decides in the search's process (the driver), from the current trial's curve and the
+trials the study file holds when the report arrives. Trials in threads ask it directly; trials
+on worker processes or a dask ``LocalCluster`` ask it over a local socket
+(``optim.search.referee``), and hand it their outcome when they end, so a trial is stored before
+its worker starts another one. Every report and its decision is stored in the study file
+before the trial hears it (``optim.search.journal``). A reported NaN counts as the worst value.
+
+What is deterministic: each decision is a function of the trial's curve and the trials stored
+before the report, and the study file records that order. Serially (and on any executor with
+one worker) trials end in number order, so the study and every decision are the same as
+serially, bit for bit. With several workers the decisions depend on how trials' ends
+interleave with other trials' reports, and only on that: the objective's values do not
+change, and every stored decision can be recomputed from the file lines before it. A resumed
+search answers a re-run trial's reports with the stored decisions, so a search killed and
+resumed serially ends as the uninterrupted one.
 
 >>> from optim.search import Uniform, random_search
 >>> def objective(params, report):

@@ -59,8 +59,9 @@ def random_search(objective: Objective, space: Mapping[str, Any], n_trials: int,
     With ``storage``, parameter values must be of the types a study file keeps (see
     ``optim.search.codec``), else a ``TypeError`` comes before the first trial. ``pruner``
     (``MedianPruner``, ``SuccessiveHalvingPruner``) stops trials whose reported curve is not
-    promising (``optim.search.pruners``); it needs the trials in this process (serially or on a
-    ``ThreadPoolExecutor``) and an objective that reports.
+    promising (``optim.search.pruners``): it decides in this process, for trials run serially,
+    in threads, on ``n_jobs`` processes or on a local dask cluster, and needs an objective that
+    reports.
 
     >>> from optim.search import LogUniform
     >>> study = random_search(lambda p: (p["lr"] - 0.01) ** 2, {"lr": LogUniform(1e-4, 1)},

@@ -16,6 +16,7 @@ to run.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -31,14 +32,15 @@ from .checks import (
     check_picklable,
     wants_report,
 )
-from .execution import execute_task
+from .execution import Finish, Judge, execute_task
+from .journal import Report
 from .population_objective import PopulationObjective
 from .pruners import Pruner
+from .referee import DecisionServer
 from .report import Progress
 from .spaces import Distribution, space_to_dict
 from .storage import TrialStore
 from .study import Study, Trial
-from .trials import TrialPruned
 from .workers import process_pool
 
 __all__ = ["Session"]
@@ -70,7 +72,7 @@ class Session:
             check_picklable(objective)
         self.objective, self.wants_report = objective, wants_report(objective)
         if pruner is not None:
-            self._check_pruner(pruner, executor, n_jobs)
+            self._check_pruner(pruner)
             header = {**header, "pruner": pruner.to_dict()}
         self.pruner = pruner
         self._lock = threading.Lock()  # worker threads read the study while trials are added
@@ -88,12 +90,29 @@ class Session:
             executor = process_pool(n_jobs)
         self.executor = executor
         self.progress = Progress(total, len(self.study), enabled=progress)
+        # the pruner's decisions: those stored (replayed to re-run trials), then new ones
+        self._reports: dict[tuple[int, int], Report] = dict(self.store.reports) if self.store \
+            else {}
+        # with a pruner, trials hand their reports and outcomes to _decide and _finish: in
+        # this process directly, from other processes over a socket (optim.search.referee)
+        self.judge: Judge | None = None
+        self.finish: Finish | None = None
+        self._server: DecisionServer | None = None
+        self._running: tuple[dict[int, dict[str, Any]], int, Box | None] = ({}, 0, None)
+        if pruner is not None:
+            if executor is None or isinstance(executor, ThreadPoolExecutor):
+                self.judge, self.finish = self._decide, self._finish
+            else:
+                self._server = DecisionServer(self._decide, self._finish)
+                self.judge, self.finish = self._server.referee, self._server.referee.finish
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
         self.progress.close()
+        if self._server is not None:  # trials still running stop at their next report
+            self._server.close()
         if self.own_executor:
             assert self.executor is not None  # created in __init__
             self.executor.shutdown(wait=exc_type is None, cancel_futures=True)
@@ -113,19 +132,22 @@ class Session:
         done = {t.number for t in self.study.trials}
         todo = {i: p for i, p in todo.items() if i not in done}
         tasks = self._tasks(todo)
+        self._running = (todo, round_, box)
         call = functools.partial(execute_task, self.objective, self.wants_report,
-                                 self.population is not None,
-                                 on_report=None if self.pruner is None else self._judge)
+                                 self.population is not None, judge=self.judge,
+                                 finish=self.finish)
 
         def record(task: list[int], outcomes: list[dict[str, Any]]) -> None:
             for i, outcome in zip(task, outcomes):
-                self._record(Trial(i, todo[i], round=round_, box=box, **outcome))
+                if self.finish is None:  # else the trial's finish() recorded it
+                    self._record(Trial(i, todo[i], round=round_, box=box, **outcome))
 
         if self.executor is None:
             for task in tasks:
-                record(task, call([todo[i] for i in task]))
+                record(task, call(task, [todo[i] for i in task]))
             return
-        futures = {self.executor.submit(call, [todo[i] for i in task]): task for task in tasks}
+        futures = {self.executor.submit(call, task, [todo[i] for i in task]): task
+                   for task in tasks}
         try:
             for f in as_completed(futures):
                 record(futures[f], f.result())
@@ -145,7 +167,7 @@ class Session:
         k = self.population
         return [g[j:j + k] for g in groups.values() for j in range(0, len(g), k)]
 
-    def _check_pruner(self, pruner: Any, executor: Executor | None, n_jobs: int) -> None:
+    def _check_pruner(self, pruner: Any) -> None:
         if not isinstance(pruner, Pruner):
             raise TypeError(f"pruner must be a Pruner (MedianPruner(...), "
                             f"SuccessiveHalvingPruner(...)); got {pruner!r:.80}")
@@ -153,26 +175,39 @@ class Session:
             raise ValueError(f"pruner= cannot be combined with population={self.population}: "
                              "the members of a batch train together; run without population= "
                              "to prune trials one by one")
-        if n_jobs != 1 or not (executor is None or isinstance(executor, ThreadPoolExecutor)):
-            raise ValueError(
-                f"pruner= needs the trials to run in this process (serially, or on a "
-                f"ThreadPoolExecutor): the pruner decides at each report from the study's "
-                f"finished trials, which worker processes do not see; got n_jobs={n_jobs}, "
-                f"executor={executor!r:.60}")
         if not self.wants_report:
             name = getattr(self.objective, "__qualname__", repr(self.objective))
             raise ValueError(f"pruner= needs an objective that reports its learning curve, "
                              f"objective(params, report) calling report(step, value); "
                              f"{name!r} takes only params")
 
-    def _judge(self, curve: list[tuple[int, float]]) -> None:
-        """Ask the pruner about a running trial's curve; raise TrialPruned if it says stop."""
+    def _decide(self, number: int, curve: list[tuple[int, float]]) -> str | None:
+        """The pruner's decision on trial ``number``'s report ``curve[-1]``: the stored one if
+        this report was decided before (a re-run trial of a resumed search), else decided now
+        from the finished trials and stored before it is returned."""
         assert self.pruner is not None  # only passed to trials when there is one
+        step, value = curve[-1]
         with self._lock:
-            finished = self.study.trials
-        why = self.pruner.decide(curve, finished, self.study.direction)
-        if why is not None:
-            raise TrialPruned(f"pruned at step {curve[-1][0]}: {why}")
+            stored = self._reports.get((number, step))
+            if stored is not None and (stored.value == value or
+                                       math.isnan(stored.value) and math.isnan(value)):
+                return stored.decision
+            try:
+                why = self.pruner.decide(curve, self.study.trials, self.study.direction)
+            except Exception as e:  # the trial fails with it; the search goes on
+                raise RuntimeError(f"the pruner failed on trial {number}'s report at step "
+                                   f"{step}: {type(e).__name__}: {e}") from None
+            report = Report(number, step, value, why)
+            if self.store is not None:
+                self.store.append_report(report)
+            self._reports[number, step] = report
+        return why
+
+    def _finish(self, number: int, outcome: dict[str, Any]) -> None:
+        """Record trial ``number`` of the running ``run_trials`` as soon as it ends, before its
+        worker starts another trial (with a pruner)."""
+        todo, round_, box = self._running
+        self._record(Trial(number, todo[number], round=round_, box=box, **outcome))
 
     def _record(self, trial: Trial) -> None:
         if self.pruner is not None and trial.status == "ok" and not trial.intermediate:
@@ -181,10 +216,10 @@ class Session:
                 f"pruner={self.pruner!r} could never stop it; report the learning curve "
                 "from the objective (e.g. the validation loss after each epoch) or run "
                 "without pruner=")
-        with self._lock:
+        with self._lock:  # the pruner sees a trial when the study file holds it
+            if self.store is not None:
+                self.store.append(trial)
             self.study.add(trial)
-        if self.store is not None:
-            self.store.append(trial)
         if trial.status == "ok":
             assert trial.value is not None  # ok trials always have a value
             self.best = trial.value if self.best is None else self._better(self.best, trial.value)

@@ -40,7 +40,7 @@ from typing import Any
 
 from tape.utils import locks
 
-from .journal import Journal, header_line, parse, trial_line
+from .journal import Journal, Report, header_line, parse, report_line, trial_line
 from .study import Study, Trial
 
 __all__ = ["TrialStore", "load_study"]
@@ -124,7 +124,7 @@ def _warn(message: str) -> None:
 class TrialStore:
     """The open, locked study file of a running search; ``trials`` holds those already stored
     (only those numbered below ``n_trials`` when it is given; the others stay in the file and
-    are named in a warning).
+    are named in a warning), ``reports`` the pruner's stored decisions by ``(number, step)``.
 
     Raises ``ValueError`` (leaving the file untouched) when the file's header differs from
     ``header`` or the file is not a valid study, ``RuntimeError`` when another search holds
@@ -157,6 +157,7 @@ class TrialStore:
             if journal.header is not None:
                 self._check(journal.header, record)
             self.trials = self._within(journal, n_trials)
+            self.reports = journal.reports
             if self.read_only_because is not None and journal.header is None:
                 raise self._read_only("a header to write")
             if self.read_only_because is not None and n_trials is not None and \
@@ -217,6 +218,10 @@ class TrialStore:
     def append(self, trial: Trial) -> None:
         """Append one finished trial and fsync."""
         self._write(trial_line(trial))
+
+    def append_report(self, report: Report) -> None:
+        """Append a running trial's report and the pruner's decision, and fsync."""
+        self._write(report_line(report))
 
     def close(self) -> None:
         """Close the file, releasing the lock."""

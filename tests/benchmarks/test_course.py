@@ -38,7 +38,7 @@ def quick_tour(tmp_path_factory):
 
 def test_quick_tour_prints_every_section(quick_tour):
     results, text, _ = quick_tour
-    assert [r.section.number for r in results] == sorted(SECTIONS) == list(range(1, 16))
+    assert [r.section.number for r in results] == sorted(SECTIONS) == list(range(1, 17))
     for s in SECTIONS.values():
         assert f"== {s.number}. {s.title} " in text
     for label in ("claim:", "criterion:", "measured:", "result:"):
@@ -220,3 +220,18 @@ def test_docstring_examples(name):
     module = importlib.import_module("benchmarks.course" + ("" if name == "__init__"
                                                             else f".{name}"))
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_importance_section_decides_by_its_stated_criterion(quick_tour):
+    from benchmarks.course.importance import NEGLIGIBLE, SPACE, TIERS
+
+    result = next(r for r in quick_tour[0] if r.section.number == 16)
+    numbers = result.outcome.numbers
+    shares = {name: numbers[f"share_{name}"] for name in SPACE}
+    assert sorted(shares) == sorted(n for tier in TIERS for n in tier)
+    means = [numbers[f"tier{k}_mean"] for k in range(1, 5)]
+    assert means == pytest.approx([np.mean([shares[n] for n in t]) for t in TIERS])
+    held = (max(shares, key=shares.get) == "learning_rate"
+            and all(shares[n] < NEGLIGIBLE for n in TIERS[3]) and means[1] > means[2] > means[3])
+    assert result.outcome.held == held
+    assert "first: " in result.outcome.headline

@@ -1,0 +1,165 @@
+"""Pruning decisions for trials that run in other processes: a trial asks the search's process.
+
+A pruner decides from the study's finished trials, which only the search's process (the
+driver) holds. So when trials run on worker processes or a dask cluster, each
+``report(step, value)`` of a trial sends its number and its curve so far to the driver and
+waits for the answer: ``None`` (go on) or the reason to stop; and a trial that ends hands its
+outcome to the driver, which stores it before the worker starts another trial. The driver
+answers from one thread, with the same functions that serve serial and threaded searches, so
+a trial's decision is the one a serial search would make given the trials stored when the
+report arrives.
+
+The channel is a ``multiprocessing.connection.Listener`` on a Unix socket in a private
+temporary directory (a named pipe on Windows) with a random key (HMAC challenge on every
+connection), one short connection per report (about 0.3 ms); the messages are JSON (no pickle).
+Any executor whose workers run on this machine can reach it (a local process pool, a dask
+``LocalCluster``, threads); workers on other machines cannot. A trial that cannot reach the
+driver (it has ended, or closed the channel) gets ``DriverLost`` from ``report`` and stops.
+
+>>> with DecisionServer(lambda number, curve: "too slow" if curve[-1][1] > 1 else None,
+...                     lambda number, outcome: None) as server:
+...     server.referee(0, [(0, 0.5)]), server.referee(0, [(0, 0.5), (1, 2.0)])
+(None, 'too slow')
+>>> server.referee(0, [(0, 0.5)])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+optim.search.referee.DriverLost: trial 0 cannot reach the search that runs it ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any
+
+from .execution import Finish, Judge
+
+__all__ = ["DecisionServer", "Referee", "DriverLost"]
+
+_MAX_MESSAGE = 1 << 24  # bytes: a curve of a few hundred thousand reports
+
+
+class DriverLost(RuntimeError):
+    """A trial running in a worker lost the search that runs it; ``report`` raises it so that
+    the trial stops.
+
+    >>> issubclass(DriverLost, RuntimeError)
+    True
+    """
+
+
+@dataclass(frozen=True)
+class Referee:
+    """The worker's side: ``referee(number, curve)`` asks the driver at ``address`` whether
+    trial ``number`` goes on; ``None`` or the reason to stop. Picklable, so it travels with
+    the task to any executor.
+
+    >>> Referee("/tmp/listener-x", b"key")
+    Referee(address='/tmp/listener-x')
+    """
+
+    address: str
+    authkey: bytes
+
+    def __repr__(self) -> str:  # the key stays out of logs and tracebacks
+        return f"Referee(address={self.address!r})"
+
+    def __call__(self, number: int, curve: list[tuple[int, float]]) -> str | None:
+        return self._ask({"number": number, "curve": curve})
+
+    def finish(self, number: int, outcome: dict[str, Any]) -> None:
+        """Hand trial ``number``'s outcome (the fields of a ``Trial``) to the driver."""
+        self._ask({"number": number, "outcome": outcome})
+
+    def _ask(self, message: dict[str, Any]) -> Any:
+        try:
+            with Client(self.address, authkey=self.authkey) as conn:
+                conn.send_bytes(json.dumps(message).encode())
+                answer = json.loads(conn.recv_bytes(_MAX_MESSAGE))
+        except (OSError, EOFError, AuthenticationError) as e:
+            raise DriverLost(
+                f"trial {message['number']} cannot reach the search that runs it at "
+                f"{self.address} ({type(e).__name__}: {e}); the search has ended, so this "
+                "trial stops") from None
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer["decision"]
+
+
+class DecisionServer:
+    """The driver's side: a thread that answers each ``Referee`` call with
+    ``decide(number, curve)`` and each ``Referee.finish`` with ``finish(number, outcome)``, one
+    at a time, until ``close()``. An exception they raise is raised in the trial's process as
+    ``RuntimeError`` with the same message.
+
+    >>> server = DecisionServer(lambda number, curve: None, lambda number, outcome: None)
+    >>> server.referee(3, [(0, 1.0)]) is None
+    True
+    >>> server.close()
+    """
+
+    def __init__(self, decide: Judge, finish: Finish) -> None:
+        self._decide, self._finish = decide, finish
+        authkey = os.urandom(32)
+        self._listener = Listener(authkey=authkey)  # Unix socket, or a named pipe on Windows
+        self.referee = Referee(self._listener.address, authkey)
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="pruning-decisions",
+                                        daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn = self._listener.accept()
+            except (OSError, EOFError, AuthenticationError):  # a caller gone mid-handshake
+                if self._closed:
+                    return
+                continue
+            with conn:
+                if self._closed:
+                    return
+                self._answer(conn)
+
+    def _answer(self, conn: Connection) -> None:
+        try:
+            message = json.loads(conn.recv_bytes(_MAX_MESSAGE))
+            number = message["number"]
+        except (OSError, EOFError, ValueError, KeyError, TypeError):
+            return  # the trial's process died while asking; nothing to answer
+        answer: dict[str, Any]
+        try:
+            if "outcome" in message:
+                outcome = message["outcome"]
+                outcome["intermediate"] = [(s, v) for s, v in outcome["intermediate"]]
+                answer = {"decision": self._finish(number, outcome)}
+            else:
+                curve = [(int(s), float(v)) for s, v in message["curve"]]
+                answer = {"decision": self._decide(number, curve)}
+        except Exception as e:  # raised in the trial's process
+            answer = {"error": str(e)}
+        try:
+            conn.send_bytes(json.dumps(answer).encode())
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Stop answering: later reports raise ``DriverLost`` in their trials."""
+        if self._closed:
+            return
+        self._closed = True
+        try:  # wake the thread blocked in accept()
+            Client(self.referee.address, authkey=self.referee.authkey).close()
+        except (OSError, EOFError, AuthenticationError):
+            pass
+        self._thread.join()
+        self._listener.close()
+
+    def __enter__(self) -> DecisionServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
