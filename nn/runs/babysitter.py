@@ -54,7 +54,6 @@ from typing import Any
 
 import numpy as np
 
-from nn.training.callbacks import Monitor
 from nn.data import MiniBatches
 from nn.layers.module import Module
 from nn.runs import plot
@@ -83,6 +82,7 @@ from nn.runs.runlog import (
     encode,
     replay,
 )
+from nn.training.callbacks import Monitor
 from nn.training.loop import Callback, History, Metric, TrainingState, fit
 from tape import registry
 from tape.utils import checks

@@ -97,7 +97,7 @@ def decode(value: Any, custom_objects: Mapping[str, type] | None = None) -> Any:
         array([1, 2])
         >>> decode({"__schedule__": "os:system", "config": {"command": "ls"}})
         Traceback (most recent call last):
-        nn.runs.runlog.UnknownClassError: the schedule 'os:system' is not an allowed schedule class...
+        nn.runs.runlog.UnknownClassError: the schedule 'os:system' is not an allowed ...
     """
     if isinstance(value, list):
         return [decode(v, custom_objects) for v in value]

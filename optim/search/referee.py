@@ -40,6 +40,7 @@ from .execution import Finish, Judge
 __all__ = ["DecisionServer", "Referee", "DriverLost"]
 
 _MAX_MESSAGE = 1 << 24  # bytes: a curve of a few hundred thousand reports
+_PATIENCE = 10.0  # seconds the server waits for a connected caller's message, or to stop
 
 
 class DriverLost(RuntimeError):
@@ -126,6 +127,8 @@ class DecisionServer:
 
     def _answer(self, conn: Connection) -> None:
         try:
+            if not conn.poll(_PATIENCE):  # a caller that connected and went silent
+                return
             message = json.loads(conn.recv_bytes(_MAX_MESSAGE))
             number = message["number"]
         except (OSError, EOFError, ValueError, KeyError, TypeError):
@@ -151,12 +154,17 @@ class DecisionServer:
         if self._closed:
             return
         self._closed = True
-        try:  # wake the thread blocked in accept()
+        # Wake the thread if it waits in accept(), from a thread of its own: if the server is
+        # busy answering, the knock waits in the socket's backlog and must not hold us up.
+        threading.Thread(target=self._knock, name="pruning-decisions-close", daemon=True).start()
+        self._thread.join(_PATIENCE)
+        self._listener.close()  # also ends an accept() the knock did not reach
+
+    def _knock(self) -> None:
+        try:
             Client(self.referee.address, authkey=self.referee.authkey).close()
         except (OSError, EOFError, AuthenticationError):
             pass
-        self._thread.join()
-        self._listener.close()
 
     def __enter__(self) -> DecisionServer:
         return self
