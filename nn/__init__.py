@@ -11,7 +11,7 @@ Example:
     True
 """
 
-from nn import datasets, initializers, metrics
+from nn import datasets, initializers, metrics, regularizers
 from nn.activations import (
     Activation,
     LeakyReLU,
@@ -33,13 +33,16 @@ from nn.activations import (
 from nn.babysitter import Babysitter, RunHistory
 from nn.batchnorm import BatchNorm, batch_norm, batch_norm_with_stats
 from nn.callbacks import EarlyStopping, RestoreBest, TerminateOnNaN
+from nn.culling import CullResult, cull
 from nn.data import MiniBatches, accuracy
 from nn.dropout import Dropout
 from nn.file_callbacks import CSVLogger, ModelCheckpoint
 from nn.history import History
+from nn.layernorm import LayerNorm, layer_norm
 from nn.layers import Dense, Sequential, seeded
 from nn.losses import mean_squared_error, sigmoid_binary_cross_entropy, softmax_cross_entropy
 from nn.module import Module
+from nn.pbt import PBTResult, copy_member, population_based_training
 from nn.population import Population
 from nn.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
 from nn.reshaping import Flatten
@@ -57,4 +60,6 @@ __all__ = [
     "mean_squared_error", "metrics", "relu", "save_checkpoint", "seeded", "set_seed", "sigmoid",
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "tanh",
     "train_step",
+    "CullResult", "PBTResult", "copy_member", "cull", "population_based_training",
 ]
+__all__ += ["LayerNorm", "layer_norm", "regularizers"]

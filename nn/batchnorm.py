@@ -21,18 +21,29 @@ from tape import Tensor, Variable
 
 
 @functools.lru_cache(maxsize=64)
-def _axes(ndim: int, axis: int | tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(reduced axes, kept feature axes), both sorted and non-negative."""
+def feature_axes(ndim: int, axis: int | tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(other axes, feature axes `axis`), both sorted and non-negative: batch norm reduces
+    over the other axes, layer norm over the feature axes.
+
+    Example:
+        >>> feature_axes(3, -1), feature_axes(4, (1, -1))
+        (((0, 1), (2,)), ((0, 2), (1, 3)))
+    """
     requested = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     if not requested or any(not -ndim <= int(a) < ndim for a in requested):
-        raise ValueError(f"batch norm axis {axis} is out of range for an input with {ndim} "
+        raise ValueError(f"normalization axis {axis} is out of range for an input with {ndim} "
                          f"dimensions")
     kept = tuple(sorted({int(a) % ndim for a in requested}))
     return tuple(a for a in range(ndim) if a not in kept), kept
 
 
-def _expand(v: Any, x: Any, axes: tuple[int, ...]) -> Any:
-    """A per-feature array shaped to broadcast against `x` (unit length on reduced axes)."""
+def per_feature(v: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    """A per-feature array shaped to broadcast against `x` (unit length on `axes`).
+
+    Example:
+        >>> per_feature(np.ones(3), np.ones((2, 3, 4)), (0, 2)).shape
+        (1, 3, 1)
+    """
     if axes == tuple(range(len(axes))):  # features are the trailing axes: broadcasts as is
         return v
     return v.reshape(tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
@@ -61,8 +72,14 @@ def _dot(a: Any, b: Any, axes: tuple[int, ...]) -> Any:
 
 # The formulas below are written once for arrays and tensors. Augmented assignments (`t -= u`)
 # work in place on the fresh arrays of the first-order path and rebind on (immutable) tensors.
-def _normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
-    """(x_hat, mean, var, 1/std) over `axes`; also records when `x` is a tensor."""
+def normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
+    """(x_hat, mean, var, 1/std) over `axes` (keepdims, biased variance); records when `x` is
+    a tensor.
+
+    Example:
+        >>> normalize(np.array([[1.0, 3.0]]), (1,), 0.0)[0]
+        array([[-1.,  1.]])
+    """
     n = _count(x, axes)
     mean = _sum(x, axes) / n
     xhat = x - mean
@@ -72,28 +89,66 @@ def _normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]
     return xhat, mean, var, rstd
 
 
+def scale_shift(xhat: Any, gamma: Any, beta: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    """`x_hat * gamma + beta` (either None: left out), the per-feature `gamma`/`beta` with unit
+    length on `axes`; `x_hat` itself when both are None.
+
+    Example:
+        >>> scale_shift(np.ones((2, 3)), np.arange(3.0), None, np.ones((2, 3)), (0,))[0]
+        array([0., 1., 2.])
+    """
+    if gamma is None:
+        return xhat if beta is None else xhat + per_feature(beta, x, axes)
+    y = xhat * per_feature(gamma, x, axes)
+    if beta is not None:
+        y += per_feature(beta, x, axes)
+    return y
+
+
+def scale_shift_tangent(out: Any, xhat: Any, tgamma: Any, tbeta: Any, x: Any,
+                        axes: tuple[int, ...]) -> Any:
+    """`out + tgamma * x_hat + tbeta`, leaving out the None terms: the tangent that the
+    per-feature parameters (unit length on `axes`) add to a normalization's output.
+
+    Example:
+        >>> scale_shift_tangent(None, np.ones((2, 3)), None, np.arange(3.0), np.ones((2, 3)),
+        ...                     (0,)).shape
+        (3,)
+    """
+    if tgamma is not None:
+        term = xhat * per_feature(tgamma, x, axes)
+        out = term if out is None else out + term
+    if tbeta is not None:
+        term = per_feature(tbeta, x, axes)
+        out = term if out is None else out + term
+    return out
+
+
 def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float
              ) -> tuple[Any, tuple[Any, ...]]:
     """(y, residuals): the residuals are (x_hat, batch mean, batch variance, 1/std)."""
-    xhat, mean, var, rstd = _normalize(x, axes, epsilon)
-    if gamma is None:
-        y = xhat if beta is None else xhat + _expand(beta, x, axes)
-    else:
-        y = xhat * _expand(gamma, x, axes)
-        if beta is not None:
-            y += _expand(beta, x, axes)
-    return y, (xhat, mean, var, rstd)
+    residuals = normalize(x, axes, epsilon)
+    return scale_shift(residuals[0], gamma, beta, x, axes), residuals
 
 
-def _grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | None, x: Any,
+def batch_norm_vjp(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | None, x: Any,
            gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
     """(dx, dgamma, dbeta), each only if `needed`; sums over `axes`:
     dx = gamma / (n * std) * (n * g - sum(g) - x_hat * sum(g * x_hat)),
-    dgamma = sum(g * x_hat), dbeta = sum(g)."""
+    dgamma = sum(g * x_hat), dbeta = sum(g). With gamma and beta None, the gradient of plain
+    normalization over `axes` (layer norm's, before its per-feature gamma).
+
+    Example:
+        >>> x = np.array([[0.0, 1.0, 5.0]])
+        >>> dx, _, _ = batch_norm_vjp([0], np.ones((1, 3)), None, None, x, None, None,
+        ...                           axes=(1,), epsilon=1e-3)
+        >>> np.abs(dx).max() < 1e-12  # a shift of x does not move x_hat
+        np.True_
+    """
     if residuals is None:
         # Under an outer tape the inputs are tensors: recompute x_hat and 1/std from x with
         # recorded operations, so that the rule itself is differentiable.
-        xhat, _, _, rstd = _normalize(x, axes, epsilon)
+        xhat, _, _, rstd = normalize(x, axes, epsilon)
         if not isinstance(g, Tensor):
             g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
     else:
@@ -103,7 +158,7 @@ def _grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | Non
     dx = None
     if 0 in needed:
         n = _count(x, axes)
-        scale = rstd / n if gamma is None else _expand(gamma, x, axes) * (rstd / n)
+        scale = rstd / n if gamma is None else per_feature(gamma, x, axes) * (rstd / n)
         dx = g * n
         dx -= g_sum
         dx -= xhat * g_xhat
@@ -113,31 +168,33 @@ def _grads(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ...] | Non
     return dx, dgamma, dbeta
 
 
-def _jvp(tangents: list[Any], ans: Any, residuals: tuple[Any, ...] | None, x: Any, gamma: Any,
-         beta: Any, *, axes: tuple[int, ...], epsilon: float) -> Any:
+def batch_norm_jvp(tangents: list[Any], ans: Any, residuals: tuple[Any, ...] | None, x: Any,
+                   gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float) -> Any:
     """The output's tangent (forward mode), sums and means over `axes`:
-    dy = gamma / std * (dx - mean(dx) - x_hat * mean(dx * x_hat)) + dgamma * x_hat + dbeta."""
+    dy = gamma / std * (dx - mean(dx) - x_hat * mean(dx * x_hat)) + dgamma * x_hat + dbeta.
+
+    Example:
+        >>> x = np.array([[0.0, 1.0, 5.0]])
+        >>> dy = batch_norm_jvp([np.ones((1, 3)), None, None], None, None, x, None, None,
+        ...                     axes=(1,), epsilon=1e-3)
+        >>> np.abs(dy).max() < 1e-12
+        np.True_
+    """
     tx, tgamma, tbeta = tangents
     if residuals is None:  # tensors under an outer tape: recompute with recorded operations
-        xhat, _, _, rstd = _normalize(x, axes, epsilon)
+        xhat, _, _, rstd = normalize(x, axes, epsilon)
     else:
         xhat, _, _, rstd = residuals
     out: Any = None
     if tx is not None:
         n = _count(x, axes)
-        scale = rstd if gamma is None else _expand(gamma, x, axes) * rstd
+        scale = rstd if gamma is None else per_feature(gamma, x, axes) * rstd
         out = (tx - _sum(tx, axes) / n - xhat * (_dot(tx, xhat, axes) / n)) * scale
-    if tgamma is not None:
-        term = xhat * _expand(tgamma, x, axes)
-        out = term if out is None else out + term
-    if tbeta is not None:
-        term = _expand(tbeta, x, axes)
-        out = term if out is None else out + term
-    return out
+    return scale_shift_tangent(out, xhat, tgamma, tbeta, x, axes)
 
 
-_batch_norm_p = tape.Primitive("nn.batch_norm", _forward, residuals=True).defvjp_all(_grads
-                                                                                     ).defjvp_all(_jvp)
+_batch_norm_p = tape.Primitive("nn.batch_norm", _forward, residuals=True
+                               ).defvjp_all(batch_norm_vjp).defjvp_all(batch_norm_jvp)
 
 
 def _training_forward(x: Any, gamma: Any, beta: Any, axes: tuple[int, ...], epsilon: float
@@ -163,7 +220,7 @@ def batch_norm_with_stats(x: Any, gamma: Any = None, beta: Any = None, *, axis: 
         (array([1.]), array([1.]))
     """
     x = x if isinstance(x, Tensor) else np.asarray(x)
-    axes, kept = _axes(x.ndim, axis)
+    axes, kept = feature_axes(x.ndim, axis)
     features = tuple(x.shape[a] for a in kept)
     gamma, beta = (v if v is None or isinstance(v, Tensor) else np.asarray(v)
                    for v in (gamma, beta))
@@ -244,7 +301,7 @@ class BatchNorm(Module):
         self.dtype = np.dtype(dtype)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        _, kept = _axes(len(input_shape), self.axis)
+        _, kept = feature_axes(len(input_shape), self.axis)
         # every entry is an int once the check below has passed
         self.features = cast("tuple[int, ...]", tuple(input_shape[a] for a in kept))
         if any(n is None for n in self.features):
@@ -292,14 +349,14 @@ class BatchNorm(Module):
         shift = -self.moving_mean * s
         if beta is not None:
             shift = shift + beta
-        return x * _expand(s, x, axes) + _expand(shift, x, axes)
+        return x * per_feature(s, x, axes) + per_feature(shift, x, axes)
 
     def _layout(self, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """(reduced axes, kept axes, features' shape) for inputs of `ndim` axes; in a
         population the member axis 0 is kept and `axis` counts within one member's input."""
         if self.population is None:
-            return (*_axes(ndim, self.axis), self.features)
-        axes, kept = _axes(ndim - 1, self.axis)
+            return (*feature_axes(ndim, self.axis), self.features)
+        axes, kept = feature_axes(ndim - 1, self.axis)
         return (tuple(a + 1 for a in axes), (0, *(a + 1 for a in kept)),
                 (self.population, *self.features))
 

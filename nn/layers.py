@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn import activations, initializers, seeding
+from nn import activations, initializers, regularizers, seeding
 from nn.module import Module, as_floating
-from tape import Variable
+from tape import Tensor, Variable
 
 _SEEDING = threading.local()  # .stack: [seed, layers seeded so far] per open `seeded` block
 
@@ -88,6 +88,10 @@ class Dense(Module):
     Inside an `nn.Population` of K members (`population == K`) the kernel is (K, in, units)
     and the bias (K, units), and inputs carry the member axis first: (K, batch, in).
 
+    `kernel_regularizer` (`nn.regularizers.L2(0.01)`, `'l2'`, `'l1'`, an `L1L2`) adds its
+    penalty on the kernel to `regularization_losses()`, which `nn.fit` adds to the loss (not
+    in a population).
+
     Example:
         >>> layer = Dense(3, activation="relu", seed=0)
         >>> layer(np.ones((2, 5))).shape
@@ -103,8 +107,10 @@ class Dense(Module):
                  kernel_initializer: str | initializers.Initializer = "he_normal",
                  dtype: Any = np.float32, seed: int | None = None,
                  rng: np.random.Generator | None = None, input_dim: int | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None,
+                 kernel_regularizer: str | regularizers.L1L2 | None = None) -> None:
         super().__init__(name)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
         if int(units) != units or units < 1:
             raise ValueError(f"Dense needs a positive integer number of units, got {units!r}")
         self.units = int(units)
@@ -139,7 +145,17 @@ class Dense(Module):
         """
         self.population = size
 
+    def own_regularization_losses(self) -> list[Tensor]:
+        """[the kernel's penalty] with a `kernel_regularizer` (once built), else []."""
+        if self.kernel_regularizer is None or not self.built:
+            return []
+        return [self.kernel_regularizer(self.kernel)]
+
     def call(self, x: Any, training: bool = False) -> Any:
+        if self.population is not None and self.kernel_regularizer is not None:
+            raise ValueError(f"{self.name}: kernel_regularizer is not supported inside an "
+                             f"nn.Population (its penalty would not reach the member losses); "
+                             f"build the members without it")
         x = as_floating(x, self.dtype)
         width = self.kernel.shape[-2]
         if x.ndim == 0 or x.shape[-1] != width:

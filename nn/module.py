@@ -182,6 +182,31 @@ class Module:
         """Direct sub-modules, in attribute order."""
         return [m for _, m in self._members() if isinstance(m, Module)]
 
+    def regularization_losses(self) -> list[Tensor]:
+        """The weight penalties of this module and its sub-modules (Keras' `model.losses`),
+        each a scalar computed now from the current weights, so recorded on the active tape;
+        a shared layer counts once. `nn.fit` adds their sum to the loss.
+
+        Example:
+            >>> import nn
+            >>> model = nn.Sequential([nn.Dense(2, input_dim=3, kernel_regularizer="l2"),
+            ...                        nn.Dense(1, input_dim=2)])
+            >>> len(model.regularization_losses())
+            1
+        """
+        seen: set[int] = set()
+        penalties: list[Tensor] = []
+        for _, m in self._walk(""):
+            if id(m) not in seen:
+                seen.add(id(m))
+                penalties += m.own_regularization_losses()
+        return penalties
+
+    def own_regularization_losses(self) -> list[Tensor]:
+        """The penalties on this module's own variables; none by default. The hook a layer
+        with regularizers overrides (`regularization_losses` collects them)."""
+        return []
+
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every variable's value, keyed by path (`'0/kernel'`, `'1/moving_mean'`).

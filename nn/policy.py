@@ -78,6 +78,8 @@ class TrainingPolicy:
         with Tape() as t:
             outputs = model(x, training=True)
             value = loss(outputs, y)
+            for penalty in model.regularization_losses():  # weight penalties (Keras' losses)
+                value = value + penalty
         if np.ndim(value) != 0:
             raise ValueError(f"the loss must be a scalar (use reduction='mean'); got shape "
                              f"{np.shape(value)}")

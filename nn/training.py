@@ -115,6 +115,7 @@ def _hooks(callbacks: Iterable[Any]) -> list[Callback]:
 def train_step(model: Module, x: Any, y: Any, loss: Callable[..., Any], optimizer: Any,
                variables: list[Variable] | None = None) -> tuple[float | np.ndarray, Any]:
     """One step: forward (`training=True`) and loss on a tape, gradients, `apply_gradients`.
+    The loss includes the model's `regularization_losses()` (weight penalties), as Keras'.
 
     Returns `(loss value, model outputs)`. A NaN or infinite loss raises `FloatingPointError`
     before any variable changes. The model's `training_policy()` takes the step: for an

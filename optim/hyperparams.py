@@ -39,7 +39,12 @@ def _number_or_vector(name: str, value: Any) -> Value:
 
 def _check(name: str, value: Any, test: Callable[[Value], Any], rule: str) -> Value:
     v = _number_or_vector(name, value)
-    if not np.all(test(v)):
+    ok = test(v)
+    if isinstance(v, np.ndarray) and not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise ValueError(f"{name} must be {rule} for every member; member {i} has "
+                         f"{float(v[i])!r} (values {v.tolist()})")
+    if not np.all(ok):
         raise ValueError(f"{name} must be {rule}, got {value!r}")
     return v
 
@@ -57,22 +62,30 @@ def check_rate(name: str, value: Any) -> Value:
 def check_beta(name: str, value: Any) -> Value:
     """An averaging coefficient (beta_1, beta_2, rho, momentum): in [0, 1).
 
+    An array names its first bad member.
+
     Example:
         >>> check_beta("beta_1", 1.0)
         Traceback (most recent call last):
         ValueError: beta_1 must be in [0, 1), got 1.0
+        >>> check_beta("rho", [0.9, 1.0])
+        Traceback (most recent call last):
+        ValueError: rho must be in [0, 1) for every member; member 1 has 1.0 (values [0.9, 1.0])
     """
     return _check(name, value, lambda v: (v >= 0) & (v < 1), "in [0, 1)")
 
 
 def check_epsilon(name: str, value: Any) -> Value:
-    """A denominator guard: finite and >= 0.
+    """A denominator guard: finite and > 0 (with 0, a zero gradient divides 0 by 0).
 
     Example:
         >>> check_epsilon("epsilon", 1e-8)
         1e-08
+        >>> check_epsilon("epsilon", 0.0)
+        Traceback (most recent call last):
+        ValueError: epsilon must be finite and > 0, got 0.0
     """
-    return _check(name, value, lambda v: np.isfinite(v) & (v >= 0), "finite and >= 0")
+    return _check(name, value, lambda v: np.isfinite(v) & (v > 0), "finite and > 0")
 
 
 def check_norm(name: str, value: Any) -> Value | None:
@@ -139,6 +152,16 @@ def fit_to(var: Any, k: int | None) -> Callable[[Any], Any]:
     def fit(x: Any) -> Any:
         return x.astype(dtype, copy=False).reshape(shape) if isinstance(x, np.ndarray) else x
     return fit
+
+
+def magnitude(x: Value) -> float:
+    """The largest magnitude of a value (a float, or one per stacked member).
+
+    Example:
+        >>> magnitude(-0.5), magnitude(np.array([0.1, -0.3]))
+        (0.5, 0.3)
+    """
+    return abs(x) if x.__class__ is float else float(np.max(np.abs(x)))
 
 
 def sqrt(x: Value) -> Value:

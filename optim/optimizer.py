@@ -1,13 +1,21 @@
 """`Optimizer`: a chain of update transforms with the TensorFlow-style API on top.
 
 `apply_gradients(zip(grads, vars))` and `minimize(loss_fn, var_list)`; a learning rate that is a
-number, K numbers (stacked models) or a schedule; clipping; a refusal to apply non-finite
-gradients; hyperparameters that can be changed between steps (re-validated); and a state dict
-of plain arrays and numbers for bit-for-bit resumption.
+number, K numbers (stacked models) or a schedule; clipping; steps that are all or nothing and
+never write a non-finite number; hyperparameters that can be changed between steps
+(re-validated); and a state dict of plain arrays and numbers for bit-for-bit resumption.
+
+How a step stays finite without costing a pass over the arrays: the optimizer carries an upper
+bound on each slot's magnitude from step to step; from them, the gradients' magnitudes (the
+one read-only pass the non-finite gradient check makes anyway) and the coefficients, each link
+bounds what it will compute (`Transform.bound`). When the bounds prove every slot and the step
+finite (always, in ordinary training), the step runs in place at full speed. Otherwise it is
+computed aside into spare buffers, checked, and committed whole or refused whole.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -16,8 +24,11 @@ import numpy as np
 
 from optim.gradients import (
     clip_factors,
-    nonfinite,
+    is_finite,
+    largest,
     nonfinite_members,
+    overflowing_members,
+    overflows,
     require_variables,
     split_pairs,
 )
@@ -27,10 +38,13 @@ from optim.hyperparams import (
     check_norm,
     check_rate,
     fit_to,
+    magnitude,
     population_size,
 )
 from optim.transforms import Transform, VariableState
 from tape import Tape, Variable, kernel
+
+Step = tuple[Any, list, list]  # (learning rate, [(link, coefficients)], [decay rates])
 
 _BASE_HYPERPARAMETERS: dict[str, Check] = {
     "learning_rate": check_learning_rate, "clipnorm": check_norm, "global_clipnorm": check_norm,
@@ -45,12 +59,17 @@ class Optimizer:
     (`opt.beta_1 = 0.95` is validated like at construction). Any hyperparameter may be a 1-D
     array of K values, one per model when K same-shaped models are stacked along the leading
     axis of every variable. `clipnorm` clips each gradient to that L2 norm, `global_clipnorm`
-    all of them jointly (set at most one). A NaN or infinite gradient raises
-    `FloatingPointError` and nothing is updated; with `skip_nonfinite=True` the step is skipped
-    with a warning instead (and `iterations` does not advance). For stacked models,
+    all of them jointly (set at most one).
+
+    No step writes a NaN or an infinity into a weight or a slot. A NaN or infinite gradient, or
+    a finite one whose step cannot be represented (a float32 gradient of 1e30 squared into
+    Adam's second moment, a learning rate of 1e30), raises `FloatingPointError` naming the
+    variables, and nothing is updated; with `skip_nonfinite=True` the step is skipped with a
+    warning instead (and `iterations` does not advance). For stacked models,
     `per_member_nonfinite=True` refuses per member instead: a member (a slice along the leading
-    axis) with a NaN/inf gradient gets no update and keeps its slots, the others step (see
-    `apply_gradients`' `active`; `nn.Population` switches it on).
+    axis) with a NaN/inf gradient or a step that would not be finite gets no update and keeps
+    its slots, the others step (see `apply_gradients`' `active`; `nn.Population` switches it
+    on). Weights change only through `Variable.assign_sub`.
 
     Example:
         >>> from tape import Variable
@@ -76,6 +95,9 @@ class Optimizer:
         object.__setattr__(self, "_checks", checks)
         self._transforms = tuple(transforms)
         self._slot_names = tuple(name for link in self._transforms for name in link.slots)
+        self._checked_slots = tuple(
+            name for link in self._transforms
+            for name in (link.slots if link.checked_slots is None else link.checked_slots))
         self._hyper: dict[str, Any] = {}
         self._variables: list[Variable] = []
         self._states: list[VariableState] = []
@@ -194,13 +216,19 @@ class Optimizer:
 
         Accepts any iterable of `(gradient, variable)` pairs, a `zip` included. `None`
         gradients are skipped with one warning; all-`None` is a `ValueError`. Updates are
-        plain writes into the variables' arrays, never recorded by an active tape.
+        writes through the Variables' `assign_sub`, never recorded by an active tape.
+
+        The step is all or nothing: it is refused, with nothing changed, when a gradient is
+        not finite or when it would turn a finite weight, or the optimizer's state, non-finite
+        (say, a float32 gradient of 1e30 whose square overflows Adam's second moment). A
+        refusal is a `FloatingPointError` naming the variables, or a skipped step with a
+        warning under `skip_nonfinite`.
 
         Stacked models (K members along every variable's leading axis): `active`, a (K,)
         boolean mask, updates only those members; with `per_member_nonfinite`, members with a
-        NaN/inf gradient are left out too (else they raise). A member left out keeps its
-        weights and slots exactly; `iterations` advances if any member stepped. Then the
-        result is the (K,) mask of members updated.
+        NaN/inf gradient, or whose step would not be finite, are left out too (else they
+        raise). A member left out keeps its weights and slots exactly; `iterations` advances if
+        any member stepped. Then the result is the (K,) mask of members updated.
 
         Example:
             >>> from tape import Tape, Variable, kernel
@@ -218,7 +246,6 @@ class Optimizer:
         if callable(hp["learning_rate"]):
             hp = {**hp, "learning_rate": self.current_learning_rate}
             k = population_size(hp)
-        lr = hp["learning_rate"]
         update = held = None
         if active is not None or self.per_member_nonfinite:
             update = self._members_to_update(grads, variables, k, active)
@@ -228,34 +255,171 @@ class Optimizer:
             if not update.all():
                 held = ~update
                 grads = [_zero_rows(g, held) for g in grads]  # keeps their arithmetic finite
-        elif bad := nonfinite(grads):
-            names = [variables[i].name for i in bad]
-            if not self.skip_nonfinite:
-                raise FloatingPointError(
-                    f"non-finite (NaN or inf) gradients for variables {names}; no variable was "
-                    f"updated. Lower the learning rate, clip gradients (clipnorm=...), or pass "
-                    f"skip_nonfinite=True to skip such steps with a warning")
-            warnings.warn(f"skipped step {self._iterations}: non-finite gradients for "
-                          f"variables {names}", RuntimeWarning, stacklevel=2)
-            return False
-        fits = [fit_to(var, k) for var in variables]
-        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
+        bounds = [largest(g) for g in grads]  # inf or NaN where a gradient is not finite
+        if update is None and not sum(bounds) < math.inf and (
+                bad := [i for i, b in enumerate(bounds) if not b < math.inf]):
+            return self._refuse(f"non-finite (NaN or inf) gradients for variables "
+                                f"{[variables[i].name for i in bad]}", "clip gradients "
+                                "(clipnorm=...)")
+        fits = [fit_to(var, k) for var in variables]  # shapes are checked before any write
+        known = len(self._states)  # variables first seen in a refused step are forgotten again
         states = self._states_of(variables)
+        lr = hp["learning_rate"]
         t = self._iterations + 1
         links = [(link, link.coefficients(hp, t)) for link in self._transforms]
-        for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
-            kept = None if held is None else _rows_of(state, held)
-            d = g
-            for link, c in links:
-                d, s = link.update(d, s, c, fit, state)
-            out = d if state.owns(d) else state.free_buffer()
-            np.multiply(d, fit(lr if s is None else lr * s), out=out)
-            state.var.assign_sub(out)
-            if kept is not None:
-                assert held is not None  # kept is None exactly when held is
-                _restore_rows(state, held, kept)
+        decays = [lam for link, c in links if (lam := link.decay(c)) is not None]
+        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
+        step: Step = (lr, links, decays)
+        if self._finite_for_sure(bounds, factors, states, step):
+            self._step_in_place(grads, factors, fits, states, step, held)
+        else:
+            stepped, update = self._step_aside(grads, factors, fits, states, step, update, known)
+            if not stepped:
+                return update
         self._iterations = t
         return True if update is None else update
+
+    def _step_in_place(self, grads: list[np.ndarray], factors: list[Any], fits: list[Any],
+                       states: list[VariableState], step: Step, held: Any) -> None:
+        """The step that `_finite_for_sure` proved finite, its slots updated in place."""
+        for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
+            kept = None if held is None else [arr[held] for arr in state.slots.values()]
+            delta = self._delta(g, s, fit, state, step)
+            if kept is not None:  # members sitting this step out keep theirs
+                for arr, rows in zip(state.slots.values(), kept, strict=True):
+                    arr[held] = rows
+                delta[held] = 0
+            state.var.assign_sub(delta)
+            state.take_bounds(keep=held is not None)
+
+    def _step_aside(self, grads: list[np.ndarray], factors: list[Any], fits: list[Any],
+                    states: list[VariableState], step: Step, update: Any,
+                    known: int) -> tuple[bool, Any]:
+        """A step not proved finite: computed aside, checked, then committed whole, refused
+        whole (`_refuse`), or for stacked models without the members whose step is not finite.
+        Returns whether anything stepped, and the result for `apply_gradients`. Variables first
+        seen (from position `known` on) are forgotten again if nothing stepped."""
+        deltas, held, stepped = [], None, False
+        try:
+            # Overflow is found below and reported once, naming the variables or members.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for g, s, fit, state in zip(grads, factors, fits, states, strict=True):
+                    state.aside = True
+                    deltas.append(self._delta(g, s, fit, state, step))
+                if update is None:
+                    bad_steps = [f"'{st.var.name}' {st.var.dtype} ({' and '.join(parts)})"
+                                 for st, delta in zip(states, deltas)
+                                 if (parts := self._nonfinite_parts(st, delta))]
+                else:
+                    bad_members = self._nonfinite_members(states, deltas, len(update))
+            if update is None:
+                if bad_steps:
+                    return False, self._refuse(
+                        f"finite gradients would make {', '.join(bad_steps)} non-finite",
+                        "raise epsilon, clip gradients (clipnorm=...)")
+            else:
+                update = self._leave_out(bad_members & update, update)
+                if not update.any():
+                    return False, update
+                held = None if update.all() else ~update
+            for state, delta in zip(states, deltas, strict=True):
+                state.commit(held)
+                if held is not None:
+                    delta[held] = 0
+                state.var.assign_sub(delta)
+            stepped = True
+            return True, update
+        finally:
+            for state in states:  # after a commit, a refusal or an error alike
+                state.discard()
+                state.aside = False
+            if not stepped:
+                for var in self._variables[known:]:
+                    del self._positions[id(var)]
+                del self._variables[known:], self._states[known:]
+
+    def _delta(self, g: np.ndarray, s: Any, fit: Callable[[Any], Any], state: VariableState,
+               step: Step) -> np.ndarray:
+        """One variable's step `w - w_new` (in a scratch buffer), its new slot values written
+        through `state.new_slot`: in place, or aside (see `VariableState`)."""
+        lr, links, decays = step
+        d = g
+        for link, c in links:
+            d, s = link.update(d, s, c, fit, state)
+        delta = d if state.owns(d) else state.free_buffer()
+        np.multiply(d, fit(lr if s is None else lr * s), out=delta)
+        for lam in decays:  # decoupled decay: w -= lr * lam * w, with the step
+            shrink = state.free_buffer(delta)
+            np.multiply(np.asarray(state.var), fit(lr * lam), out=shrink)
+            np.add(delta, shrink, out=delta)
+        return delta
+
+    def _finite_for_sure(self, bounds: list[float], factors: list[Any],
+                         states: list[VariableState], step: Step) -> bool:
+        """Whether this step provably leaves every weight and slot finite, from bounds on the
+        magnitudes of the gradients (`bounds`), the slots and the coefficients (`Transform.bound`):
+        a few scalar operations instead of a check afterwards, which would need the step
+        computed aside."""
+        lr, links, decays = step
+        for b, s, state in zip(bounds, factors, states, strict=True):
+            state.next_bounds.clear()
+            limits = state.limits
+            for link, c in links:
+                b, s = link.bound(b, s, c, state, limits.state)
+                if not b < limits.state:  # each direction, not only the last, must be finite
+                    return False
+            # The multipliers are rounded up as the dtype may round them (see `Limits`).
+            rate = magnitude(lr if s is None else lr * s) * limits.slack + limits.tiny
+            size = b * rate  # of the step; NaN (inf * 0) fails the test below
+            for lam in decays:  # with lr * lam <= 1, it only shrinks a finite weight
+                shrink = magnitude(lr * lam) * limits.slack + limits.tiny
+                if shrink > 1.0:
+                    size += (shrink * largest(np.asarray(state.var)) if shrink < limits.state
+                             else math.inf)
+            if not (size < limits.step and rate < limits.state):
+                return False
+        return True
+
+    def _leave_out(self, bad: np.ndarray, update: np.ndarray) -> np.ndarray:
+        """`update` without the members `bad`, whose step would not be finite (or raise)."""
+        if not bad.any():
+            return update
+        if not self.per_member_nonfinite:
+            raise FloatingPointError(
+                f"finite gradients would make members {np.flatnonzero(bad)} non-finite (weights "
+                f"or optimizer state); no variable was updated. Pass per_member_nonfinite=True "
+                f"to leave such members out of the step")
+        return update & ~bad
+
+    def _refuse(self, what: str, remedy: str) -> bool:
+        """Raise `FloatingPointError` for a refused step, or warn under `skip_nonfinite`."""
+        if not self.skip_nonfinite:
+            raise FloatingPointError(
+                f"{what}; no variable was updated. Lower the learning rate, {remedy}, or pass "
+                f"skip_nonfinite=True to skip such steps with a warning")
+        warnings.warn(f"skipped step {self._iterations}: {what}", RuntimeWarning, stacklevel=3)
+        return False
+
+    def _nonfinite_parts(self, state: VariableState, delta: np.ndarray) -> list[str]:
+        """What of `state`'s variable this step would make non-finite (empty: nothing)."""
+        pending = state.pending
+        parts = [f"optimizer slot {name!r}" for name in self._checked_slots
+                 if name in pending and not is_finite(pending[name])]
+        if overflows(state.var, delta):
+            parts.append("weights")
+        return parts
+
+    def _nonfinite_members(self, states: list[VariableState], deltas: list[np.ndarray],
+                           k: int) -> np.ndarray:
+        """The (K,) mask of stacked members whose step would not be finite."""
+        bad = np.zeros(k, bool)
+        for state, delta in zip(states, deltas, strict=True):
+            if overflows(state.var, delta):
+                bad |= overflowing_members(np.asarray(state.var), delta, k)
+            slots = [state.pending[n] for n in self._checked_slots if n in state.pending]
+            if slots and not all(is_finite(x) for x in slots):
+                bad |= nonfinite_members(slots, k)
+        return bad
 
     def _members_to_update(self, grads: list[np.ndarray], variables: list[Variable],
                            k: int | None, active: Any) -> np.ndarray:
@@ -316,7 +480,7 @@ class Optimizer:
                                  f"{st.var.shape} cannot keep members {idx.tolist()} as a "
                                  f"variable of shape {var.shape}")
             new = VariableState(var, ())
-            new.slots = {name: arr[idx] for name, arr in st.slots.items()}
+            new.load({name: arr[idx] for name, arr in st.slots.items()})
             states.append(new)
         self.set_hyperparameters(**{name: v[idx] for name, v in self._hyper.items()
                                     if isinstance(v, np.ndarray)})
@@ -377,8 +541,8 @@ class Optimizer:
     def load_state_dict(self, state: Mapping[str, Any],
                         var_list: Iterable[Variable] | None = None) -> None:
         """Restore a `state_dict`, for `var_list` in the saved order (default: the variables
-        this optimizer already knows). A missing, extra or misshapen entry is a `ValueError`,
-        and then the optimizer is left unchanged.
+        this optimizer already knows). A missing, extra, misshapen or non-finite entry is a
+        `ValueError`, and then the optimizer is left unchanged.
 
         Example:
             >>> from tape import Variable
@@ -415,6 +579,7 @@ class Optimizer:
 
     def _loaded_state(self, var: Variable, i: int, state: dict[str, Any]) -> VariableState:
         st = VariableState(var, ())
+        slots = {}
         for name in self._slot_names:
             key = f"slots/{i}/{name}"
             if key not in state:
@@ -427,7 +592,14 @@ class Optimizer:
             if not np.can_cast(arr.dtype, var.dtype, "same_kind"):
                 raise ValueError(f"load_state_dict: slot {key!r} has dtype {arr.dtype}, which "
                                  f"cannot be cast to Variable '{var.name}''s {var.dtype}")
-            st.slots[name] = arr.astype(var.dtype, copy=True)
+            with np.errstate(over="ignore"):  # reported below
+                slot = arr.astype(var.dtype, copy=True)
+            if not is_finite(slot):
+                raise ValueError(f"load_state_dict: slot {key!r} for Variable '{var.name}' holds "
+                                 f"NaN or inf (as {var.dtype}); an optimizer's state is always "
+                                 f"finite, so this state is corrupt")
+            slots[name] = slot
+        st.load(slots)
         return st
 
     def __repr__(self) -> str:
@@ -440,12 +612,3 @@ def _zero_rows(g: np.ndarray, rows: np.ndarray) -> np.ndarray:
     g[rows] = 0
     return g
 
-
-def _rows_of(state: VariableState, rows: np.ndarray) -> list[np.ndarray]:
-    """Copies of the weights' and the slots' `rows` (members sitting this step out)."""
-    return [np.asarray(state.var)[rows], *(arr[rows] for arr in state.slots.values())]
-
-
-def _restore_rows(state: VariableState, rows: np.ndarray, kept: list[np.ndarray]) -> None:
-    for arr, old in zip([np.asarray(state.var), *state.slots.values()], kept, strict=True):
-        arr[rows] = old  # the live arrays (the weights: like DecoupledWeightDecay, in place)

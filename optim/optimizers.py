@@ -56,6 +56,7 @@ class RMSprop(Optimizer):
     The definition of PyTorch's `RMSprop` (whose `alpha` is our `rho`) and of Keras 3's, and the
     course's `S_dW` form with `beta_2 = rho`; epsilon is added outside the square root (the old
     TF1 kernel added it inside). Defaults: `rho=0.9` (Keras'), `epsilon=1e-8` (PyTorch's).
+    The new term of `v` is computed as `(sqrt(1-rho) g)**2`, as in `Adam`.
 
     Example:
         >>> from tape import Variable
@@ -83,6 +84,11 @@ class Adam(Optimizer):
     comparable to epsilon, mostly in the first steps. `amsgrad=True` divides by the running
     maximum of `v` instead (PyTorch's variant, bias-corrected). `t` is the optimizer's step
     count (`iterations + 1`), shared by all variables as in Keras.
+
+    The new term of `v` is computed as `(sqrt(1-beta_2) g)**2`: a float32 gradient of 1e20,
+    whose square overflows, still gives a finite `v` of 1e37 (PyTorch's `v` becomes inf and the
+    weight never moves again). A gradient whose term cannot be represented (1e30 in float32)
+    makes the step refused, like a non-finite gradient.
 
     Example:
         >>> import numpy as np

@@ -8,7 +8,11 @@ place on preallocated buffers (no temporaries in the steady state), and a direct
 model) or None (1). Deferring the scalar keeps a gradient clipping factor or a bias correction
 from costing a pass over the array: a link folds it into a coefficient it multiplies by anyway.
 
-A link never writes into the incoming `d` (it may be the caller's gradient array).
+A link never writes into the incoming `d` (it may be the caller's gradient array) nor into the
+weights, and it writes a slot's new value into `state.new_slot(name)`: the slot itself when the
+optimizer has proved the step finite (`Transform.bound`), else a spare buffer that becomes the
+slot only once the whole step is checked finite (so a refused step leaves everything as it was,
+without copying anything).
 
 Example (AdamW is Adam followed by one more link):
     >>> from optim.optimizer import Optimizer
@@ -19,13 +23,15 @@ Example (AdamW is Adam followed by one more link):
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from optim.hyperparams import Check, check_beta, check_epsilon, check_rate, sqrt
+from optim.gradients import largest, limits
+from optim.hyperparams import Check, check_beta, check_epsilon, check_rate, magnitude, sqrt
 
 Direction = tuple[np.ndarray, Any]
 
@@ -34,21 +40,42 @@ class VariableState:
     """What an optimizer keeps for one variable: its slot arrays and scratch buffers.
 
     Slots (`m`, `v`, ...) are the saved state; scratch buffers are reused every step and never
-    saved. Both have the variable's shape and dtype.
+    saved. Links write a slot's new value into `new_slot(name)`: the slot itself, or, while
+    `aside` is set (a step that must be checked before it counts), a spare buffer that `commit`
+    makes the slot (the old array becomes next step's spare) and `discard` forgets. All have the
+    variable's shape and dtype.
+
+    `bounds` holds an upper bound on each slot's largest magnitude, which `Transform.bound`
+    carries from step to step (its proposals for this step wait in `next_bounds`), so that
+    proving a step finite never reads the slots.
 
     Example:
         >>> import tape
         >>> st = VariableState(tape.Variable([1.0, 2.0]), ("m",))
         >>> st.slots["m"], st.free_buffer().shape
         (array([0., 0.]), (2,))
+        >>> st.aside = True
+        >>> st.new_slot("m")[:] = 5.0
+        >>> st.slots["m"]
+        array([0., 0.])
+        >>> st.commit()
+        >>> st.slots["m"], st.bounds["m"] >= 5.0
+        (array([5., 5.]), True)
     """
 
-    __slots__ = ("var", "slots", "_scratch")
+    __slots__ = ("var", "limits", "slots", "bounds", "next_bounds", "aside", "pending",
+                 "_scratch", "_spare")
 
     def __init__(self, var: Any, slot_names: tuple[str, ...]) -> None:
         self.var = var
+        self.limits = limits(var.dtype)
         self.slots = {name: np.zeros(var.shape, var.dtype) for name in slot_names}
+        self.bounds = dict.fromkeys(slot_names, 0.0)
+        self.next_bounds: dict[str, float] = {}
+        self.aside = False
+        self.pending: dict[str, np.ndarray] = {}  # slot name -> its new value (while aside)
         self._scratch = [np.empty(var.shape, var.dtype)]  # every step needs one
+        self._spare: dict[str, np.ndarray] = {}
 
     def free_buffer(self, *busy: np.ndarray) -> np.ndarray:
         """A scratch buffer that is none of `busy` (arrays still to be read); allocated on first
@@ -70,6 +97,51 @@ class VariableState:
                 return True
         return False
 
+    def new_slot(self, name: str) -> np.ndarray:
+        """The buffer that receives slot `name`'s new value this step: the slot (updated in
+        place), or while `aside`, a spare buffer (uncommitted)."""
+        if not self.aside:
+            return self.slots[name]
+        b = self._spare.get(name)
+        if b is None:
+            b = self._spare[name] = np.empty(self.var.shape, self.var.dtype)
+        self.pending[name] = b
+        return b
+
+    def commit(self, held: np.ndarray | None = None) -> None:
+        """Make this step's new slot values the slots; the rows `held` (stacked members sitting
+        this step out, a boolean mask of the leading axis) keep their old values."""
+        slots, spare = self.slots, self._spare
+        for name, new in self.pending.items():
+            old = slots[name]
+            if held is not None:
+                new[held] = old[held]
+            slots[name], spare[name] = new, old
+        self.load(slots)
+
+    def take_bounds(self, keep: bool = False) -> None:
+        """After a step computed in place: the proposed bounds, with room for the rounding of
+        the operations that computed the slots, become the bounds; with `keep` (some rows kept
+        their old values), only where they are larger."""
+        bounds, grow, tiny = self.bounds, self.limits.slack, 4 * self.limits.tiny
+        for name, b in self.next_bounds.items():
+            b = b * grow + tiny  # rounded as relative, or absolute below normal numbers
+            bounds[name] = max(b, bounds[name]) if keep else b
+        self.next_bounds.clear()
+
+    def discard(self) -> None:
+        """Forget this step's new slot values and bounds (the slots are untouched)."""
+        self.pending.clear()
+        self.next_bounds.clear()
+
+    def load(self, slots: dict[str, np.ndarray]) -> None:
+        """Take `slots` (arrays of the variable's shape and dtype) as the slots, with bounds
+        measured from them; forget anything pending."""
+        self.slots = dict(slots)
+        slack, tiny = self.limits.slack, self.limits.tiny  # `largest` rounds in the dtype
+        self.bounds = {name: largest(arr) * slack + tiny for name, arr in self.slots.items()}
+        self.discard()
+
 
 class Transform(ABC):
     """Base link: names its slots and hyperparameters; subclasses define the maths.
@@ -78,6 +150,19 @@ class Transform(ABC):
     current hyperparameter values (`hp`, the learning rate already evaluated) and the 1-based
     step `t` into per-step constants, once per step for all variables. `update(d, s, c, fit,
     state)` transforms one variable's direction; `fit` shapes a constant against the variable.
+    `decay(c)` is the rate of a decoupled weight decay the link adds to the step (None: none).
+
+    A step is all or nothing: none may leave a non-finite value in the weights or the slots.
+    `bound(b, s, c, state, limit)` proves it cheaply, before anything is computed and without
+    reading an array: given `b`, an upper bound on the magnitude of the incoming direction `d`,
+    and its scale `s`, it returns `(b, s)` for the outgoing direction, where `s` is what
+    `update` will return and `b` is inf unless every value `update` computes is finite and its
+    slots stay below `limit` in magnitude; and it proposes the slots' new bounds in
+    `state.next_bounds`, from `state.bounds`. The default returns inf. Without a proof the
+    optimizer computes the step aside and checks the weights and the slots named by
+    `checked_slots` (None: every slot); a link may leave out a slot whose non-finite values
+    always show in its direction (Adam's `m`, over a finite denominator), but not `v`, which
+    only divides.
 
     Example (a link that flips the direction's sign, stateless):
         >>> class Negate(Transform):
@@ -88,10 +173,21 @@ class Transform(ABC):
     """
 
     slots: tuple[str, ...] = ()
+    checked_slots: tuple[str, ...] | None = None
     hyperparameters: dict[str, tuple[Check, Any]] = {}
 
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         return {}
+
+    def decay(self, c: dict[str, Any]) -> Any:
+        """The rate `lam` of a decoupled weight decay, `w -= learning_rate * lam * w`, applied
+        with the step (None: this link adds none)."""
+        return None
+
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        """A bound on the outgoing direction's magnitude, or inf, and its scale (see the class)."""
+        return math.inf, s
 
     @abstractmethod
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
@@ -107,8 +203,28 @@ def _times(s: Any, x: Any) -> Any:
     return x if s is None else s * x
 
 
-def _squared(s: Any) -> Any:
-    return None if s is None else s * s
+def _lowest(eps: Any, state: VariableState) -> float:
+    """A lower bound on `eps` as the variable's dtype rounds it (its smallest member, which may
+    underflow to 0); 0.0 when that may be 0, or when the cast may overflow."""
+    e = float(np.min(eps)) if isinstance(eps, np.ndarray) else eps
+    low = e / state.limits.slack - state.limits.tiny
+    return low if low > 0.0 and e < state.limits.state else 0.0
+
+
+def _moments(d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
+             state: VariableState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adam's moment updates `m = b1 m + a1 s d` and `v = b2 v + (r2 s d)^2` into this step's
+    slot buffers; returns `(m, v, u)`, `u` a scratch buffer free for the caller."""
+    m, v = state.new_slot("m"), state.new_slot("v")
+    u = state.free_buffer(d)
+    np.multiply(d, fit(_times(s, c["a1"])), out=u)
+    np.multiply(state.slots["m"], fit(c["b1"]), out=m)
+    np.add(m, u, out=m)
+    np.multiply(d, fit(_times(s, c["r2"])), out=u)
+    np.square(u, out=u)
+    np.multiply(state.slots["v"], fit(c["b2"]), out=v)
+    np.add(v, u, out=v)
+    return m, v, u
 
 
 class ScaleByAdam(Transform):
@@ -121,6 +237,11 @@ class ScaleByAdam(Transform):
     same number with two fewer passes. With `amsgrad`, `v` in the denominator is the running
     maximum of `v` (PyTorch's variant: the maximum is bias-corrected like `v`).
 
+    The new term of `v` is computed as `(sqrt(1-b2) g)^2`, not `(1-b2) g^2`: the same cost, and
+    it overflows only where the term itself does. A float32 gradient of 1e20 gives
+    `v = 1e37` (PyTorch: inf, and the weight never moves again); a gradient whose term cannot
+    be represented (1e30 in float32) makes the optimizer refuse the step.
+
     Example:
         >>> ScaleByAdam(amsgrad=True).slots
         ('m', 'v', 'v_max')
@@ -128,6 +249,7 @@ class ScaleByAdam(Transform):
 
     hyperparameters = {"beta_1": (check_beta, 0.9), "beta_2": (check_beta, 0.999),
                        "epsilon": (check_epsilon, 1e-8)}
+    checked_slots = ("v",)  # m shows in the direction; v_max = max(old v_max, v)
 
     def __init__(self, amsgrad: bool = False) -> None:
         self.amsgrad = bool(amsgrad)
@@ -136,22 +258,36 @@ class ScaleByAdam(Transform):
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         b1, b2 = hp["beta_1"], hp["beta_2"]
         bc1, root_bc2 = 1 - b1**t, sqrt(1 - b2**t)
-        return {"b1": b1, "a1": 1 - b1, "b2": b2, "a2": 1 - b2,
-                "eps": hp["epsilon"] * root_bc2, "scale": root_bc2 / bc1}
+        a1, r2 = 1 - b1, sqrt(1 - b2)
+        tops = (b1, a1, b2, r2)  # for `bound`: one magnitude per coefficient
+        if isinstance(b1, np.ndarray) or isinstance(b2, np.ndarray):
+            tops = (magnitude(b1), magnitude(a1), magnitude(b2), magnitude(r2))
+        return {"b1": b1, "a1": a1, "b2": b2, "r2": r2, "eps": hp["epsilon"] * root_bc2,
+                "scale": root_bc2 / bc1, "tops": tops}
+
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        # Every coefficient is rounded up as the dtype may round it (relative, or absolute
+        # below its smallest normal number); see `Limits`.
+        slack, tiny = state.limits.slack, state.limits.tiny
+        b1, a1, b2, r2 = c["tops"]
+        sm = 1.0 if s is None else magnitude(s)
+        old, new = state.bounds, state.next_bounds
+        rb = (sm * r2 * slack + tiny) * b
+        v = new["v"] = (b2 * slack + tiny) * old["v"] + rb * rb
+        if self.amsgrad:
+            new["v_max"] = max(old["v_max"], v)
+        m = new["m"] = (b1 * slack + tiny) * old["m"] + (sm * a1 * slack + tiny) * b
+        eps = _lowest(c["eps"], state)
+        if v < limit and m < limit and eps > 0.0:
+            return m / eps, c["scale"]  # |m| / (sqrt(v) + eps)
+        return math.inf, c["scale"]
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        m, v = state.slots["m"], state.slots["v"]
-        u = state.free_buffer(d)
-        np.multiply(d, fit(_times(s, c["a1"])), out=u)
-        np.multiply(m, fit(c["b1"]), out=m)
-        np.add(m, u, out=m)
-        np.multiply(d, d, out=u)
-        np.multiply(u, fit(_times(_squared(s), c["a2"])), out=u)
-        np.multiply(v, fit(c["b2"]), out=v)
-        np.add(v, u, out=v)
+        m, v, u = _moments(d, s, c, fit, state)
         if self.amsgrad:
-            v = np.maximum(state.slots["v_max"], v, out=state.slots["v_max"])
+            v = np.maximum(state.slots["v_max"], v, out=state.new_slot("v_max"))
         np.sqrt(v, out=u)
         np.add(u, fit(c["eps"]), out=u)
         np.divide(m, u, out=u)
@@ -166,24 +302,37 @@ class ScaleByRms(Transform):
 
         v = rho v + (1 - rho) g^2;   d = g / (sqrt(v) + eps)
 
+    with the new term computed as `(sqrt(1-rho) g)^2` (see `ScaleByAdam`).
+
     Example:
         >>> ScaleByRms().slots
         ('v',)
     """
 
     slots = ("v",)
+    checked_slots = ("v",)
     hyperparameters = {"rho": (check_beta, 0.9), "epsilon": (check_epsilon, 1e-8)}
 
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
-        return {"rho": hp["rho"], "a": 1 - hp["rho"], "eps": hp["epsilon"]}
+        return {"rho": hp["rho"], "r": sqrt(1 - hp["rho"]), "eps": hp["epsilon"]}
+
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        slack, tiny = state.limits.slack, state.limits.tiny  # coefficients rounded up
+        sm = 1.0 if s is None else magnitude(s)
+        rb = (sm * magnitude(c["r"]) * slack + tiny) * b
+        v = state.next_bounds["v"] = ((magnitude(c["rho"]) * slack + tiny) * state.bounds["v"]
+                                      + rb * rb)
+        eps = _lowest(c["eps"], state)
+        return (b / eps if v < limit and eps > 0.0 else math.inf), s
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        v = state.slots["v"]
+        v = state.new_slot("v")
         u = state.free_buffer(d)
-        np.multiply(d, d, out=u)
-        np.multiply(u, fit(_times(_squared(s), c["a"])), out=u)
-        np.multiply(v, fit(c["rho"]), out=v)
+        np.multiply(d, fit(_times(s, c["r"])), out=u)
+        np.square(u, out=u)
+        np.multiply(state.slots["v"], fit(c["rho"]), out=v)
         np.add(v, u, out=v)
         np.sqrt(v, out=u)
         np.add(u, fit(c["eps"]), out=u)
@@ -203,6 +352,7 @@ class Trace(Transform):
     """
 
     slots = ("momentum",)
+    checked_slots = ()  # b shows in the direction: b itself, or g + mu b
     hyperparameters = {"momentum": (check_beta, 0.0)}
 
     def __init__(self, nesterov: bool = False) -> None:
@@ -212,13 +362,25 @@ class Trace(Transform):
         mu = hp["momentum"]
         return {"mu": mu, "off": not isinstance(mu, np.ndarray) and mu == 0.0}
 
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        if c["off"]:
+            return b, s
+        slack, tiny = state.limits.slack, state.limits.tiny  # coefficients rounded up
+        mu = magnitude(c["mu"]) * slack + tiny
+        sb = b if s is None else (magnitude(s) * slack + tiny) * b
+        momentum = state.next_bounds["momentum"] = mu * state.bounds["momentum"] + sb
+        if not momentum < limit:
+            return math.inf, None
+        return (sb + mu * momentum if self.nesterov else momentum), None
+
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
         if c["off"]:
             return d, s
-        b = state.slots["momentum"]
+        b = state.new_slot("momentum")
         mu = fit(c["mu"])
-        np.multiply(b, mu, out=b)
+        np.multiply(state.slots["momentum"], mu, out=b)
         if s is not None:  # fold the pending factor into the gradient first: b = mu b + s g
             d = np.multiply(d, fit(s), out=state.free_buffer(d))
         np.add(b, d, out=b)
@@ -234,10 +396,10 @@ class Trace(Transform):
 
 
 class DecoupledWeightDecay(Transform):
-    """Decoupled weight decay (Loshchilov & Hutter; PyTorch's AdamW): `w *= 1 - lr * wd`.
+    """Decoupled weight decay (Loshchilov & Hutter; PyTorch's AdamW): `w -= lr * wd * w`.
 
-    Shrinks the weights directly, independent of the direction (which passes through); put it
-    last in a chain, after every link that reads the weights' gradient.
+    Shrinks the weights directly, independent of the direction (which passes through): the
+    optimizer subtracts `lr * wd * w` together with the step, after its checks.
 
     Example:
         >>> DecoupledWeightDecay().hyperparameters["weight_decay"][1]
@@ -247,12 +409,18 @@ class DecoupledWeightDecay(Transform):
     hyperparameters = {"weight_decay": (check_rate, 0.01)}
 
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
-        return {"keep": 1 - hp["learning_rate"] * hp["weight_decay"]}
+        return {"wd": hp["weight_decay"]}
+
+    def decay(self, c: dict[str, Any]) -> Any:
+        wd = c["wd"]
+        return None if not isinstance(wd, np.ndarray) and wd == 0.0 else wd
+
+    def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
+              limit: float) -> tuple[float, Any]:
+        return b, s  # the decay's own term is the optimizer's to bound
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        w = np.asarray(state.var)  # the live array: the caller's assign_sub follows
-        np.multiply(w, fit(c["keep"]), out=w)
         return d, s
 
 
@@ -276,12 +444,11 @@ class ScaleByAdagrad(Transform):
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        total = state.slots["sum"]
+        total = state.new_slot("sum")
         u = state.free_buffer(d)
-        np.multiply(d, d, out=u)
-        if s is not None:
-            np.multiply(u, fit(_squared(s)), out=u)
-        np.add(total, u, out=total)
+        np.multiply(d, fit(_times(s, 1.0)), out=u)
+        np.square(u, out=u)
+        np.add(state.slots["sum"], u, out=total)
         np.sqrt(total, out=u)
         np.add(u, fit(c["eps"]), out=u)
         np.divide(d, u, out=u)
@@ -305,27 +472,20 @@ class ScaleByNadam(Transform):
     """
 
     slots = ("m", "v")
+    checked_slots = ("v",)  # m shows in the direction, as in ScaleByAdam
     hyperparameters = {"beta_1": (check_beta, 0.9), "beta_2": (check_beta, 0.999),
                        "epsilon": (check_epsilon, 1e-8)}
 
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         b1, b2 = hp["beta_1"], hp["beta_2"]
         root_bc2 = sqrt(1 - b2**t)
-        return {"b1": b1, "a1": 1 - b1, "b2": b2, "a2": 1 - b2,
+        return {"b1": b1, "a1": 1 - b1, "b2": b2, "r2": sqrt(1 - b2),
                 "cm": b1 / (1 - b1 ** (t + 1)), "cg": (1 - b1) / (1 - b1**t),
                 "eps": hp["epsilon"] * root_bc2, "scale": root_bc2}
 
     def update(self, d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
                state: VariableState) -> Direction:
-        m, v = state.slots["m"], state.slots["v"]
-        u = state.free_buffer(d)
-        np.multiply(d, fit(_times(s, c["a1"])), out=u)
-        np.multiply(m, fit(c["b1"]), out=m)
-        np.add(m, u, out=m)
-        np.multiply(d, d, out=u)
-        np.multiply(u, fit(_times(_squared(s), c["a2"])), out=u)
-        np.multiply(v, fit(c["b2"]), out=v)
-        np.add(v, u, out=v)
+        m, v, u = _moments(d, s, c, fit, state)
         w = state.free_buffer(d, u)
         np.multiply(d, fit(_times(s, c["cg"])), out=u)
         np.multiply(m, fit(c["cm"]), out=w)

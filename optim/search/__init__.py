@@ -14,7 +14,9 @@ parameters (and optionally a ``report(step, value)`` callback) and returning a n
 ['beta', 'epochs', 'lr']
 """
 
-from .plots import plot_learning_curves, plot_pairs
+from .halving import hyperband
+from .plots import plot_importance, plot_learning_curves, plot_pairs
+from .pruners import MedianPruner, Pruner, SuccessiveHalvingPruner
 from .retest import RetestResult, RetestRow
 from .runner import PopulationObjective, coarse_to_fine, random_search
 from .spaces import (
@@ -36,4 +38,6 @@ __all__ = [
     "random_search", "coarse_to_fine", "PopulationObjective", "Study", "Trial", "TrialPruned",
     "load_study",
     "plot_pairs", "plot_learning_curves", "RetestResult", "RetestRow",
+    "Pruner", "MedianPruner", "SuccessiveHalvingPruner", "hyperband",
+    "plot_importance",
 ]

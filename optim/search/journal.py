@@ -36,7 +36,7 @@ from typing import Any
 
 from .codec import decode_value, encode_value
 from .spaces import Distribution, Fixed, space_from_dict
-from .study import Trial
+from .trials import Trial
 
 __all__ = ["FORMAT", "Journal", "header_line", "trial_line", "parse"]
 

@@ -19,7 +19,7 @@ from tape.utils.files import atomic_write
 from .spaces import Distribution, Fixed, IntUniform
 from .study import Study
 
-__all__ = ["plot_pairs", "plot_learning_curves"]
+__all__ = ["plot_pairs", "plot_learning_curves", "plot_importance"]
 
 
 def _figure(n_axes: int) -> tuple[Any, list[Any]]:
@@ -153,4 +153,22 @@ def plot_learning_curves(study: Study, path: str | os.PathLike) -> str:
     ax.set_ylabel("reported value")
     ax.set_title(f"{len(curves)} trials")
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label="last reported value")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------- importance
+
+def plot_importance(study: Study, path: str | os.PathLike) -> str:
+    """A horizontal bar per searched hyperparameter: its share of the objective's variance
+    (``study.importance()``), most important on top.
+
+    >>> plot_importance(study, "importance.png")  # doctest: +SKIP
+    'importance.png'
+    """
+    shares = study.importance()
+    fig, (ax,) = _figure(1)
+    names = list(shares)[::-1]
+    ax.barh(names, [shares[n] for n in names], color="tab:blue")
+    ax.set_xlabel("share of the objective's variance (functional ANOVA)")
+    ax.set_xlim(0, 1)
     return _save(fig, path)

@@ -22,25 +22,37 @@ import numbers
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from tape.utils.tables import format_table, short
 
-from .runner import (
-    Objective,
-    _check_int,
-    _check_objective,
-    _check_picklable,
-    _execute,
-    _wants_report,
-)
-from .study import Study
+from .checks import Objective, check_int, check_objective, check_picklable, wants_report
+from .execution import execute
+from .trials import Trial
 
-__all__ = ["RetestRow", "RetestResult", "retest"]
+__all__ = ["RetestRow", "RetestResult", "RankedStudy", "retest"]
 
 SEED_KEY = "seed"
+
+
+@runtime_checkable
+class RankedStudy(Protocol):
+    """What ``retest`` reads of a study (``optim.search.Study`` has it): its space, direction,
+    number of trials and ``ok`` trials best first.
+
+    >>> from optim.search import Study
+    >>> isinstance(Study({}), RankedStudy)
+    True
+    """
+
+    space: dict[str, Any]
+    direction: str
+
+    def ranked(self) -> list[Trial]: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass
@@ -121,8 +133,8 @@ class RetestResult:
 
 
 def _seeds(seeds: int | Sequence[int], seed: int) -> list[int]:
-    if isinstance(seeds, numbers.Integral):  # a bool too, which _check_int refuses
-        _check_int("seeds", seeds, 1)
+    if isinstance(seeds, numbers.Integral):  # a bool too, which check_int refuses
+        check_int("seeds", seeds, 1)
         return [int(s) for s in np.random.SeedSequence(seed).generate_state(int(seeds))]
     given = list(seeds) if isinstance(seeds, Iterable) else []
     if not given or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
@@ -132,7 +144,7 @@ def _seeds(seeds: int | Sequence[int], seed: int) -> list[int]:
     return [int(s) for s in given]
 
 
-def retest(study: Study, objective: Objective, *, top: int = 3,
+def retest(study: RankedStudy, objective: Objective, *, top: int = 3,
            seeds: int | Sequence[int] = 5, seed: int = 0,
            executor: Executor | None = None) -> RetestResult:
     """Re-run the best ``top`` ``ok`` trials of ``study`` once per seed; see the module doc.
@@ -148,9 +160,9 @@ def retest(study: Study, objective: Objective, *, top: int = 3,
     >>> retest(s, lambda p: p["x"] + p["seed"], top=1, seeds=[1, 2]).rows[0].values
     [1.5, 2.5]
     """
-    _check_objective(objective)
-    _check_int("top", top, 1)
-    _check_int("seed", seed, 0)
+    check_objective(objective)
+    check_int("top", top, 1)
+    check_int("seed", seed, 0)
     if SEED_KEY in study.space:
         raise ValueError(f"the search space has a parameter named {SEED_KEY!r}, the key retest "
                          f"uses to pass each run its seed; rename that parameter")
@@ -160,14 +172,14 @@ def retest(study: Study, objective: Objective, *, top: int = 3,
                          f"({len(study)} trials)")
     seed_list = _seeds(seeds, seed)
     if isinstance(executor, ProcessPoolExecutor):
-        _check_picklable(objective)
-    wants_report = _wants_report(objective)
+        check_picklable(objective)
+    reports = wants_report(objective)
     jobs = [(t, s) for t in best for s in seed_list]
     params = [{**t.params, SEED_KEY: s} for t, s in jobs]
     if executor is None:
-        outcomes = [_execute(objective, wants_report, p) for p in params]
+        outcomes = [execute(objective, reports, p) for p in params]
     else:
-        futures = [executor.submit(_execute, objective, wants_report, p) for p in params]
+        futures = [executor.submit(execute, objective, reports, p) for p in params]
         outcomes = [f.result() for f in futures]
     rows = []
     for k, t in enumerate(best):

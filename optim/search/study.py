@@ -11,57 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from tape.utils.files import atomic_write
 
+from .importance import importance
 from .report import to_csv_text, trials_table
+from .retest import RetestResult, retest
 from .spaces import Distribution
-
-if TYPE_CHECKING:
-    from .retest import RetestResult
+from .trials import Trial, TrialPruned
 
 __all__ = ["Trial", "Study", "TrialPruned"]
-
-Status = Literal["ok", "failed", "pruned"]
-
-
-class TrialPruned(Exception):
-    """Raise from an objective to stop a hopeless trial early; it is recorded as ``pruned``
-    with the last value it reported.
-
-    >>> def objective(params, report):
-    ...     for epoch in range(100):
-    ...         report(epoch, 1e9)
-    ...         raise TrialPruned("diverged")
-    """
-
-
-@dataclass
-class Trial:
-    """One evaluation of the objective.
-
-    ``value`` is ``None`` unless ``status == "ok"`` (or a pruned trial reported something).
-    ``intermediate`` holds the ``(step, value)`` pairs passed to ``report``; ``round`` and
-    ``box`` say which coarse-to-fine round drew it and from which box (unit coordinates of the
-    original space per numeric dimension, kept options per ``Choice``; ``None`` for plain
-    random search).
-
-    >>> Trial(0, {"x": 1.0}, 0.5, "ok").value
-    0.5
-    """
-
-    number: int
-    params: dict[str, Any]
-    value: float | None
-    status: Status
-    error: str | None = None
-    duration: float = 0.0
-    intermediate: list[tuple[int, float]] = field(default_factory=list)
-    round: int = 0
-    box: dict[str, Any] | None = None
-
 
 class Study:
     """The trials of one search, in trial-number order, and the best among them.
@@ -146,9 +106,22 @@ class Study:
         >>> s.retest(lambda p: p["x"] + p["seed"], top=1, seeds=[1, 2]).best.mean
         2.0
         """
-        from .retest import retest  # retest uses the runner, which imports this module
-
         return retest(self, objective, top=top, seeds=seeds, seed=seed, executor=executor)
+
+    def importance(self, *, n_trees: int = 64, seed: int = 0) -> dict[str, float]:
+        """The share of the objective's variance explained by each searched hyperparameter,
+        most important first (functional ANOVA on a random forest of the ``ok`` trials, in
+        each hyperparameter's own scale; see ``optim.search.importance``). Needs scikit-learn
+        (extra ``demo``); ``plot_importance`` draws it.
+
+        >>> from optim.search import LogUniform, Uniform, random_search
+        >>> study = random_search(lambda p: abs(p["lr"] - 0.01) + 0 * p["x"],
+        ...                       {"lr": LogUniform(1e-4, 1), "x": Uniform(0, 1)}, 40, seed=0,
+        ...                       progress=False)
+        >>> list(study.importance())
+        ['lr', 'x']
+        """
+        return importance(self.space, self.trials, n_trees=n_trees, seed=seed)
 
     def to_csv(self, path: str | None = None) -> str:
         """The trials as CSV text (trial order); also written atomically to ``path`` if given.

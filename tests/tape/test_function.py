@@ -145,6 +145,19 @@ def test_batchnorm_softmax_model_replays_bit_identically(dtype: Any) -> None:
     assert_same(make, _batches((6, 5), dtype, labels=4))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layernorm_model_replays_bit_identically(dtype: Any) -> None:
+    def make() -> Any:
+        model = nn.Sequential([nn.Dense(8, seed=0, dtype=dtype), nn.LayerNorm(dtype=dtype),
+                               nn.ReLU(), nn.Dense(4, seed=1, dtype=dtype)])
+        opt = optim.Adam(0.01)
+        step = _classifier_step(model, opt)
+        step(*_batches((6, 5), dtype, labels=4, n=1)[0])
+        return step, model.variables, opt
+
+    assert_same(make, _batches((6, 5), dtype, labels=4))
+
+
 def test_population_with_per_member_learning_rates_replays_bit_identically() -> None:
     def make() -> Any:
         pop = nn.Population(lambda: _model(np.float64), size=3, seed=0)

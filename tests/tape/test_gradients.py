@@ -113,6 +113,14 @@ def batch_norm_args(draw):
 
 
 @st.composite
+def layer_norm_args(draw):
+    """(x, gamma, beta): x of shape (rows, features, 2), normalized over its middle axis."""
+    rows, features = draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    x = distinct(draw, (rows, features, 2))  # spread out: no example has a tiny variance
+    return x, values(draw, (features,)), values(draw, (features,))
+
+
+@st.composite
 def xent_args(draw):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=2, max_side=4))
     weights = values(draw, shape, 0.1, 1.0)
@@ -205,6 +213,8 @@ CASES = {
         lambda g: tape.scatter_add(g, c[1], c[0].shape), (np.asarray(c[0][c[1]]),))),
     "custom_gradient": (same_shape_pair(), lambda c: (scaled_exp, c)),
     "nn.batch_norm": (batch_norm_args(), lambda c: (nn.batch_norm, c)),
+    "nn.layer_norm": (layer_norm_args(), lambda c: (
+        lambda x, g, b: nn.layer_norm(x, g, b, axis=1), c)),
     "nn.softmax_cross_entropy": (xent_args(), lambda c: (
         lambda z, y: nn.softmax_cross_entropy(z, y, label_smoothing=0.1), c)),
 }

@@ -120,6 +120,9 @@ TABLE = {
     "custom_gradient": (log1pexp, (vals(3),)),
     "custom_gradient, two inputs": (product, (vals(2, 3), vals(2, 3))),
     "nn.batch_norm": (lambda x, g, b: nn.batch_norm(x, g, b), (spaced(5, 3), vals(3), vals(3))),
+    "nn.layer_norm": (lambda x, g, b: nn.layer_norm(x, g, b), (spaced(3, 4), vals(4), vals(4))),
+    "nn.layer_norm, feature axes (0, 2)": (lambda x, g, b: nn.layer_norm(x, g, b, axis=(0, 2)),
+                                           (spaced(2, 3, 2), vals(2, 2), vals(2, 2))),
     "nn.softmax_cross_entropy": (
         lambda z, y: nn.softmax_cross_entropy(z, y, reduction="none", label_smoothing=0.1),
         (vals(4, 3), probability_rows(4, 3))),
