@@ -58,15 +58,18 @@ class Instr:
     - `reads`: the replay variables `expr` reads;
     - `opaque`: a `tape.kernel` function, which may keep what it is given;
     - `ufunc`, `operands`: set when the kernel is exactly `ufunc(*operands)` and may write
-      into a preplanned buffer (`ufunc(*operands, out=buffer)`).
+      into a preplanned buffer (`ufunc(*operands, out=buffer)`);
+    - `errstate`: the `np.errstate` settings it ran under that differ from the trace's start
+      (inside a `with np.errstate(...)` block), or None.
     """
 
-    __slots__ = ("out", "expr", "result", "reads", "opaque", "ufunc", "operands")
+    __slots__ = ("out", "expr", "result", "reads", "opaque", "ufunc", "operands", "errstate")
 
     def __init__(self, out: str, expr: str, result: Any, reads: list[str], opaque: bool = False,
                  ufunc: str | None = None, operands: list[str] | None = None) -> None:
         self.out, self.expr, self.result, self.reads = out, expr, result, reads
         self.opaque, self.ufunc, self.operands = opaque, ufunc, operands
+        self.errstate: dict[str, str] | None = None
 
 
 def _user_line() -> str:
@@ -102,6 +105,7 @@ class Tracer:
         self.program: list[Instr] = []
         self.n_args = 0
         self._reads: list[str] = []  # replay variables read by the expressions made so far
+        self.errstate: dict[str, Any] = dict(np.geterr())  # at the start of the trace
 
     # -- the Recorder protocol (an observer that tracks nothing) ----------------------------
     def _auto_watch(self, var: Variable) -> bool:
@@ -233,6 +237,9 @@ class Tracer:
                             not isinstance(a, (np.generic, Tensor)) for a in args)):
             instr.ufunc = self.const(ufunc)
             instr.operands = parts + [repr(e) for e in extra]
+        now: dict[str, Any] = dict(np.geterr())
+        if now != self.errstate:
+            instr.errstate = {k: v for k, v in now.items() if self.errstate[k] != v}
         self.program.append(instr)
         self._register(result, out, out)
         return out
