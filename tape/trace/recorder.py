@@ -36,6 +36,14 @@ _UFUNC_OF: dict[Any, np.ufunc] = {
 _PRIMITIVE_UFUNCS = {"matmul": (np.matmul, ()), "relu": (np.maximum, (0,))}
 
 
+# The rules of 2-D matmul, `g @ b.T` and `a.T @ g`, as one np.matmul on views of the operands
+# (their arguments: g, ans, a, b).
+_MATMUL_RULES: dict[Any, Callable[[list[str]], list[str]]] = {
+    PRIMITIVES["matmul"].vjps[0]: lambda p: [p[0], f"{p[3]}.T"],
+    PRIMITIVES["matmul"].vjps[1]: lambda p: [f"{p[2]}.T", p[0]],
+}
+
+
 class TracingError(RuntimeError):
     """A traced value was converted to a Python or NumPy value while `tape.function` traced.
 
@@ -222,9 +230,11 @@ class Tracer:
 
     # -- kernels ----------------------------------------------------------------------------
     def emit(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any,
-             opaque: bool = False, ufunc: Any = None, extra: tuple[Any, ...] = ()) -> str:
+             opaque: bool = False, ufunc: Any = None, extra: tuple[Any, ...] = (),
+             operands: Callable[[list[str]], list[str]] | None = None) -> str:
         """Add the call `fn(*args, **kwargs)` that returned `result`; returns its variable.
-        With `ufunc`, the call is `ufunc(*args, *extra)` and may get an `out=` buffer."""
+        With `ufunc`, the call is `ufunc(*args, *extra)` (or `ufunc(*operands(args))`) and
+        may get an `out=` buffer."""
         self._reads = []
         parts = [self.arg(a) for a in args]
         for k, v in kwargs.items():
@@ -236,7 +246,8 @@ class Tracer:
                 and not any(type(a) not in (np.ndarray, float, int) and
                             not isinstance(a, (np.generic, Tensor)) for a in args)):
             instr.ufunc = self.const(ufunc)
-            instr.operands = parts + [repr(e) for e in extra]
+            instr.operands = (operands(parts) if operands is not None
+                              else parts + [repr(e) for e in extra])
         now: dict[str, Any] = dict(np.geterr())
         if now != self.errstate:
             instr.errstate = {k: v for k, v in now.items() if self.errstate[k] != v}
@@ -255,7 +266,10 @@ class Tracer:
             result = fn(*args, **kwargs)
         finally:
             STATE.tracer = self
-        self.emit(fn, args, kwargs, result, opaque, ufunc=_UFUNC_OF.get(fn))
+        ufunc, operands = _UFUNC_OF.get(fn), None
+        if fn in _MATMUL_RULES and all(getattr(a, "ndim", 0) == 2 for a in args[2:4]):
+            ufunc, operands = np.matmul, _MATMUL_RULES[fn]
+        self.emit(fn, args, kwargs, result, opaque, ufunc=ufunc, operands=operands)
         return result
 
     def op(self, prim: Any, args: tuple[Any, ...], vals: tuple[Any, ...],

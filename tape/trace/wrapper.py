@@ -104,7 +104,16 @@ class Function:
             if self._validate:
                 self._validate -= 1
                 return self._validated(replay, args, kwargs, leaves)
-            out = replay(*leaves)
+            lock = replay.lock  # type: ignore[attr-defined]
+            if lock is None:
+                out = replay(*leaves)
+            elif lock.acquire(blocking=False):
+                try:
+                    out = replay(*leaves)
+                finally:
+                    lock.release()
+            else:  # its buffers are in use by another thread: the same result, eagerly
+                return self._eager(args, kwargs)
             if out is not RETRACE:
                 return out
             del self._cache[key]  # a Variable's array was replaced: trace again
@@ -193,7 +202,10 @@ def function(fn: Callable[..., Any] | None = None, *, fallback: str = "error",
     - **Per-call state.** An optimizer's learning rate, schedule and hyperparameters are read
       at every call (`set_hyperparameters` takes effect at the next call, a schedule
       advances, `iterations` counts), and its non-finite check runs on every call, as eager.
-    - **Results** are fresh arrays on every call.
+    - **Results** are fresh arrays on every call. Intermediate values of single-ufunc
+      kernels are written into buffers allocated once per trace and reused when dead
+      (`out=`, same bits); while one thread replays a trace, a call from another thread with
+      the same signature runs eagerly.
     - **Not traced:** a call while an outer `Tape` records (it needs the operations), or from
       inside another traced function (inlined into that trace).
     - `validate=N` runs the first N replays twice, eagerly and replayed from the same state,
