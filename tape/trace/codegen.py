@@ -7,7 +7,10 @@ bits are those of eager. A buffer is reused by a later kernel of the same shape 
 its value is dead: after the last kernel that reads the value or anything aliasing it (a view,
 a rule that returned its input, a tensor wrapping it). A value that escapes the call never
 gets a buffer: returned (or aliased by what is returned), or given to a `tape.kernel`
-function (which may keep it, as an optimizer keeps state).
+function (which may keep it, as an optimizer keeps state). Where an operand's shape may differ
+between calls (it was computed from a `tape.kernel` function's result or from an index taken
+from the data), the buffer is used only when the operands have their traced shapes (else a
+smaller operand would broadcast into it without an error), and a fresh array otherwise.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ def build(tracer: Tracer, returned: Any) -> Callable[..., Any]:
         checks = " or ".join(f"{tracer.const(var)}._value is not {tracer.const(arr)}"
                              for var, arr in tracer.guards.values())
         head.append(f"    if {checks}:\n        return _RETRACE")
-    body = [f"{instr.out} = {instr.ufunc}({', '.join(instr.operands or ())}, out={buffers[i]})"
-            if i in buffers else f"{instr.out} = {instr.expr}"
+    body = [f"{instr.out} = {instr.ufunc}({', '.join(instr.operands or ())}, "
+            f"out={buffers[i]})" if i in buffers else f"{instr.out} = {instr.expr}"
             for i, instr in enumerate(tracer.program)]
     body = _with_errstate(tracer, body)
     source = "\n".join([*head, *(f"    {line}" for line in body), f"    return {ret}"]) + "\n"
@@ -89,6 +92,10 @@ def _plan_buffers(tracer: Tracer, returned: set[str]) -> dict[int, str]:
             group[name] = name = group[group[name]]
         return name
 
+    varies: set[str] = set()  # values whose shape may change between calls
+    for instr in program:
+        if instr.shape_varies or any(r in varies for r in instr.reads):
+            varies.add(instr.out)
     last: dict[str, int] = {}
     escaped: set[str] = set()
     for instr in program:
@@ -115,6 +122,10 @@ def _plan_buffers(tracer: Tracer, returned: set[str]) -> dict[int, str]:
             pool = free.setdefault(key, [])
             name = pool.pop() if pool else tracer.const(np.empty(value.shape, value.dtype))
             out[i] = name
+            if any(r in varies for r in instr.reads):  # the buffer only if the shapes are
+                same = " and ".join(f"{e}.shape == {shape!r}"
+                                    for e, shape in dict(instr.shapes).items())
+                out[i] = f"({name} if {same} else None)"
             held.setdefault(max(last.get(root, i), i), []).append(name)
         for name in held.pop(i, ()):
             free.setdefault(_key_of(tracer, name), []).append(name)

@@ -68,16 +68,22 @@ class Instr:
     - `ufunc`, `operands`: set when the kernel is exactly `ufunc(*operands)` and may write
       into a preplanned buffer (`ufunc(*operands, out=buffer)`);
     - `errstate`: the `np.errstate` settings it ran under that differ from the trace's start
-      (inside a `with np.errstate(...)` block), or None.
+      (inside a `with np.errstate(...)` block), or None;
+    - `shape_varies`: its result's shape may change from call to call (a `tape.kernel`
+      function's, or an index with traced values);
+    - `shapes`: (operand expression, shape at trace time) of its traced array operands.
     """
 
-    __slots__ = ("out", "expr", "result", "reads", "opaque", "ufunc", "operands", "errstate")
+    __slots__ = ("out", "expr", "result", "reads", "opaque", "ufunc", "operands", "errstate",
+                 "shape_varies", "shapes")
 
     def __init__(self, out: str, expr: str, result: Any, reads: list[str], opaque: bool = False,
                  ufunc: str | None = None, operands: list[str] | None = None) -> None:
         self.out, self.expr, self.result, self.reads = out, expr, result, reads
         self.opaque, self.ufunc, self.operands = opaque, ufunc, operands
         self.errstate: dict[str, str] | None = None
+        self.shape_varies = opaque
+        self.shapes: list[tuple[str, tuple[int, ...]]] = []
 
 
 def _user_line() -> str:
@@ -224,6 +230,18 @@ class Tracer:
             for k, v in obj.items():
                 self._register(v, f"{expr}[{self.const(k)}]", root)
 
+    def _traced(self, x: Any) -> bool:
+        """Whether `x` (nested lists, tuples, dicts and tensors opened) holds a traced value."""
+        if id(x) in self.known:
+            return True
+        if isinstance(x, Tensor):
+            return self.tainted(x)
+        if isinstance(x, (tuple, list)):
+            return any(self._traced(v) for v in x)
+        if isinstance(x, dict):
+            return any(self._traced(v) for v in x.values())
+        return False
+
     def tainted(self, x: Tensor) -> bool:
         """Whether `x` depends on the arguments or on Variables (so it differs per call)."""
         return x._is_variable or id(x._value) in self.known
@@ -248,6 +266,8 @@ class Tracer:
             instr.ufunc = self.const(ufunc)
             instr.operands = (operands(parts) if operands is not None
                               else parts + [repr(e) for e in extra])
+            instr.shapes = [(p, a.shape) for a, p in zip(args, parts)
+                            if isinstance(a, (np.ndarray, np.generic)) and p not in self.ns]
         now: dict[str, Any] = dict(np.geterr())
         if now != self.errstate:
             instr.errstate = {k: v for k, v in now.items() if self.errstate[k] != v}
@@ -283,6 +303,8 @@ class Tracer:
                 self._guard(a)
         ufunc, extra = _ufunc_of(prim)
         out = self.emit(prim.forward, vals, params, raw, ufunc=ufunc, extra=extra)
+        if (prim.name == "getitem" and self._traced(vals[1:])) or self._traced(params):
+            self.program[-1].shape_varies = True  # an index or a parameter from the data
         if ans is not (raw[0] if prim.residuals else raw):  # a Python number made an array
             name = f"{out}a"
             self.program.append(Instr(name, f"{self.const(np.asarray)}"
