@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from optim.gradients import gradient_array, largest
 from optim.transforms import ScaleByAdam, VariableState
 from tape import Variable
-
-if TYPE_CHECKING:
-    from optim.optimizer import Optimizer
 
 
 class UpdatePlan:
@@ -39,7 +36,8 @@ class UpdatePlan:
         (True, 1)
     """
 
-    def __init__(self, optimizer: Optimizer, variables: Sequence[Variable]) -> None:
+    def __init__(self, optimizer: Any, variables: Sequence[Variable]) -> None:
+        # `optimizer` is an `optim.Optimizer` (not imported: that module imports this one)
         self.optimizer = optimizer
         self.variables = list(variables)
         self.no_clip: list[Any] = [None] * len(self.variables)
