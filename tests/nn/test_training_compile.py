@@ -119,3 +119,17 @@ def test_compiled_population_fit_freezes_the_same_members() -> None:
     assert_same_states(a_state, b_state)
     assert_same_states(a_opt, b_opt)
     assert_same_histories(a_h, b_h)
+
+
+def test_compiled_fit_with_dropout_class_weights_and_validation_split_is_bit_identical() -> None:
+    runs = []
+    for compile in (False, True):
+        model = nn.Sequential([nn.Dense(8, seed=0), nn.Dropout(0.3, seed=1), nn.ReLU(),
+                               nn.Dense(3, seed=2)])
+        model.build((None, 6))
+        h = nn.fit(model, X, Y, loss="sparse_categorical_crossentropy", optimizer="adam",
+                   epochs=2, batch_size=32, verbose=0, compile=compile,
+                   class_weight={0: 1.0, 1: 2.0, 2: 0.5}, validation_split=0.2)
+        runs.append((model.state_dict(), h))
+    assert_same_states(runs[0][0], runs[1][0])
+    assert_same_histories(runs[0][1], runs[1][1])
