@@ -1,9 +1,11 @@
 """tape.function: traced steps against eager steps and the hand-written NumPy reference.
 
 Rows: the seed loop with Adam (eager and traced, absolute us/step), the batch-norm MLP training
-step of `bench_nn` traced at batch 64/256/1024 against the same NumPy reference (plus minor
-page faults per step), 20 digits epochs against a hand-written loop, and the eager
-step with and without `tape.config.keep_freed_memory()`.
+step of `bench_nn` eager and traced at batch 64/256/1024 against the same NumPy reference (plus
+minor page faults per step of each), 20 digits epochs of `nn.fit(compile=True)` against a
+hand-written loop over the same batches, a 32-member digits population with
+`fit(compile=True)` against eager `fit`, and the eager step with and without
+`tape.config.keep_freed_memory()`.
 """
 
 from __future__ import annotations
@@ -98,47 +100,71 @@ def mlp_step(quick: bool) -> list[Row]:
     for batch in (64, 256) if quick else (64, 256, 1024):
         x, labels, model, step = _mlp_step(batch)
         ref_step = _reference(model, x, labels)[0]
+        eager_step = _engine(batch)[3]
         engine, reference = compare(step, ref_step, repeat=5 if quick else 9)
+        eager, reference_2 = compare(eager_step, ref_step, repeat=5 if quick else 9)
         rows.append(Row("function", f"MLP train step traced, batch {batch}", engine, reference,
                         target=TARGETS[batch]))
-        rows.append(Row("function", f"  minor page faults per step, batch {batch}",
-                        _faults_per_step(step), _faults_per_step(ref_step), unit="faults"))
+        rows.append(Row("function", f"MLP train step eager, batch {batch}", eager,
+                        reference_2))
+        faults = f"NumPy reference: {_faults_per_step(ref_step):.2f}"
+        rows.append(Row("function", f"  minor page faults per step traced, batch {batch}",
+                        _faults_per_step(step), unit="faults", note=faults))
+        rows.append(Row("function", f"  minor page faults per step eager, batch {batch}",
+                        _faults_per_step(eager_step), unit="faults", note=faults))
     return rows
 
 
 def digits_loop() -> list[Row]:
-    """20 epochs of batch-64 Adam on digits: a traced step against `bench_nn.Reference`
-    (the same network, hand-written), both over the same batches; wall seconds."""
+    """20 epochs of batch-64 Adam on digits: `nn.fit(compile=True)` against
+    `bench_nn.Reference` (the same network, hand-written), both over the same batches (no
+    shuffling, no metrics); wall seconds."""
     try:
         X, y = nn.datasets.load_digits(seed=0)[:2]
     except ImportError as e:
         return [Row("function", "digits, 20 epochs compiled", float("nan"), note=str(e))]
     X = X.astype(np.float32)
-    model = nn.Sequential([
-        nn.Dense(64, use_bias=False, seed=0), nn.BatchNorm(), nn.ReLU(),
-        nn.Dense(32, use_bias=False, seed=1), nn.BatchNorm(), nn.ReLU(), nn.Dense(10, seed=2)])
-    model.build((None, X.shape[1]))
-    variables = model.trainable_variables
-    opt = optim.Adam(LR, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPS_ADAM)
-
-    @tape.function
-    def train_step(x: Any, labels: Any) -> Any:
-        with Tape() as t:
-            loss = nn.softmax_cross_entropy(model(x, training=True), labels)
-        opt.apply_gradients(zip(t.gradient(loss, variables), variables))
-        return loss
-
-    ref = Reference([v.numpy() for v in variables])
     batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, len(X), 64)]
-    seconds = []
-    for step in (train_step, ref.step):
+    compiled = reference = float("inf")
+    for _ in range(3):  # interleaved, best of each: the load drifts
+        model = nn.Sequential([
+            nn.Dense(64, use_bias=False, seed=0), nn.BatchNorm(), nn.ReLU(),
+            nn.Dense(32, use_bias=False, seed=1), nn.BatchNorm(), nn.ReLU(), nn.Dense(10, seed=2)])
+        model.build((None, X.shape[1]))
+        opt = optim.Adam(LR, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPS_ADAM)
+        ref = Reference([v.numpy() for v in model.trainable_variables])
+        start = time.perf_counter()
+        nn.fit(model, X, y, loss=nn.softmax_cross_entropy, optimizer=opt, epochs=20,
+               batch_size=64, shuffle=False, metric=None, verbose=0, compile=True)
+        compiled = min(compiled, time.perf_counter() - start)
         start = time.perf_counter()
         for _ in range(20):
             for xb, yb in batches:
-                step(xb, yb)
-        seconds.append(time.perf_counter() - start)
-    return [Row("function", "digits, 20 epochs compiled (wall s)", *seconds, unit="s",
-                target=0.7, note=f"{train_step.trace_count} traces (last batch)")]
+                ref.step(xb, yb)
+        reference = min(reference, time.perf_counter() - start)
+    return [Row("function", "digits, 20 epochs fit(compile=True) (wall s)", compiled, reference,
+                unit="s", target=0.7, note="2 traces (last batch); best of 3")]
+
+
+def population(quick: bool) -> list[Row]:
+    """32 digits models as one `nn.Population`: `fit(compile=True)` against eager `fit`."""
+    from benchmarks import bench_population as bp
+
+    try:
+        X, y = nn.datasets.load_digits(seed=0)[:2]
+    except ImportError as e:
+        return [Row("function", "digits population compiled", float("nan"), note=str(e))]
+    epochs = 2 if quick else 20
+    seconds = {}
+    for compile in (True, False):
+        pop = nn.Population(bp.make_model, bp.MODELS, seed=list(range(bp.MODELS)))
+        start = time.perf_counter()
+        nn.fit(pop, X, y, loss=nn.softmax_cross_entropy,
+               optimizer=optim.Adam(bp.LEARNING_RATES), epochs=epochs, batch_size=bp.BATCH,
+               verbose=0, compile=compile)
+        seconds[compile] = time.perf_counter() - start
+    return [Row("function", f"digits population of {bp.MODELS}, {epochs} epochs: compiled vs "
+                f"eager fit (wall s)", seconds[True], seconds[False], unit="s")]
 
 
 _MALLOPT_CHILD = """
@@ -169,4 +195,5 @@ def keep_freed_memory(quick: bool) -> list[Row]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    return seed_loop(quick) + mlp_step(quick) + digits_loop() + keep_freed_memory(quick)
+    return (seed_loop(quick) + mlp_step(quick) + digits_loop() + population(quick)
+            + keep_freed_memory(quick))

@@ -66,7 +66,7 @@ def split_pairs(grads_and_vars: Iterable[Any]) -> tuple[list[np.ndarray], list[V
         if g is None:
             missing.append(var.name)
             continue
-        grads.append(_gradient_array(g, var))
+        grads.append(gradient_array(g, var))
         variables.append(var)
     if not variables:
         raise ValueError("apply_gradients: no gradients to apply (every gradient is None"
@@ -82,7 +82,14 @@ def split_pairs(grads_and_vars: Iterable[Any]) -> tuple[list[np.ndarray], list[V
     return grads, variables
 
 
-def _gradient_array(g: Any, var: Variable) -> np.ndarray:
+def gradient_array(g: Any, var: Variable) -> np.ndarray:
+    """`g` as an array of `var`'s dtype; a shape or dtype that cannot be is an error.
+
+    Example:
+        >>> import tape
+        >>> gradient_array([1, 2], tape.Variable([0.5, 0.5])).dtype
+        dtype('float64')
+    """
     g = np.asarray(g)
     if g.shape != var.shape:
         raise ValueError(f"gradient for Variable '{var.name}' has shape {g.shape}, but the "
@@ -168,7 +175,7 @@ def largest(x: np.ndarray) -> float:
     if x.ndim == 0:
         return abs(float(x))
     if x.size <= _SMALL:
-        return float(np.max(np.abs(x)))
+        return float(np.abs(x).max())  # np.max's reduction without its Python wrapper
     with np.errstate(over="ignore", invalid="ignore"):
         sumsq = float(_sum_of_squares(x))
     if sumsq < math.inf:

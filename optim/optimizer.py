@@ -48,7 +48,8 @@ from optim.members import (
 )
 from optim.state import read_state_dict, state_dict
 from optim.transforms import Transform, VariableState
-from tape import Tape, Variable, kernel
+from optim.update_plan import UpdatePlan
+from tape import Tape, Variable, kernel, tracing
 
 Step = tuple[Any, list, list]  # (learning rate, [(link, coefficients)], [decay rates])
 
@@ -109,6 +110,7 @@ class Optimizer:
         self._states: list[VariableState] = []
         self._positions: dict[int, int] = {}  # id(var) -> position; we hold the var alive
         self._iterations = 0
+        self._plans: dict[tuple[int, ...], UpdatePlan] = {}  # update_plan's, by variables
         self.skip_nonfinite = bool(skip_nonfinite)
         self.per_member_nonfinite = bool(per_member_nonfinite)
         self.set_hyperparameters(learning_rate=learning_rate, **{**defaults, **hyperparameters},
@@ -215,7 +217,6 @@ class Optimizer:
         return out
 
     # -- the step ---------------------------------------------------------------------------
-    @kernel  # under tape.function: one kernel, re-run on each replay (schedules, checks)
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]], *,
                         active: Any = None) -> Any:
         """Update each variable in place from its gradient; returns whether the step was applied.
@@ -237,7 +238,7 @@ class Optimizer:
         any member stepped. Then the result is the (K,) mask of members updated.
 
         Example:
-            >>> from tape import Tape, Variable, kernel
+            >>> from tape import Tape, Variable
             >>> from optim import SGD
             >>> w = Variable(1.0)
             >>> with Tape() as t:
@@ -247,6 +248,49 @@ class Optimizer:
             >>> float(w)
             0.5
         """
+        if tracing():  # under tape.function: a kernel, re-run on each replay
+            return self._traced_step(grads_and_vars, active)
+        return self._apply(grads_and_vars, active)
+
+    def _traced_step(self, grads_and_vars: Iterable[tuple[Any, Variable]], active: Any) -> Any:
+        """The step of a traced program: this optimizer's `update_plan` for the variables when
+        the pairs are plain (no None gradient, no `active` mask), else `apply_gradients` whole;
+        either is one kernel that reads the hyperparameters, schedule and state at each call."""
+        pairs = list(grads_and_vars)
+        plain = active is None and bool(pairs) and all(
+            type(p) is tuple and len(p) == 2 and p[0] is not None and isinstance(p[1], Variable)
+            for p in pairs)
+        if plain and len({id(v) for _, v in pairs}) == len(pairs):
+            return kernel(self._run_plan)(self.update_plan([v for _, v in pairs]),
+                                          [g for g, _ in pairs])
+        return kernel(self._apply)(pairs, active)
+
+    def _run_plan(self, plan: UpdatePlan, grads: list[Any]) -> Any:
+        return plan(grads)  # a method of the optimizer: `validate` finds its state through it
+
+    def update_plan(self, variables: Sequence[Variable]) -> UpdatePlan:
+        """`apply_gradients` specialised to `variables` (made once, kept): `plan(grads)` is
+        `apply_gradients(zip(grads, variables))` bit for bit, with less Python per call. It is
+        what a `tape.function` replay calls; see `optim.update_plan`.
+
+        Example:
+            >>> from tape import Variable
+            >>> from optim import SGD
+            >>> w = Variable(1.0)
+            >>> opt = SGD(0.5)
+            >>> opt.update_plan([w]) is opt.update_plan([w]), opt.update_plan([w])([1.0])
+            (True, True)
+            >>> float(w)
+            0.5
+        """
+        key = tuple(id(v) for v in variables)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = UpdatePlan(self, variables)
+        return plan
+
+    def _apply(self, grads_and_vars: Iterable[tuple[Any, Variable]], active: Any) -> Any:
+        """`apply_gradients` itself (outside a trace)."""
         grads, variables = split_pairs(grads_and_vars)
         hp, k = self._hyper, self._k
         if callable(hp["learning_rate"]):

@@ -30,7 +30,7 @@ from tape.ops import __all__ as _ops_all
 from tape.primitive import PRIMITIVES, MissingGradientRule, Primitive
 from tape.stats import TapeStats
 from tape.tensor import Tensor, Variable, constant
-from tape.tracing import Function, TracingError, function, kernel, tracing
+from tape.trace import Function, TracingError, function, kernel, tracing
 
 tensor.connect(ops, _interop)  # tensors' operators and NumPy protocols
 

@@ -32,7 +32,7 @@ def leaky_relu(x: Any, alpha: float = 0.2) -> tape.Tensor:
         >>> leaky_relu(np.array([-1.0, 2.0]), alpha=0.1).numpy()
         array([-0.1,  2. ])
     """
-    return tape.where(np.asarray(x) > 0, x, tape.multiply(x, alpha))
+    return tape.where(_positive(x), x, tape.multiply(x, alpha))
 
 
 def tanh(x: Any) -> tape.Tensor:
@@ -65,9 +65,15 @@ def log_softmax(x: Any, axis: int = -1) -> tape.Tensor:
         >>> log_softmax(np.array([1e4, 1e4])).numpy()
         array([-0.69314718, -0.69314718])
     """
-    m = np.max(np.asarray(x), axis=axis, keepdims=True)
-    shifted = tape.subtract(x, np.where(np.isfinite(m), m, 0))
+    shifted = tape.subtract(x, _finite_max(x, axis))
     return shifted - tape.logsumexp(shifted, axis=axis, keepdims=True)
+
+
+@tape.kernel  # under tape.function: recomputed from the values of each call
+def _finite_max(x: Any, axis: int) -> np.ndarray:
+    """The maximum of `x` along `axis` (kept), 0 where it is not finite: a constant shift."""
+    m = np.max(np.asarray(x), axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0)
 
 
 def softmax(x: Any, axis: int = -1) -> tape.Tensor:

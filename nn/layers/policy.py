@@ -21,11 +21,26 @@ from typing import Any
 
 import numpy as np
 
+import tape
 from tape import Tape, Variable
 
 __all__ = ["TrainingPolicy"]
 
 _NONE = np.zeros(0, int)
+
+
+@tape.kernel  # under tape.function: checked again on every replay, before the update
+def finite_loss(value: Any) -> float:
+    """The scalar loss `value` as a float; `FloatingPointError` if it is NaN or infinite.
+
+    Example:
+        >>> finite_loss(np.float32(0.5))
+        0.5
+    """
+    v = float(value)
+    if not np.isfinite(v):
+        raise FloatingPointError(f"the loss is {v}; no update was applied")
+    return v
 
 
 class TrainingPolicy:
@@ -83,9 +98,7 @@ class TrainingPolicy:
         if np.ndim(value) != 0:
             raise ValueError(f"the loss must be a scalar (use reduction='mean'); got shape "
                              f"{np.shape(value)}")
-        v = float(value)
-        if not np.isfinite(v):
-            raise FloatingPointError(f"the loss is {v}; no update was applied")
+        v = finite_loss(value)
         if variables is None:
             variables = model.trainable_variables
         grads = t.gradient(value, list(variables))

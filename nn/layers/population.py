@@ -326,21 +326,39 @@ class Population(Module):
             (2,)
         """
         shared = self._built_for(x)  # before the tape: building records nothing there
-        self.check_hyperparameters(optimizer)
         stats = self.non_trainable_variables
-        before = [v.numpy() for v in stats]
+        before = self._begin_step(optimizer, stats)
         # Overflow in a diverging member is reported by freezing it, not by warnings.
         with np.errstate(over="ignore", invalid="ignore"), Tape() as t:
             outputs = self(x, training=True)
             losses = self.member_losses(loss, outputs, y, shared=shared)
             total = tape.sum(losses)
-        values = losses.numpy()
-        active = ~self.frozen & np.isfinite(values)
+        values, active = self._finite_members(losses)
         variables = self.trainable_variables
         with np.errstate(over="ignore", invalid="ignore"):
             grads = t.gradient(total, variables)
         optimizer.per_member_nonfinite = True
         updated = optimizer.apply_gradients(zip(grads, variables), active=active)
+        self._end_step(stats, before, updated)
+        return values, outputs
+
+    # The Python around the step reads and writes per-call state (`frozen`, the statistics
+    # before the step): under `tape.function` each part is one kernel, re-run on each replay.
+    @tape.kernel
+    def _begin_step(self, optimizer: Any, stats: list[Variable]) -> list[np.ndarray]:
+        """Check the optimizer's hyperparameters; copies of the statistics before the step."""
+        self.check_hyperparameters(optimizer)
+        return [v.numpy() for v in stats]
+
+    @tape.kernel
+    def _finite_members(self, losses: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(loss per member, the mask of members to update: not frozen, finite loss)."""
+        values = losses.numpy()
+        return values, ~self.frozen & np.isfinite(values)
+
+    @tape.kernel
+    def _end_step(self, stats: list[Variable], before: list[np.ndarray], updated: Any) -> None:
+        """Members that did not step keep their statistics and are frozen from now on."""
         idle = ~updated
         if idle.any():
             for v, old in zip(stats, before):
@@ -349,7 +367,6 @@ class Population(Module):
                 v.assign(value)
         self.last_frozen = np.flatnonzero(idle & ~self.frozen)
         self.frozen |= idle
-        return values, outputs
 
     def check_hyperparameters(self, optimizer: Any) -> None:
         """A `ValueError` unless every array hyperparameter of `optimizer` has K values.

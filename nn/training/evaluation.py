@@ -29,7 +29,7 @@ def weighted_loss(loss: Callable[..., Any], outputs: Any, labels: Any, *, sample
     per = loss(outputs, labels, reduction="none")
     if per.ndim > 1:
         per = tape.mean(per, axis=tuple(range(1, per.ndim)))
-    return tape.mean(per * np.asarray(sample_weight, per.dtype))
+    return tape.mean(per * tape.cast(sample_weight, per.dtype))  # a tensor when traced
 
 
 def evaluate_arrays(model: Module, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+import tape
 from nn.layers.module import Module
 from nn.training import inputs
 from nn.training.evaluation import evaluate, evaluate_arrays, weighted_loss
@@ -160,7 +161,7 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
         shuffle: bool = True, drop_last: bool = False, verbose: int = 1, metric: Any = "auto",
         metrics: Iterable[Any] | None = None, sample_weight: Any = None,
         class_weight: Mapping[Any, float] | None = None, steps_per_epoch: int | None = None,
-        initial_epoch: int = 0) -> History:
+        initial_epoch: int = 0, compile: bool = False) -> History:
     """Train `model` on mini-batches of `(X, y)` for `epochs` epochs; return the `History`.
 
     Each step records `loss(model(xb, training=True), yb)` on a fresh tape and calls
@@ -193,6 +194,12 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
       update (or stops training with `nn.TerminateOnNaN`).
     - `initial_epoch` (Keras' meaning) resumes at that 0-based epoch: epochs
       `initial_epoch .. epochs - 1` run, with those epochs' data order.
+    - `compile=True` runs each training step under `tape.function`: traced once, then
+      replayed as straight-line NumPy code, with the same results bit for bit (the loss check,
+      the optimizer's schedule and non-finite checks and batch-norm statistics run on every
+      step). A short last batch has another shape, so it is traced once more (`drop_last=True`
+      avoids it); a model not yet built takes its first step eagerly. Python code in the
+      model or loss runs once, at the trace (see `tape.function`).
 
     For an `nn.Population`, `(X, y)` is shared by every member, or has one slice per member
     (X of shape (K, N, ...)); logs hold one value per member, and a member that diverges is
@@ -208,6 +215,8 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
         >>> len(h.loss), h.accuracy[-1] > 0.9
         (5, True)
     """
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False, got {compile!r}")
     p = plan(model, X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
              validation_data=validation_data, validation_split=validation_split, seed=seed,
              shuffle=shuffle, drop_last=drop_last, verbose=verbose, metric=metric,
@@ -223,7 +232,7 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     for cb in hooks:
         cb.on_train_begin(state)
     try:
-        _loop(model, p, hooks, state, progress)
+        _loop(model, p, hooks, state, progress, _step_function(model, p, compile))
     finally:
         progress.close()
     history.stop_reason = state.stop_reason
@@ -232,8 +241,30 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     return history
 
 
+def _step_function(model: Module, p: Plan, compile: bool) -> Callable[..., Any]:
+    """`step(xb, yb, wb, variables) -> (loss value, outputs)`: the policy's train step with
+    `p.loss` (weighted by `wb` when given), traced by `tape.function` when `compile`."""
+    policy, loss, optimizer = model.training_policy(), p.loss, p.optimizer
+
+    def step(xb: Any, yb: Any, wb: Any, variables: list[Variable]) -> tuple[Any, Any]:
+        step_loss = loss if wb is None else functools.partial(weighted_loss, loss,
+                                                              sample_weight=wb)
+        return policy.train_step(model, xb, yb, step_loss, optimizer, variables or None)
+
+    if not compile:
+        return step
+    traced = tape.function(step)
+
+    def compiled(xb: Any, yb: Any, wb: Any, variables: list[Variable]) -> tuple[Any, Any]:
+        if not variables:  # building the model is Python that runs once: do it eagerly
+            return step(xb, yb, wb, variables)
+        return traced(xb, yb, wb, variables)  # type: ignore[no-any-return]
+
+    return compiled
+
+
 def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
-          progress: Progress) -> None:
+          progress: Progress, step: Callable[..., Any]) -> None:
     """The epochs of `fit` (arguments already checked by `plan`)."""
     policy = model.training_policy()
     for epoch in range(p.initial_epoch, p.epochs):
@@ -242,7 +273,7 @@ def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
             cb.on_epoch_begin(state)
         start = time.perf_counter()
         progress.epoch_begin(epoch, p.source.steps)
-        totals, seen, steps = _steps(model, p, hooks, state, progress)
+        totals, seen, steps = _steps(model, p, hooks, state, progress, step)
         if steps == 0:
             raise ValueError(f"epoch {epoch + 1} got no batches: the data is empty or ran out")
         if p.source.steps and steps < p.source.steps and not state.stop_training:
@@ -266,12 +297,12 @@ def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
 
 
 def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
-           progress: Progress) -> tuple[dict[str, Any], int, int]:
+           progress: Progress, train: Callable[..., Any]) -> tuple[dict[str, Any], int, int]:
     """One epoch's training steps (the hot path: per-step work is kept to the minimum);
     returns the loss and metric totals (summed over examples), the examples and the steps."""
     batch_hooks = [cb for cb in hooks if type(cb).on_batch_end is not Callback.on_batch_end]
     policy = model.training_policy()
-    loss, optimizer, metrics, relabel = p.loss, p.optimizer, p.metrics, p.batch_labels
+    metrics, relabel = p.metrics, p.batch_labels
     live, epoch = progress.live, state.epoch
     variables = model.trainable_variables
     totals: dict[str, Any] = {"loss": 0.0, **{name: 0.0 for name, _ in metrics}}
@@ -281,10 +312,7 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
             yb = relabel(xb, yb)
         shared = policy.examples_axis(xb) == 0
         try:
-            step_loss = loss if wb is None else functools.partial(weighted_loss, loss,
-                                                                  sample_weight=wb)
-            value, outputs = policy.train_step(model, xb, yb, step_loss, optimizer,
-                                               variables or None)
+            value, outputs = train(xb, yb, wb, variables)
         except FloatingPointError as e:
             error = _diverged(e, xb, yb, _where(epoch, p.epochs, step, p.source.steps))
             if state.nonfinite == "raise" or not isinstance(error, FloatingPointError):
