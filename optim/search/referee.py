@@ -9,9 +9,10 @@ answers from one thread, with the same functions that serve serial and threaded 
 a trial's decision is the one a serial search would make given the trials stored when the
 report arrives.
 
-The channel is a ``multiprocessing.connection.Listener`` on a Unix socket in a private
-temporary directory (a named pipe on Windows) with a random key (HMAC challenge on every
-connection), one short connection per report (about 0.3 ms); the messages are JSON (no pickle).
+The channel is a Unix socket in a private temporary directory with a random key (the HMAC
+challenge of ``multiprocessing.connection`` on every connection; forked workers close their
+copy of the listening socket), one short connection per report (about 0.3 ms); the messages
+are JSON (no pickle).
 Any executor whose workers run on this machine can reach it (a local process pool, a dask
 ``LocalCluster``, threads); workers on other machines cannot. A trial that cannot reach the
 driver (it has ended, or closed the channel) gets ``DriverLost`` from ``report`` and stops.
@@ -29,10 +30,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import tempfile
 import threading
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import (
+    Client,
+    Connection,
+    answer_challenge,
+    deliver_challenge,
+)
 from typing import Any
 
 from .execution import Finish, Judge
@@ -40,6 +49,23 @@ from .execution import Finish, Judge
 __all__ = ["DecisionServer", "Referee", "DriverLost"]
 
 _MAX_MESSAGE = 1 << 24  # bytes: a curve of a few hundred thousand reports
+_LISTENING: set[int] = set()  # descriptors of this process's listening sockets
+
+
+def _close_in_child() -> None:
+    """In a forked child (a pool worker): close its copies of the listening sockets, so that
+    a socket the search closes is closed for good and a late caller fails at once instead of
+    waiting in the backlog of a copy nobody accepts on."""
+    for fd in _LISTENING:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _LISTENING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 _PATIENCE = 10.0  # seconds the server waits for a connected caller's message, or to stop
 
 
@@ -103,10 +129,19 @@ class DecisionServer:
     """
 
     def __init__(self, decide: Judge, finish: Finish) -> None:
+        if not hasattr(socket, "AF_UNIX"):
+            raise OSError("pruning trials that run in other processes needs Unix sockets, which "
+                          "this platform lacks; run the search serially or on a "
+                          "ThreadPoolExecutor")
         self._decide, self._finish = decide, finish
-        authkey = os.urandom(32)
-        self._listener = Listener(authkey=authkey)  # Unix socket, or a named pipe on Windows
-        self.referee = Referee(self._listener.address, authkey)
+        self._authkey = os.urandom(32)
+        self._folder = tempfile.mkdtemp(prefix="pruning-")  # private: mode 0o700
+        address = os.path.join(self._folder, "decisions")
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._socket.bind(address)
+        self._socket.listen(64)
+        _LISTENING.add(self._socket.fileno())
+        self.referee = Referee(address, self._authkey)
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="pruning-decisions",
                                         daemon=True)
@@ -115,7 +150,7 @@ class DecisionServer:
     def _serve(self) -> None:
         while True:
             try:
-                conn = self._listener.accept()
+                conn = self._accept()
             except (OSError, EOFError, AuthenticationError):  # a caller gone mid-handshake
                 if self._closed:
                     return
@@ -124,6 +159,20 @@ class DecisionServer:
                 if self._closed:
                     return
                 self._answer(conn)
+
+    def _accept(self) -> Connection:
+        """The next caller's connection, once it has proved it knows the key (HMAC challenge
+        both ways, as `multiprocessing.connection.Listener` does)."""
+        sock, _ = self._socket.accept()
+        sock.setblocking(True)
+        conn = Connection(sock.detach())
+        try:
+            deliver_challenge(conn, self._authkey)
+            answer_challenge(conn, self._authkey)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _answer(self, conn: Connection) -> None:
         try:
@@ -158,7 +207,9 @@ class DecisionServer:
         # busy answering, the knock waits in the socket's backlog and must not hold us up.
         threading.Thread(target=self._knock, name="pruning-decisions-close", daemon=True).start()
         self._thread.join(_PATIENCE)
-        self._listener.close()  # also ends an accept() the knock did not reach
+        _LISTENING.discard(self._socket.fileno())
+        self._socket.close()  # also ends an accept() the knock did not reach
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def _knock(self) -> None:
         try:
