@@ -44,28 +44,13 @@ from multiprocessing.connection import (
 )
 from typing import Any
 
+from tape.utils.forks import close_in_forked_children, forget
+
 from .execution import Finish, Judge
 
 __all__ = ["DecisionServer", "Referee", "DriverLost"]
 
 _MAX_MESSAGE = 1 << 24  # bytes: a curve of a few hundred thousand reports
-_LISTENING: set[int] = set()  # descriptors of this process's listening sockets
-
-
-def _close_in_child() -> None:
-    """In a forked child (a pool worker): close its copies of the listening sockets, so that
-    a socket the search closes is closed for good and a late caller fails at once instead of
-    waiting in the backlog of a copy nobody accepts on."""
-    for fd in _LISTENING:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _LISTENING.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_in_child)
 _PATIENCE = 10.0  # seconds the server waits for a connected caller's message, or to stop
 
 
@@ -140,7 +125,7 @@ class DecisionServer:
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._socket.bind(address)
         self._socket.listen(64)
-        _LISTENING.add(self._socket.fileno())
+        close_in_forked_children(self._socket.fileno())  # pool workers must not accept
         self.referee = Referee(address, self._authkey)
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="pruning-decisions",
@@ -207,7 +192,7 @@ class DecisionServer:
         # busy answering, the knock waits in the socket's backlog and must not hold us up.
         threading.Thread(target=self._knock, name="pruning-decisions-close", daemon=True).start()
         self._thread.join(_PATIENCE)
-        _LISTENING.discard(self._socket.fileno())
+        forget(self._socket.fileno())
         self._socket.close()  # also ends an accept() the knock did not reach
         shutil.rmtree(self._folder, ignore_errors=True)
 

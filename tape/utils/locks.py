@@ -2,9 +2,9 @@
 
 A flock belongs to the open file, so a process killed even with SIGKILL leaves no stale lock
 behind. A forked child (a process-pool worker, say) would share the parent's open file and so
-keep its lock after the parent died: every descriptor registered here is therefore closed in a
-forked child at once (`os.register_at_fork`; closing the child's copy leaves the parent's lock
-held). Descriptors are opened close-on-exec by Python, so spawned processes never see them.
+keep its lock after the parent died: every locked descriptor is therefore closed in a forked
+child at once (`tape.utils.forks`; closing the child's copy leaves the parent's lock held).
+Descriptors are opened close-on-exec by Python, so spawned processes never see them.
 On a platform without `fcntl` (Windows) nothing is locked.
 
 Example:
@@ -20,24 +20,9 @@ from __future__ import annotations
 
 import os
 
+from tape.utils.forks import close_in_forked_children, forget, owned_here
+
 __all__ = ["flock", "is_held", "release"]
-
-_HELD: set[int] = set()  # the descriptors whose locks this process holds
-
-
-def _forget_in_child() -> None:
-    """In a forked child: close its copies of the locked descriptors."""
-    for fd in _HELD:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_in_child)
-
 
 def flock(fd: int, *, exclusive: bool = True) -> bool:
     """Take an exclusive (or shared) OS lock on the open file `fd` without waiting, and have
@@ -56,13 +41,13 @@ def flock(fd: int, *, exclusive: bool = True) -> bool:
     try:
         import fcntl
     except ImportError:  # no flock on this platform: the file is not guarded
-        _HELD.add(fd)
+        close_in_forked_children(fd)
         return True
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
-    _HELD.add(fd)
+    close_in_forked_children(fd)
     return True
 
 
@@ -73,7 +58,7 @@ def is_held(fd: int) -> bool:
         >>> is_held(-1)
         False
     """
-    return fd in _HELD
+    return owned_here(fd)
 
 
 def release(fd: int) -> None:
@@ -83,6 +68,6 @@ def release(fd: int) -> None:
     Example:
         >>> release(-1)
     """
-    if fd in _HELD:
-        _HELD.discard(fd)
+    if owned_here(fd):
+        forget(fd)
         os.close(fd)
