@@ -50,8 +50,13 @@ from nn.training.loop import Callback, TrainingState, evaluate, fit, train_step
 from nn.training.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
 from nn.training.saving import load_checkpoint, save_checkpoint
 from nn.tuning.culling import CullResult, cull
-from nn.tuning.pbt import (HyperparameterSchedule, PBTResult, copy_member, plot_pbt,
-                           population_based_training)
+from nn.tuning.pbt import (
+    HyperparameterSchedule,
+    PBTResult,
+    copy_member,
+    plot_pbt,
+    population_based_training,
+)
 
 __all__ = [
     "Activation", "Babysitter", "BatchNorm", "CSVLogger", "Callback", "Dense", "Dropout",
