@@ -50,7 +50,13 @@ from nn.training.loop import Callback, TrainingState, evaluate, fit, train_step
 from nn.training.rate_callbacks import LearningRateScheduler, ReduceLROnPlateau
 from nn.training.saving import load_checkpoint, save_checkpoint
 from nn.tuning.culling import CullResult, cull
-from nn.tuning.pbt import PBTResult, copy_member, population_based_training
+from nn.tuning.pbt import (
+    HyperparameterSchedule,
+    PBTResult,
+    copy_member,
+    plot_pbt,
+    population_based_training,
+)
 
 __all__ = [
     "Activation", "Babysitter", "BatchNorm", "CSVLogger", "Callback", "Dense", "Dropout",
@@ -63,5 +69,6 @@ __all__ = [
     "sigmoid_binary_cross_entropy", "softmax", "softmax_cross_entropy", "softplus", "tanh",
     "train_step",
     "CullResult", "PBTResult", "copy_member", "cull", "population_based_training",
+    "HyperparameterSchedule", "plot_pbt",
 ]
 __all__ += ["LayerNorm", "layer_norm", "regularizers"]

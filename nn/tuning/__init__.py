@@ -2,5 +2,6 @@
 training (`nn.cull`, `nn.population_based_training`).
 
 - `nn.tuning.culling`: `cull`, `rank_members`.
-- `nn.tuning.pbt`: `population_based_training`, `copy_member`.
+- `nn.tuning.pbt`: `population_based_training`, `copy_member`, `HyperparameterSchedule`
+  (replays a member's schedule), `plot_pbt`.
 """

@@ -31,16 +31,22 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nn.layers.population import Population
+from nn.training.loop import Callback, TrainingState
 from nn.tuning.culling import rank_members
+from tape.utils.files import atomic_write
 
-__all__ = ["population_based_training", "PBTResult", "copy_member", "perturb"]
+__all__ = ["population_based_training", "PBTResult", "copy_member", "perturb",
+           "HyperparameterSchedule", "plot_pbt"]
+
+Schedule = list[tuple[int, dict[str, Any]]]
 
 FACTORS = (0.8, 1.25)
 
@@ -104,21 +110,156 @@ class PBTResult:
     i-th exploit step; `copies` lists `(epoch, target, source, why)` with why `"exploit"`
     (among the worst) or `"nonfinite"` (NaN score or frozen); `schedule[k]` is member k's list of
     `(epoch, hyperparameters)` from which it trained with those values; `lineage(k)` the
-    copies that made member k.
+    copies that made member k; `score_epochs[i]` the epoch after which `scores[i]` was taken.
+    `schedule_of(k)` is the schedule member k's weights trained with (following its copies),
+    for `HyperparameterSchedule`; `plot(path)` draws the scores and copies (`plot_pbt`).
 
     Example:
-        >>> r = PBTResult([[1.0, 0.0]], [(2, 1, 0, "exploit")], [[(0, {})], [(0, {}), (2, {})]])
+        >>> r = PBTResult([[1.0, 0.0]], [(2, 1, 0, "exploit")],
+        ...               [[(0, {"lr": 0.1})], [(0, {"lr": 0.2}), (2, {"lr": 0.08})]])
         >>> r.lineage(1)
         [(2, 1, 0, 'exploit')]
+        >>> r.schedule_of(1)
+        [(0, {'lr': 0.1}), (2, {'lr': 0.08})]
     """
 
     scores: list[list[float]] = field(default_factory=list)
     copies: list[tuple[int, int, int, str]] = field(default_factory=list)
-    schedule: list[list[tuple[int, dict[str, Any]]]] = field(default_factory=list)
+    schedule: list[Schedule] = field(default_factory=list)
+    score_epochs: list[int] = field(default_factory=list)
 
     def lineage(self, member: int) -> list[tuple[int, int, int, str]]:
         """The copies into `member`, in order."""
         return [c for c in self.copies if c[1] == member]
+
+    def schedule_of(self, member: int) -> Schedule:
+        """The `(epoch, hyperparameters)` changes that member `member`'s current weights
+        trained with: its source's schedule (recursively) before its last copy, then its own
+        from that copy on. Replayed with `HyperparameterSchedule` on a model built with the
+        seed of the member the lineage starts from (`member` itself if it was never
+        overwritten), `nn.fit` retraces the member.
+
+        Example:
+            >>> PBTResult(schedule=[[(0, {"lr": 0.1})]]).schedule_of(0)
+            [(0, {'lr': 0.1})]
+        """
+        if not 0 <= member < len(self.schedule):
+            raise ValueError(f"member must be in [0, {len(self.schedule)}); got {member!r}")
+        copies = self.lineage(member)
+        if not copies:
+            return list(self.schedule[member])
+        epoch, _, source, _ = copies[-1]
+        before = [(e, h) for e, h in self._schedule_until(source, epoch) if e < epoch]
+        return before + [(e, h) for e, h in self.schedule[member] if e >= epoch]
+
+    def origin(self, member: int) -> int:
+        """The member whose starting weights `member`'s current weights descend from (through
+        its copies): build the replayed model with `pop.seeds[result.origin(k)]`.
+
+        Example:
+            >>> PBTResult(copies=[(2, 1, 0, "exploit")], schedule=[[], []]).origin(1)
+            0
+        """
+        copies = self.lineage(member)
+        if not copies:
+            return member
+        epoch, _, source, _ = copies[-1]
+        return self._until(epoch).origin(source)
+
+    def _schedule_until(self, member: int, epoch: int) -> Schedule:
+        """`schedule_of(member)` as it stood after the copies of epochs before `epoch`."""
+        return self._until(epoch).schedule_of(member)
+
+    def _until(self, epoch: int) -> PBTResult:
+        return PBTResult(copies=[c for c in self.copies if c[0] < epoch],
+                         schedule=[[(e, h) for e, h in s if e < epoch] for s in self.schedule])
+
+    def plot(self, path: str | os.PathLike) -> str:
+        """`plot_pbt(self, path)`."""
+        return plot_pbt(self, path)
+
+
+class HyperparameterSchedule(Callback):
+    """A callback that sets the optimizer's hyperparameters at the beginning of each epoch
+    from `schedule`, a list of `(epoch, {name: value})` changes (each applies from that epoch
+    on, as `PBTResult.schedule_of(k)` gives them), with `optimizer.set_hyperparameters`.
+    Replays a population-based-training member's schedule on a single model.
+
+    Example:
+        >>> import nn, optim
+        >>> opt = optim.SGD(0.5)
+        >>> h = nn.fit(nn.Dense(1, seed=0), np.ones((4, 2)), np.zeros((4, 1)),
+        ...            loss=nn.mean_squared_error, optimizer=opt, epochs=3, verbose=0,
+        ...            callbacks=[HyperparameterSchedule([(0, {"learning_rate": 0.1}),
+        ...                                               (2, {"learning_rate": 0.01})])])
+        >>> opt.learning_rate
+        0.01
+    """
+
+    def __init__(self, schedule: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        changes = [(e, dict(h)) for e, h in schedule]
+        epochs = [e for e, _ in changes]
+        if any(isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0
+               for e in epochs) or epochs != sorted(set(epochs)):
+            raise ValueError(f"schedule must list (epoch, hyperparameters) with increasing "
+                             f"integer epochs >= 0; got epochs {epochs}")
+        self.schedule = changes
+
+    def on_epoch_begin(self, state: TrainingState) -> None:
+        for epoch, values in self.schedule:
+            if epoch == state.epoch:
+                state.optimizer.set_hyperparameters(**values)
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        unknown = sorted({n for _, h in self.schedule for n in h}
+                         - set(state.optimizer.hyperparameters))
+        if unknown:
+            raise ValueError(f"the schedule sets {unknown}, which are not hyperparameters of "
+                             f"{type(state.optimizer).__name__} (it has "
+                             f"{sorted(state.optimizer.hyperparameters)})")
+
+
+def plot_pbt(result: PBTResult, path: str | os.PathLike) -> str:
+    """Draw each member's score over the epochs it was scored at, with a marker where a
+    member copied another (labelled with the source), into the PNG file `path` (written
+    atomically); returns `path`. Needs matplotlib (the `plot` extra).
+
+    Example:
+        >>> plot_pbt(PBTResult(), "pbt.png")
+        Traceback (most recent call last):
+        ValueError: nothing to plot: the result has no scores (train past the first exploit step)
+    """
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise ImportError("plotting needs matplotlib: pip install 'tape-autodiff[plot]'"
+                          ) from None
+    if not result.scores:
+        raise ValueError("nothing to plot: the result has no scores (train past the first "
+                         "exploit step)")
+    epochs = result.score_epochs or list(range(1, len(result.scores) + 1))
+    at = {e: i for i, e in enumerate(epochs)}
+    scores = np.asarray(result.scores, float)
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    colors = [f"C{m % 10}" for m in range(scores.shape[1])]
+    for m in range(scores.shape[1]):
+        ax.plot(epochs, scores[:, m], "-o", color=colors[m], markersize=3, label=f"member {m}")
+    for n, (epoch, target, source, why) in enumerate(result.copies):
+        y = scores[at[epoch], source] if epoch in at else np.nan
+        ax.plot([epoch], [y], "v" if why == "exploit" else "X", color=colors[target],
+                markersize=9, markeredgecolor="black",
+                label="copy (member <- source)" if n == 0 else None)
+        ax.annotate(f"{target}<-{source}", (epoch, y), xytext=(4, 4),
+                    textcoords="offset points", fontsize=7, color=colors[target])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("score")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(f"population-based training: {len(result.copies)} copies")
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def population_based_training(pop: Population, optimizer: Any, train: Callable[[int], Any],
@@ -159,6 +300,7 @@ def population_based_training(pop: Population, optimizer: Any, train: Callable[[
             raise ValueError(f"score() must give one value per member ({k}); got shape "
                              f"{scores.shape}")
         result.scores.append(scores.tolist())
+        result.score_epochs.append(done)
         order = rank_members(scores, direction)
         bad = ~np.isfinite(scores) | pop.frozen
         good = [int(m) for m in order if not bad[m]][:n]

@@ -136,3 +136,79 @@ def test_bad_arguments():
                                       space={}, fraction=0.9)
     with pytest.raises(ValueError, match="score\\(\\) must give one value per member"):
         nn.cull(pop, opt, train, lambda: [1.0], interval=1)
+
+
+def replay_run(k=4, epochs=6, dtype=np.float64):
+    """A PBT run trained by `nn.fit` one epoch at a time (no shuffling), and a function that
+    replays member m's schedule on a standalone model with nn.fit over all the epochs."""
+    def build():
+        return nn.Sequential([nn.Dense(4, dtype=dtype), nn.ReLU(), nn.Dense(1, dtype=dtype)])
+
+    x, y = X.astype(dtype), Y.astype(dtype)
+    fit = dict(loss=nn.mean_squared_error, batch_size=8, shuffle=False, verbose=0)
+    pop = nn.Population(build, size=k, seed=3)
+    opt = optim.Adam(0.01)
+
+    def train(epoch):
+        nn.fit(pop, x, y, optimizer=opt, epochs=epoch + 1, initial_epoch=epoch, **fit)
+
+    def score():
+        return -pop.member_losses(nn.mean_squared_error, pop(x), y, shared=True).numpy()
+
+    result = nn.population_based_training(pop, opt, train, score, epochs=epochs, interval=2,
+                                          space=SPACE, fraction=0.25, resample=0.0, seed=2)
+
+    def replay(m):
+        with nn.seeded(pop.seeds[result.origin(m)]):
+            model = build()
+        nn.fit(model, x, y, optimizer=optim.Adam(0.5), epochs=epochs,
+               callbacks=[nn.HyperparameterSchedule(result.schedule_of(m))], **fit)
+        return model
+
+    return pop, result, replay
+
+
+def test_replaying_a_member_never_overwritten_retraces_it():
+    pop, result, replay = replay_run()
+    kept = [m for m in range(pop.size) if not result.lineage(m)]
+    assert kept and result.copies  # some members were copied, some never
+    for m in kept:
+        assert result.origin(m) == m and len(result.schedule_of(m)) == 1
+        model = replay(m)
+        for a, b in zip(model.state_dict().values(), pop.member(m).state_dict().values(),
+                        strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_replaying_a_copied_member_follows_its_lineage():
+    pop, result, replay = replay_run()
+    m = result.copies[-1][1]
+    schedule = result.schedule_of(m)
+    assert schedule[-1] == result.schedule[m][-1] and len(schedule) >= 2
+    model = replay(m)
+    for a, b in zip(model.state_dict().values(), pop.member(m).state_dict().values(),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_hyperparameter_schedule_checks_its_schedule():
+    with pytest.raises(ValueError, match="increasing integer epochs >= 0; got epochs"):
+        nn.HyperparameterSchedule([(2, {}), (1, {})])
+    with pytest.raises(ValueError, match=r"the schedule sets \['momentum'\], which are not"):
+        nn.fit(nn.Dense(1, seed=0), X, Y, loss=nn.mean_squared_error, optimizer=optim.Adam(0.1),
+               verbose=0, callbacks=[nn.HyperparameterSchedule([(0, {"momentum": 0.5})])])
+
+
+def test_plot_draws_the_scores_and_the_copies_into_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    pop, opt, train, score = setup(4)
+    result = nn.population_based_training(pop, opt, train, score, epochs=7, interval=2,
+                                          space=SPACE, seed=0)
+    assert result.score_epochs == [2, 4, 6] and result.copies
+    path = tmp_path / "pbt.png"
+    assert nn.plot_pbt(result, path) == str(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.plot(tmp_path / "again.png").endswith("again.png")
+    with pytest.raises(ValueError, match="nothing to plot: the result has no scores"):
+        nn.PBTResult().plot(tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
