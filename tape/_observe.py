@@ -1,6 +1,6 @@
 """Observers: recorders on the tape stack that see operations without recording them.
 
-An `Observer` implements the `tape.primitive.Recorder` protocol to watch instead of record:
+An `Observer` implements the `tape.records.Recorder` protocol to watch instead of record:
 `custom_gradient` uses one to learn which Variables a function reads, and `Tape.stop_recording`
 leaves one in the paused tape's place so that `Tape.explain` can tell what ran while paused.
 Observers never make a backward pass differentiable (`recording_tapes`).
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tape._state import STATE
-from tape.primitive import Record
+from tape.records import Record
 from tape.tensor import Variable
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from tape._state import STATE
-from tape.primitive import Primitive, Record
+from tape.primitive import Primitive
+from tape.records import Record
 from tape.tensor import Tensor, Variable
 
 _UNCONNECTED = ("none", "zero")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from tape.backprop import reachable
-from tape.primitive import Record
+from tape.records import Record
 from tape.tensor import Tensor
 
 

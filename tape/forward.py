@@ -1,6 +1,6 @@
 """Forward-mode differentiation: `ForwardAccumulator` (TensorFlow's API), `jvp` and `hvp`.
 
-An accumulator is a recorder on this thread's tape stack (`tape.primitive.Recorder`) that
+An accumulator is a recorder on this thread's tape stack (`tape.records.Recorder`) that
 keeps a tangent for each value it tracks: the watched primals, then the output of every
 primitive call with an input that has a tangent, computed at once from the primitive's JVP
 rules (`Primitive.defjvp`). Nothing is kept for the backward direction, and the outputs'
@@ -36,7 +36,7 @@ from tape import nest
 from tape._state import STATE
 from tape.backprop import finish, unconnected_mode
 from tape.gradient_tape import Tape
-from tape.primitive import Record
+from tape.records import Record
 from tape.tangents import output_tangent
 from tape.tensor import Tensor, Variable, constant
 

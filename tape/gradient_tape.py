@@ -17,7 +17,7 @@ from tape._observe import Observer, observing, recording_tapes
 from tape._state import STATE
 from tape.backprop import backprop, finish, unconnected_mode
 from tape.notes import paused_note
-from tape.primitive import Record
+from tape.records import Record
 from tape.tensor import Tensor, Variable
 
 
@@ -29,7 +29,7 @@ class Tape:
     releases everything it holds after its one `gradient()` call. Tapes nest: the backward pass
     of an inner tape is recorded by an outer one, which gives higher-order derivatives.
 
-    A tape is a `tape.primitive.Recorder`: while it records, every primitive call with an
+    A tape is a `tape.records.Recorder`: while it records, every primitive call with an
     input it tracks becomes a `Record` in its list.
 
     Example:

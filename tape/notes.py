@@ -33,7 +33,7 @@ def note_exit(kind: str, x: Any, out: Any) -> None:
 
 
 def paused_note(record: Any) -> tuple[Any, ...]:
-    """The note for a recorded call (a `tape.primitive.Record`) that ran while its tape was
+    """The note for a recorded call (a `tape.records.Record`) that ran while its tape was
     paused by `stop_recording()`.
 
     Example:

@@ -1,4 +1,4 @@
-"""Primitives: a NumPy forward plus vector-Jacobian product (VJP) rules; and their records.
+"""Primitives: a NumPy forward plus vector-Jacobian product (VJP) rules.
 
 This is the one mechanism every built-in op uses, and the public way to add a new one:
 
@@ -19,21 +19,22 @@ operators work unchanged on raw arrays (first-order, nothing recorded) and on te
 outer tape records, which is how higher-order gradients arise). See `Primitive` for the second
 form, a forward that keeps residuals and one rule for all inputs.
 
-Each call that a tape tracks becomes a `Record` on every `Recorder` on this thread's tape stack
-(`STATE.tapes`): tapes keep them for the backward sweep, observers only look at them.
+Each call that a tape tracks becomes a `tape.records.Record` on every `tape.records.Recorder` on
+this thread's tape stack (`STATE.tapes`): see `tape.records`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 import tape.tensor as _tensor_module
 from tape._state import STATE
-from tape.tensor import Tensor, Variable
+from tape.records import report_call
+from tape.tensor import Tensor
 
 PRIMITIVES: dict[str, Primitive] = {}
 
@@ -46,80 +47,6 @@ class MissingGradientRule(LookupError):
         >>> issubclass(tape.MissingGradientRule, LookupError)
         True
     """
-
-
-class Record:
-    """One recorded call of a primitive, as a tape keeps it for the backward sweep.
-
-    - `primitive`: the `Primitive` called;
-    - `inputs`: its positional arguments as passed (tensors, Variables, arrays, numbers);
-    - `values`: the same with every tensor replaced by its array (what the forward received);
-    - `params`: its keyword parameters;
-    - `output`: the `Tensor` it returned;
-    - `live`: positions of the inputs that the recording tape tracks (the ones that need a
-      gradient), in increasing order;
-    - `versions`: `[(variable, version), ...]` of the Variable inputs when the rules read input
-      values (`uses_inputs`), else None: the sweep refuses a Variable assigned since;
-    - `residuals`: what a `residuals=True` forward kept for its rule, else None.
-
-    Example:
-        >>> import tape
-        >>> x = tape.Variable([1.0, 2.0])
-        >>> with tape.Tape(persistent=True) as t:
-        ...     y = x * 3
-        >>> rec = t._records[0]
-        >>> rec.primitive.name, rec.live, rec.output is y
-        ('multiply', [0], True)
-    """
-
-    __slots__ = ("primitive", "inputs", "values", "params", "output", "live", "versions",
-                 "residuals")
-
-    def __init__(self, primitive: Primitive, inputs: tuple[Any, ...], values: tuple[Any, ...],
-                 params: dict[str, Any], output: Tensor, live: list[int],
-                 versions: list[tuple[Variable, int]] | None, residuals: Any) -> None:
-        self.primitive = primitive
-        self.inputs = inputs
-        self.values = values
-        self.params = params
-        self.output = output
-        self.live = live
-        self.versions = versions
-        self.residuals = residuals
-
-    def __repr__(self) -> str:
-        return f"<tape.Record {self.primitive.name!r} live={self.live}>"
-
-
-@runtime_checkable
-class Recorder(Protocol):
-    """Something on this thread's tape stack (`STATE.tapes`) that primitive calls report to.
-
-    A `Tape` records; an `Observer` (`tape._observe`) watches without recording. The members
-    are underscored because they are the engine's side of a tape, not part of `Tape`'s API.
-
-    - `_observer`: True if it never makes a backward pass differentiable (it only watches);
-    - `_tracked`: ids of the values whose operations it wants (`id(value) in _tracked`);
-    - `_watch_accessed`: whether it wants to be asked about trainable Variables it sees read;
-    - `_auto_watch(var)`: a trainable Variable was read; True if it now tracks it;
-    - `_notes`: notes for `Tape.explain` (see `tape.notes`);
-    - `_add(record)`: a call with a tracked input (`record.live` is not empty); a tape keeps
-      it and from then on tracks `record.output`.
-
-    Example:
-        >>> import tape
-        >>> isinstance(tape.Tape(), Recorder)
-        True
-    """
-
-    _observer: bool
-    _tracked: Mapping[int, Any]
-    _watch_accessed: bool
-    _notes: list[tuple[Any, ...]]
-
-    def _auto_watch(self, var: Variable) -> bool: ...
-
-    def _add(self, record: Record) -> None: ...
 
 
 class _ArgnumRules:
@@ -332,7 +259,7 @@ class Primitive:
         out._value = ans
         tapes = STATE.tapes
         if tapes:
-            _report(self, args, vals, params, out, residuals, tapes, kind, raw)
+            report_call(self, args, vals, params, out, residuals, tapes, kind, raw)
         return out
 
     def call_with_residuals(self, *args: Any, **params: Any) -> tuple[Tensor, Any]:
@@ -359,7 +286,7 @@ class Primitive:
         out._value = ans = ans if hasattr(ans, "dtype") else np.asarray(ans)
         tapes = STATE.tapes
         if tapes:
-            _report(self, args, vals, params, out, residuals, tapes, ans.dtype.kind, raw)
+            report_call(self, args, vals, params, out, residuals, tapes, ans.dtype.kind, raw)
         return out, residuals
 
 
@@ -401,41 +328,3 @@ def _describe_failure(name: str, vals: tuple[Any, ...], err: Exception) -> str:
     shapes = ", ".join(f"{getattr(v, 'shape', ())} {getattr(v, 'dtype', type(v).__name__)}"
                        for v in vals)
     return f"{name}: {err} (inputs: {shapes})"
-
-
-def _report(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], params: dict[str, Any],
-            out: Tensor, residuals: Any, tapes: list[Recorder], kind: str, raw: Any) -> None:
-    """A call while recorders are active: recorded if floating, and captured by the
-    `tape.function` tracer if one is tracing (`raw`: what the forward returned)."""
-    if kind in "fc":
-        _record(prim, args, vals, params, out, residuals, tapes)
-    if STATE.tracer is not None:
-        STATE.tracer.op(prim, args, vals, params, raw, out._value)
-
-
-def _record(prim: Primitive, args: tuple[Any, ...], vals: tuple[Any, ...], params: dict[str, Any],
-            out: Tensor, residuals: Any, tapes: list[Recorder]) -> None:
-    """Hand the call to each recorder that tracks one of its inputs.
-
-    Everything a tape tracks is floating-point (watching checks it, and only floating results
-    are recorded), so tracked inputs are exactly the inputs that need gradients.
-    """
-    versions = None
-    for tape in tapes:
-        tracked = tape._tracked
-        live = []
-        i = 0
-        for a in args:
-            if id(a) in tracked:
-                live.append(i)
-            elif (isinstance(a, Variable) and a.trainable and tape._watch_accessed
-                  and tape._auto_watch(a)):
-                live.append(i)
-            i += 1
-        if live:
-            if versions is None and prim.uses_inputs:
-                versions = []  # a loop: cheaper than a comprehension for two or three inputs
-                for a in args:
-                    if isinstance(a, Variable):
-                        versions.append((a, a._version))
-            tape._add(Record(prim, args, vals, params, out, live, versions, residuals))

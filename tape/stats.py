@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tape import nest
-from tape.primitive import Record
+from tape.records import Record
 from tape.tensor import Tensor
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from tape.backprop import check_versions
-from tape.primitive import Primitive, Record
+from tape.primitive import Primitive
+from tape.records import Record
 from tape.tensor import Tensor
 
 

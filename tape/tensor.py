@@ -1,8 +1,9 @@
 """`Tensor` (an immutable value produced by ops) and `Variable` (mutable, trainable state).
 
 This module is the bottom of the engine: it imports no other part of it but the recording
-state and `tape.notes`. Tensor operators are implemented by `tape.ops` and the NumPy protocols
-by `tape._interop`, which sit above it; the package connects them once (`connect`).
+state, `tape.notes` and the value checks (`tape.values`). Tensor operators are implemented by
+`tape.ops` and the NumPy protocols by `tape._interop`, which sit above it; the package connects
+them once (`connect`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ import numpy as np
 
 from tape._state import STATE
 from tape.notes import note_exit
+from tape.values import (
+    NUMERIC_KINDS,
+    ArrayHolder,
+    as_numeric_array,
+    not_numeric,
+    overflow,
+    unusable,
+)
 
 _variable_names = itertools.count()
 
@@ -49,105 +58,6 @@ def _converted(x: Tensor, what: str) -> None:
         tracer.converted(x, what)
 
 
-# ---- value validation: what a Tensor or Variable may hold -----------------------------------
-# Booleans and numbers (integer, floating, complex). Text, None, Python objects and dates are
-# refused when a value is created or written, with a message that says what was passed.
-_NUMERIC_KINDS = "biufc"
-_FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-def _as_numeric_array(value: Any, dtype: Any, who: str, copy: bool | None) -> np.ndarray:
-    """`value` as an array of booleans or numbers (of `dtype` if given), else a clear error.
-
-    `who` starts the messages ("Variable 'w': initial_value"). A cast to float16 that overflows
-    to inf raises `OverflowError`.
-    """
-    value = _value_of(value)
-    try:
-        arr = np.array(value, copy=copy)
-    except (ValueError, TypeError) as e:
-        raise type(e)(_unusable(who, value, e)) from None
-    if arr.dtype.kind not in _NUMERIC_KINDS:
-        raise TypeError(_not_numeric(who, value, arr.dtype))
-    if dtype is None or arr.dtype == dtype:
-        return arr
-    target = np.dtype(dtype)
-    if target.kind not in _NUMERIC_KINDS:
-        raise TypeError(f"{who}: dtype {target} is not numeric; tensors and Variables hold "
-                        f"booleans or numbers (bool, integer, floating or complex dtypes)")
-    if target.char != "e":
-        return arr.astype(target)
-    with np.errstate(over="raise"):
-        try:
-            return arr.astype(target)
-        except FloatingPointError:
-            raise _overflow(who, reprlib.repr(value)) from None
-
-
-def _not_numeric(who: str, value: Any, dtype: np.dtype) -> str:
-    """Why `value` (which NumPy makes an array of `dtype`) cannot be held, and what to pass."""
-    if value is None:
-        return f"{who} is None; pass a number or an array of numbers, e.g. 0.0 or np.zeros(3)"
-    shown = reprlib.repr(value)
-    if dtype.kind in "US" or dtype.char == "T":
-        return (f"{who} is text ({shown}, dtype {dtype}), not numbers; tensors and Variables "
-                f"hold booleans or numbers (convert text that holds numbers with float(...) or "
-                f"np.asarray(..., dtype=float))")
-    if dtype.kind == "O":
-        return (f"{who} ({shown}) has dtype object (Python objects: None, mixed types, "
-                f"integers beyond 64 bits, or an array made with dtype=object); tensors and "
-                f"Variables hold booleans or numbers (convert first, e.g. "
-                f"np.asarray(values, dtype=float))")
-    return (f"{who} ({shown}) has dtype {dtype}, which is not numeric; tensors and Variables "
-            f"hold booleans or numbers")
-
-
-def _unusable(who: str, value: Any, err: Exception) -> str:
-    """The message for a value NumPy could not make into an array (ragged lists first)."""
-    ragged = _ragged(value, "")
-    if ragged is not None:
-        return (f"{who} is a ragged nested list: {ragged}. Every row must have the same "
-                f"length: pad the rows (e.g. with 0), or keep one tensor per row")
-    return f"{who} ({reprlib.repr(value)}) cannot be made into an array of numbers: {err}"
-
-
-def _ragged(value: Any, where: str) -> str | None:
-    """Where a nested list first holds items of different shapes, in words (None if nowhere).
-
-    Example:
-        >>> _ragged([[1, 2], [3]], "")
-        'item [0] has length 2 but item [1] has length 1'
-    """
-    if not isinstance(value, (list, tuple)) or not value:
-        return None
-    try:
-        outer = [(len(v),) if isinstance(v, (list, tuple)) else np.shape(_value_of(v))
-                 for v in value]
-    except ValueError:  # an item NumPy cannot shape: look inside the items
-        outer = [()] * len(value)
-    for i, shape in enumerate(outer):
-        if shape != outer[0]:
-            return (f"item {where}[0] {_shape_words(value[0], outer[0])} but item "
-                    f"{where}[{i}] {_shape_words(value[i], shape)}")
-    for i, v in enumerate(value):
-        inner = _ragged(v, f"{where}[{i}]")
-        if inner is not None:
-            return inner
-    return None
-
-
-def _shape_words(item: Any, shape: tuple[int, ...]) -> str:
-    if isinstance(item, (list, tuple)):
-        return f"has length {shape[0]}"
-    return "is a scalar" if shape == () else f"has shape {shape}"
-
-
-def _overflow(who: str, what: str, note: str = "") -> OverflowError:
-    return OverflowError(f"{who} {what} overflows float16 (largest finite value {_FLOAT16_MAX}) "
-                         f"and would give inf{note}. Scale the values into range, or use a "
-                         f"float32 Variable")
-
-
 def _write_error(var: Variable, what: str, value: Any, err: Exception) -> Exception:
     """The error for a value that `var.assign`/`assign_add`/`assign_sub` could not write."""
     who = f"Variable '{var.name}'.{what}: the value"
@@ -155,9 +65,9 @@ def _write_error(var: Variable, what: str, value: Any, err: Exception) -> Except
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as e:
-        return type(e)(f"{_unusable(who, value, e)} (writing into {into})")
-    if arr.dtype.kind not in _NUMERIC_KINDS:
-        return TypeError(f"{_not_numeric(who, value, arr.dtype)}; writing into {into}")
+        return type(e)(f"{unusable(who, value, e)} (writing into {into})")
+    if arr.dtype.kind not in NUMERIC_KINDS:
+        return TypeError(f"{not_numeric(who, value, arr.dtype)}; writing into {into}")
     return type(err)(f"{who} of shape {arr.shape} and dtype {arr.dtype} cannot be written into "
                      f"{into}: {err}")
 
@@ -177,7 +87,7 @@ class Tensor:
     _is_variable = False
 
     def __init__(self, value: Any, dtype: Any = None) -> None:
-        self._value = _as_numeric_array(value, dtype, "tape.constant: value", copy=None)
+        self._value = as_numeric_array(value, dtype, "tape.constant: value", copy=None)
 
     # -- inspection ---------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -401,6 +311,9 @@ class Tensor:
         return _interop.dispatch_function(func, args, kwargs)
 
 
+ArrayHolder.register(Tensor)
+
+
 class Variable(Tensor):
     """Mutable state: a named array that ops read and optimizers update in place.
 
@@ -429,7 +342,7 @@ class Variable(Tensor):
                  name: str | None = None) -> None:
         self.name = name if name is not None else f"Variable_{next(_variable_names)}"
         who = f"Variable '{name}': initial_value" if name is not None else "Variable: initial_value"
-        self._value = _as_numeric_array(initial_value, dtype, who, copy=True)
+        self._value = as_numeric_array(initial_value, dtype, who, copy=True)
         self.trainable = bool(trainable)
         self._version = 0
 
@@ -482,7 +395,7 @@ class Variable(Tensor):
                 self._apply(new, ufunc, value, what)
             except FloatingPointError:
                 verb = {"assign": "writing", "assign_add": "adding"}.get(what, "subtracting")
-                raise _overflow(f"Variable '{self.name}'.{what}:", f"{verb} {reprlib.repr(value)}",
+                raise overflow(f"Variable '{self.name}'.{what}:", f"{verb} {reprlib.repr(value)}",
                                 "; the Variable is unchanged") from None
         np.copyto(self._value, new)
 

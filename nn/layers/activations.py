@@ -13,6 +13,7 @@ import numpy as np
 
 import tape
 from nn.layers.module import Module
+from tape.utils import names
 
 
 def relu(x: Any) -> tape.Tensor:
@@ -148,11 +149,7 @@ def get(identifier: str | Callable[..., Any] | None) -> Callable[..., Any] | Non
     """
     if identifier is None or callable(identifier):
         return identifier
-    try:
-        return _BY_NAME[identifier]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown activation {identifier!r}; use one of {sorted(_BY_NAME)}, "
-                         f"a callable, or None") from None
+    return names.pick(_BY_NAME, identifier, "activation", "a callable or None")
 
 
 # ---- layer forms ---------------------------------------------------------------------------

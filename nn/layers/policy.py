@@ -3,9 +3,9 @@
 
 A plain model has the default policy: one scalar loss per batch, one number per metric, and a
 non-finite loss stops training. A stacked population (`nn.Population`) answers with its own
-(`nn.population.MemberPolicy`): the loss is the sum of the member means, metrics are one value
-per member, and a member whose loss or gradients turn non-finite is frozen while the others go
-on. Training code asks the policy; it never checks what kind of model it has.
+(`nn.layers.population.MemberPolicy`): the loss is the sum of the member means, metrics are
+one value per member, and a member whose loss or gradients turn non-finite is frozen while the
+others go on. Training code asks the policy; it never checks what kind of model it has.
 
 Example:
     >>> import numpy as np, nn, optim

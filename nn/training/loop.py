@@ -1,8 +1,8 @@
 """The training loop: `fit`, `train_step`, and the callback protocol.
 
-`fit`'s arguments are resolved and checked first (`nn.plan`), what it prints is `nn.progress`,
-what it returns is a `History` (`nn.history`), validation is `nn.evaluation`; this module is
-the loop itself.
+`fit`'s arguments are resolved and checked first (`nn.training.plan`), what it prints is
+`nn.training.progress`, what it returns is a `History` (`nn.training.history`), validation is
+`nn.training.evaluation`; this module is the loop itself.
 """
 
 from __future__ import annotations
@@ -178,9 +178,9 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     - `loss`: a function or a Keras name (`'sparse_categorical_crossentropy'`,
       `'categorical_crossentropy'`, `'binary_crossentropy'`, `'mse'`; all from logits).
       `optimizer`: an object, or `'adam'`, `'sgd'`, `'rmsprop'`, `'adamw'` (which imports
-      `optim` when it is called; see `nn.resolve.optimizer`). Metrics: `metrics=[...]` of names
-      and functions `f(outputs, labels)`, each logged under its name, or one `metric`
-      (`'auto'`: accuracy for the classification losses).
+      `optim` when it is called; see `nn.training.resolve.optimizer`). Metrics:
+      `metrics=[...]` of names and functions `f(outputs, labels)`, each logged under its name,
+      or one `metric` (`'auto'`: accuracy for the classification losses).
     - `sample_weight` (one per example) and `class_weight` (`{class: weight}`) weight the loss
       (Keras' `mean(w * loss)`); not for populations.
     - Validation: `validation_data=(X_val, y_val[, w_val])`, or `validation_split` (the last
@@ -189,7 +189,7 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     - Callbacks (`nn.Callback`s, or functions called after each epoch) get
       `on_train_begin/end`, `on_epoch_begin/end` and `on_batch_end`, and may stop training.
     - `verbose`: 1 a progress bar per epoch on a terminal and one line per epoch otherwise, 2
-      one line per epoch, 0 nothing (see `nn.progress`).
+      one line per epoch, 0 nothing (see `nn.training.progress`).
     - A NaN/inf loss raises `FloatingPointError` naming the epoch and step, before that step's
       update (or stops training with `nn.TerminateOnNaN`).
     - `initial_epoch` (Keras' meaning) resumes at that 0-based epoch: epochs

@@ -1,8 +1,9 @@
 """Everything `fit` needs, resolved and checked before the first step: a `Plan`.
 
-Names become objects (`nn.resolve`), arrays are checked and adapted (`nn.inputs`), weights and
-the validation split are worked out, and every mistake is reported here, before any variable
-changes, naming the argument, its shape or dtype, and what to pass instead.
+Names become objects (`nn.training.resolve`), arrays are checked and adapted
+(`nn.training.inputs`), weights and the validation split are worked out, and every mistake is
+reported here, before any variable changes, naming the argument, its shape or dtype, and what to
+pass instead.
 
 Example:
     >>> import numpy as np, nn
@@ -57,7 +58,7 @@ def _axis(model: Any, X: np.ndarray) -> int:
 
 def labelled(model: Any, loss: Callable[..., Any], loss_name: str, X: np.ndarray,
              y: np.ndarray, axis: int, names: tuple[str, str]) -> np.ndarray:
-    """`y` adapted to the model's outputs (see `nn.inputs`) and checked whole with the loss.
+    """`y` adapted to the model's outputs (see `nn.training.inputs`), checked whole with the loss.
 
     Example:
         >>> import nn

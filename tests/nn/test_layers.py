@@ -88,6 +88,14 @@ def test_activation_values_and_layers():
         nn.Dense(2, activation="swishy")
 
 
+def test_an_unknown_activation_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown activation 'swishy'; use one of \['elu', "
+                                         r"'gelu', .*'tanh'\] or a callable or None"):
+        nn.Activation("swishy")
+    with pytest.raises(ValueError, match=r"unknown activation \['relu'\]; use one of"):
+        nn.Dense(2, activation=["relu"])
+
+
 def test_sequential_nesting_and_order():
     inner = nn.Sequential([nn.Dense(4, use_bias=False, seed=0), nn.BatchNorm(), nn.relu])
     model = nn.Sequential([inner, nn.Dense(2, seed=1)])

@@ -11,7 +11,7 @@ import pytest
 import tape
 from tape import Tape, Variable
 from tape._observe import Observer, observing
-from tape.primitive import Record, Recorder
+from tape.records import Record, Recorder
 
 # ---- records and recorders ------------------------------------------------------------------
 
