@@ -123,11 +123,13 @@ class VariableState:
         """After a step computed in place: the proposed bounds, with room for the rounding of
         the operations that computed the slots, become the bounds; with `keep` (some rows kept
         their old values), only where they are larger."""
-        bounds, grow, tiny = self.bounds, self.limits.slack, 4 * self.limits.tiny
-        for name, b in self.next_bounds.items():
+        bounds, next_bounds = self.bounds, self.next_bounds
+        _, _, grow, tiny = self.limits
+        tiny *= 4
+        for name, b in next_bounds.items():
             b = b * grow + tiny  # rounded as relative, or absolute below normal numbers
             bounds[name] = max(b, bounds[name]) if keep else b
-        self.next_bounds.clear()
+        next_bounds.clear()
 
     def discard(self) -> None:
         """Forget this step's new slot values and bounds (the slots are untouched)."""
@@ -207,8 +209,9 @@ def _lowest(eps: Any, state: VariableState) -> float:
     """A lower bound on `eps` as the variable's dtype rounds it (its smallest member, which may
     underflow to 0); 0.0 when that may be 0, or when the cast may overflow."""
     e = float(np.min(eps)) if isinstance(eps, np.ndarray) else eps
-    low = e / state.limits.slack - state.limits.tiny
-    return low if low > 0.0 and e < state.limits.state else 0.0
+    limit, _, slack, tiny = state.limits
+    low = e / slack - tiny
+    return low if low > 0.0 and e < limit else 0.0
 
 
 def _moments(d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
@@ -269,7 +272,7 @@ class ScaleByAdam(Transform):
               limit: float) -> tuple[float, Any]:
         # Every coefficient is rounded up as the dtype may round it (relative, or absolute
         # below its smallest normal number); see `Limits`.
-        slack, tiny = state.limits.slack, state.limits.tiny
+        _, _, slack, tiny = state.limits
         b1, a1, b2, r2 = c["tops"]
         sm = 1.0 if s is None else magnitude(s)
         old, new = state.bounds, state.next_bounds
