@@ -260,10 +260,15 @@ class ScaleByAdam(Transform):
 
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         b1, b2 = hp["beta_1"], hp["beta_2"]
-        bc1, root_bc2 = 1 - b1**t, sqrt(1 - b2**t)
-        a1, r2 = 1 - b1, sqrt(1 - b2)
-        tops = (b1, a1, b2, r2)  # for `bound`: one magnitude per coefficient
-        if isinstance(b1, np.ndarray) or isinstance(b2, np.ndarray):
+        root_bc2: Any
+        r2: Any
+        if b1.__class__ is float and b2.__class__ is float:  # `sqrt` without its dispatch
+            bc1, root_bc2 = 1 - b1**t, math.sqrt(1 - b2**t)
+            a1, r2 = 1 - b1, math.sqrt(1 - b2)
+            tops = (b1, a1, b2, r2)  # for `bound`: one magnitude per coefficient
+        else:
+            bc1, root_bc2 = 1 - b1**t, sqrt(1 - b2**t)
+            a1, r2 = 1 - b1, sqrt(1 - b2)
             tops = (magnitude(b1), magnitude(a1), magnitude(b2), magnitude(r2))
         return {"b1": b1, "a1": a1, "b2": b2, "r2": r2, "eps": hp["epsilon"] * root_bc2,
                 "scale": root_bc2 / bc1, "tops": tops}
