@@ -319,7 +319,9 @@ class Optimizer:
         t = self._iterations + 1
         links = [(link, link.coefficients(hp, t)) for link in self._transforms]
         decays = [lam for link, c in links if (lam := link.decay(c)) is not None]
-        factors = clip_factors(grads, hp["clipnorm"], hp["global_clipnorm"], k)
+        clipnorm, global_clipnorm = hp["clipnorm"], hp["global_clipnorm"]
+        factors = ([None] * len(grads) if clipnorm is None and global_clipnorm is None
+                   else clip_factors(grads, clipnorm, global_clipnorm, k))
         step: Step = (lr, links, decays)
         if self._finite_for_sure(bounds, factors, states, step):
             self._step_in_place(grads, factors, fits, states, step, held)
@@ -327,7 +329,7 @@ class Optimizer:
             stepped, update = self._step_aside(grads, factors, fits, states, step, update, known)
             if not stepped:
                 return update
-        self._iterations = t
+        object.__setattr__(self, "_iterations", t)  # not a hyperparameter: skip __setattr__
         return True if update is None else update
 
     def _step_in_place(self, grads: list[np.ndarray], factors: list[Any], fits: list[Any],
@@ -416,20 +418,20 @@ class Optimizer:
         lr, links, decays = step
         for b, s, state in zip(bounds, factors, states, strict=True):
             state.next_bounds.clear()
-            limits = state.limits
+            limit, limit_step, slack, tiny = state.limits
             for link, c in links:
-                b, s = link.bound(b, s, c, state, limits.state)
-                if not b < limits.state:  # each direction, not only the last, must be finite
+                b, s = link.bound(b, s, c, state, limit)
+                if not b < limit:  # each direction, not only the last, must be finite
                     return False
             # The multipliers are rounded up as the dtype may round them (see `Limits`).
-            rate = magnitude(lr if s is None else lr * s) * limits.slack + limits.tiny
+            rate = magnitude(lr if s is None else lr * s) * slack + tiny
             size = b * rate  # of the step; NaN (inf * 0) fails the test below
             for lam in decays:  # with lr * lam <= 1, it only shrinks a finite weight
-                shrink = magnitude(lr * lam) * limits.slack + limits.tiny
+                shrink = magnitude(lr * lam) * slack + tiny
                 if shrink > 1.0:
-                    size += (shrink * largest(np.asarray(state.var)) if shrink < limits.state
+                    size += (shrink * largest(np.asarray(state.var)) if shrink < limit
                              else math.inf)
-            if not (size < limits.step and rate < limits.state):
+            if not (size < limit_step and rate < limit):
                 return False
         return True
 

@@ -123,11 +123,13 @@ class VariableState:
         """After a step computed in place: the proposed bounds, with room for the rounding of
         the operations that computed the slots, become the bounds; with `keep` (some rows kept
         their old values), only where they are larger."""
-        bounds, grow, tiny = self.bounds, self.limits.slack, 4 * self.limits.tiny
-        for name, b in self.next_bounds.items():
+        bounds, next_bounds = self.bounds, self.next_bounds
+        _, _, grow, tiny = self.limits
+        tiny *= 4
+        for name, b in next_bounds.items():
             b = b * grow + tiny  # rounded as relative, or absolute below normal numbers
             bounds[name] = max(b, bounds[name]) if keep else b
-        self.next_bounds.clear()
+        next_bounds.clear()
 
     def discard(self) -> None:
         """Forget this step's new slot values and bounds (the slots are untouched)."""
@@ -207,8 +209,9 @@ def _lowest(eps: Any, state: VariableState) -> float:
     """A lower bound on `eps` as the variable's dtype rounds it (its smallest member, which may
     underflow to 0); 0.0 when that may be 0, or when the cast may overflow."""
     e = float(np.min(eps)) if isinstance(eps, np.ndarray) else eps
-    low = e / state.limits.slack - state.limits.tiny
-    return low if low > 0.0 and e < state.limits.state else 0.0
+    limit, _, slack, tiny = state.limits
+    low = e / slack - tiny
+    return low if low > 0.0 and e < limit else 0.0
 
 
 def _moments(d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any],
@@ -257,10 +260,15 @@ class ScaleByAdam(Transform):
 
     def coefficients(self, hp: dict[str, Any], t: int) -> dict[str, Any]:
         b1, b2 = hp["beta_1"], hp["beta_2"]
-        bc1, root_bc2 = 1 - b1**t, sqrt(1 - b2**t)
-        a1, r2 = 1 - b1, sqrt(1 - b2)
-        tops = (b1, a1, b2, r2)  # for `bound`: one magnitude per coefficient
-        if isinstance(b1, np.ndarray) or isinstance(b2, np.ndarray):
+        root_bc2: Any
+        r2: Any
+        if b1.__class__ is float and b2.__class__ is float:  # `sqrt` without its dispatch
+            bc1, root_bc2 = 1 - b1**t, math.sqrt(1 - b2**t)
+            a1, r2 = 1 - b1, math.sqrt(1 - b2)
+            tops = (b1, a1, b2, r2)  # for `bound`: one magnitude per coefficient
+        else:
+            bc1, root_bc2 = 1 - b1**t, sqrt(1 - b2**t)
+            a1, r2 = 1 - b1, sqrt(1 - b2)
             tops = (magnitude(b1), magnitude(a1), magnitude(b2), magnitude(r2))
         return {"b1": b1, "a1": a1, "b2": b2, "r2": r2, "eps": hp["epsilon"] * root_bc2,
                 "scale": root_bc2 / bc1, "tops": tops}
@@ -269,7 +277,7 @@ class ScaleByAdam(Transform):
               limit: float) -> tuple[float, Any]:
         # Every coefficient is rounded up as the dtype may round it (relative, or absolute
         # below its smallest normal number); see `Limits`.
-        slack, tiny = state.limits.slack, state.limits.tiny
+        _, _, slack, tiny = state.limits
         b1, a1, b2, r2 = c["tops"]
         sm = 1.0 if s is None else magnitude(s)
         old, new = state.bounds, state.next_bounds
