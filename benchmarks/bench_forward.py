@@ -13,6 +13,7 @@ import numpy as np
 
 import nn
 import tape
+from benchmarks.bench_higher_order import hvp_reverse_over_reverse
 from benchmarks.timing import Row, compare
 from tape import ForwardAccumulator, Tape, Variable
 
@@ -79,13 +80,7 @@ def run(quick: bool = False) -> list[Row]:
             tape.hvp(lambda p: bn_mlp_loss(p, x, labels), params, direction)
 
         def hvp_reverse(x=x, labels=labels) -> None:
-            with Tape() as outer:
-                with Tape() as inner:
-                    loss = bn_mlp_loss(params, x, labels)
-                grads = inner.gradient(loss, params)
-                dot = tape.sum(tape.stack([tape.sum(g * v)
-                                           for g, v in zip(grads, direction, strict=True)]))
-            outer.gradient(dot, params)
+            hvp_reverse_over_reverse(lambda p: bn_mlp_loss(p, x, labels), params, direction)
 
         case = f"BN MLP, batch {batch}"
         engine, reference = compare(jvp, forward, repeat=5)

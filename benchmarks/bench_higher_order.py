@@ -8,6 +8,7 @@ Its time is reported as a ratio to one gradient of the same loss (target: at mos
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,23 @@ from tape import Tape, Variable
 
 SIZES = (784, 256, 128, 10)
 
+
+
+def hvp_reverse_over_reverse(loss_fn: Any, params: list[Any], vectors: list[Any]) -> Any:
+    """H v by two nested reverse sweeps: the gradient of `<grad loss_fn(params), vectors>`.
+
+    Example:
+        >>> w = tape.Variable([1.0, 2.0])
+        >>> [g.numpy() for g in hvp_reverse_over_reverse(lambda p: tape.sum(p[0] ** 3), [w],
+        ...                                               [np.ones(2)])]
+        [array([ 6., 12.])]
+    """
+    with Tape() as outer:
+        with Tape() as inner:
+            loss = loss_fn(params)
+        grads = inner.gradient(loss, params)
+        dot = tape.sum(tape.stack([tape.sum(g * v) for g, v in zip(grads, vectors, strict=True)]))
+    return outer.gradient(dot, params)
 
 def mlp_loss(variables: list[Variable], x: np.ndarray, y: np.ndarray) -> tape.Tensor:
     """Mean softmax cross-entropy of a ReLU MLP, from primitives.
@@ -56,13 +74,7 @@ def hessian_vector_product(quick: bool) -> list[Row]:
             t.gradient(loss, variables)
 
         def hvp(x=x, y=y) -> None:
-            with Tape() as outer:
-                with Tape() as inner:
-                    loss = mlp_loss(variables, x, y)
-                grads = inner.gradient(loss, variables)
-                dot = tape.sum(tape.stack([tape.sum(g * v)
-                                           for g, v in zip(grads, vectors, strict=True)]))
-            outer.gradient(dot, variables)
+            hvp_reverse_over_reverse(lambda p: mlp_loss(p, x, y), variables, vectors)
 
         engine, reference = compare(hvp, gradient, repeat=5)
         rows.append(Row("higher", f"MLP Hessian-vector product, batch {batch}", engine,
