@@ -274,8 +274,15 @@ def _points_to(link, path):
         return False
 
 
-@pytest.mark.parametrize("pool", ["n_jobs=2", "fork", "forkserver", "threads",
-                                  pytest.param("spawn", marks=pytest.mark.slow)])
+def start_method(name, *marks):
+    """A process start method as a test parameter, skipped where the platform lacks it."""
+    missing = name not in multiprocessing.get_all_start_methods()
+    return pytest.param(name, marks=[*marks, pytest.mark.skipif(
+        missing, reason=f"no {name} start method on this platform")])
+
+
+@pytest.mark.parametrize("pool", ["n_jobs=2", start_method("fork"), start_method("forkserver"),
+                                  "threads", start_method("spawn", pytest.mark.slow)])
 def test_workers_never_hold_the_study_file(tmp_path, pool):
     path = tmp_path / "study.jsonl"
     space = {"path": Fixed(str(path)), "x": Uniform(0, 1)}
@@ -286,8 +293,6 @@ def test_workers_never_hold_the_study_file(tmp_path, pool):
         with ThreadPoolExecutor(2) as ex:
             study = random_search(study_descriptors, space, 4, executor=ex, **kw)
     else:
-        if pool not in multiprocessing.get_all_start_methods():
-            pytest.skip(f"no {pool} start method here")
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(pool)) as ex:
             study = random_search(study_descriptors, space, 4, executor=ex, **kw)
     assert [t.value for t in study.trials] == [1.0 if pool == "threads" else 0.0] * 4
