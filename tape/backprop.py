@@ -38,10 +38,9 @@ def backprop(records: list[Record], seeds: dict[int, Any], sources: set[int],
     """
     reach = reachable(records, sources) if prune else None
     ct = dict(seeds)
-    tracer = STATE.tracer  # tape.function: every rule call and sum is a kernel
-    if tracer is not None and differentiable:
-        tracer.unsupported("a gradient recorded by an outer tape (higher order)",
-                           "the backward sweep would have to be traced twice")
+    # tape.function: every rule call and sum is a kernel; a differentiable sweep runs its rules
+    # as code (their tape ops are the kernels, and the outer tape records them too)
+    tracer = None if differentiable else STATE.tracer
     for rec in reversed(records):
         out = rec.output
         k = id(out)

@@ -53,6 +53,7 @@ import numpy as np
 
 from tape import nest
 from tape._observe import Observer, observing, recording_tapes
+from tape._state import STATE
 from tape.ops._util import raw
 from tape.primitive import Primitive
 from tape.tensor import Tensor
@@ -119,7 +120,7 @@ class _Call:
 
     def _run(self, output: int, g: Any) -> list[Any]:
         upstream = [Tensor(np.zeros(np.shape(v), np.result_type(v))) for v in self.values]
-        upstream[output] = g if isinstance(g, Tensor) else Tensor(g)
+        upstream[output] = _as_upstream(g)
         if self.variables:
             returned = self.grad_fn(*upstream, variables=self.variables)
             if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
@@ -136,6 +137,18 @@ class _Call:
             raise ValueError(f"custom_gradient {self.name!r} takes {self.n_inputs} input(s) but "
                              f"its grad_fn returned {len(input_grads)} gradient(s)")
         return input_grads + variable_grads
+
+
+def _as_upstream(g: Any) -> Tensor:
+    """The upstream gradient `g` as a Tensor for `grad_fn`. A NumPy scalar (what a ufunc gives
+    on 0-d arrays) becomes a 0-d array; under `tape.function` as a kernel, so that the replay
+    converts the current gradient rather than the one seen at trace time."""
+    if isinstance(g, Tensor):
+        return g
+    if not isinstance(g, np.ndarray):
+        tracer = STATE.tracer
+        g = np.asarray(g) if tracer is None else tracer.call(np.asarray, (g,), {})
+    return Tensor(g)
 
 
 def _forward(*inputs: Any, call: _Call, output: int) -> Any:

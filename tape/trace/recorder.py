@@ -281,6 +281,8 @@ class Tracer:
         every replay with its inputs re-bound. `opaque` for a `tape.kernel` function (it may
         keep references to its arguments); the engine's own kernels (rules, sums, writes)
         keep none."""
+        if fn is PRIMITIVES["custom_gradient"].vjp_all:  # grad_fn traced: its ops are kernels
+            return fn(*args, **kwargs)
         STATE.tracer = None
         try:
             result = fn(*args, **kwargs)
@@ -295,12 +297,11 @@ class Tracer:
     def op(self, prim: Any, args: tuple[Any, ...], vals: tuple[Any, ...],
            params: dict[str, Any], raw: Any, ans: Any) -> None:
         """A primitive call: `raw = prim.forward(*vals, **params)` gave the output `ans`."""
-        if prim.name == "custom_gradient":
-            self.unsupported("a @tape.custom_gradient function",
-                             "its grad_fn closes over the values of the traced call")
         for a in args:
             if isinstance(a, Variable):
                 self._guard(a)
+        if prim.name == "custom_gradient":  # its outputs are its function's, traced already
+            return
         ufunc, extra = _ufunc_of(prim)
         out = self.emit(prim.forward, vals, params, raw, ufunc=ufunc, extra=extra)
         if (prim.name == "getitem" and self._traced(vals[1:])) or self._traced(params):

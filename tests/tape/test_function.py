@@ -315,28 +315,6 @@ def test_fallback_eager_warns_once_and_runs_eagerly() -> None:
     assert g.trace_count == 1
 
 
-def test_custom_gradient_and_higher_order_raise_clearly() -> None:
-    @tape.custom_gradient
-    def double(x: Any) -> Any:
-        return x * 2, lambda g: g * 2
-
-    with pytest.raises(tape.TracingError, match="custom_gradient"):
-        tape.function(lambda x: double(x))(np.ones(2))
-    w = Variable(1.0)
-
-    def second(x: Any) -> Any:
-        with Tape() as outer:
-            with Tape() as inner:
-                y = w ** 3 * x
-            dy = inner.gradient(y, w)
-        return outer.gradient(dy, w)
-
-    with pytest.raises(tape.TracingError, match="higher order"):
-        tape.function(second)(np.ones(()))
-    with pytest.warns(RuntimeWarning, match="higher order"):
-        assert float(tape.function(second, fallback="eager")(np.ones(()))) == 6.0
-
-
 def test_a_call_under_a_recording_tape_runs_eagerly() -> None:
     w = Variable(3.0)
     f = tape.function(lambda: w * w)
