@@ -32,6 +32,14 @@ Each call is recorded as one call of the `custom_gradient` primitive, whose forw
 outputs already computed and whose all-inputs rule calls `grad_fn` (once per output that
 receives a gradient, per backward pass).
 
+Under `tape.function` (as `tf.custom_gradient` under `tf.function`) the function and its
+`grad_fn` are traced like the rest of the step: their tape ops become kernels of the replayed
+program, and the tensors `grad_fn` closes over are the replay's values of that call, so each
+replay recomputes the forward and the gradient from the current inputs and Variables. What a
+trace cannot replay is refused as anywhere in a traced step: converting a traced value inside
+`grad_fn` (`float(g)`, `g.numpy()`) raises `TracingError` naming the line (or runs the step
+eagerly with `fallback="eager"`), and a Python value `grad_fn` reads is read once, at trace time.
+
     >>> @tape.custom_gradient
     ... def clip_gradient(x):
     ...     return tape.identity(x), lambda g: tape.clip(g, -1.0, 1.0)
@@ -185,6 +193,17 @@ def custom_gradient(f: Callable[..., Any]) -> Callable[..., Any]:
         ...     y = log1pexp(x)
         >>> float(t.gradient(y, x))
         1.0
+
+    Inside `tape.function`, `grad_fn` is traced and replayed with the current values:
+        >>> import numpy as np
+        >>> w = tape.Variable(0.0)
+        >>> @tape.function
+        ... def gradient_at(x):
+        ...     with tape.Tape() as t:
+        ...         y = log1pexp(w + x)
+        ...     return t.gradient(y, w)
+        >>> [float(gradient_at(np.array(v))) for v in (0.0, 100.0)], gradient_at.trace_count
+        ([0.5, 1.0], 1)
     """
     return _CustomGradient(f)
 

@@ -140,8 +140,11 @@ class ForwardAccumulator:
                 for i in live:
                     t = tracked[id(args[i])][1]
                     ts.append(t._value if isinstance(t, Tensor) else t)
-                tangent = output_tangent(record.primitive, live, ts, out._value,
-                                         record.residuals, record.values, record.params)
+                call = (record.primitive, live, ts, out._value, record.residuals,
+                        record.values, record.params)
+                tracer = STATE.tracer  # tape.function: the tangent rule is a kernel
+                tangent = output_tangent(*call) if tracer is None else tracer.call(
+                    output_tangent, call, {})
         finally:
             STATE.tapes = tapes
         if tangent is not None:

@@ -197,8 +197,12 @@ def function(fn: Callable[..., Any] | None = None, *, fallback: str = "error",
       `if t > 0:`, `int(t)`, `t.numpy()`, `np.asarray(t)`) would freeze a data-dependent
       choice, so it raises `TracingError` naming the line; move it out of `fn` (convert the
       returned value), or use `tape.where`. With `fallback="eager"` such a function runs
-      eagerly on every call instead, after one warning. `@tape.custom_gradient` functions
-      and higher-order gradients inside `fn` are refused the same way.
+      eagerly on every call instead, after one warning. `@tape.custom_gradient` functions,
+      higher-order gradients (a tape recording another tape's gradient, `tape.hvp`) and
+      forward mode are traced through: the function's forward, its `grad_fn`, the rules of
+      a recorded backward sweep and tangent rules become kernels that every replay
+      recomputes from the current values; inside them too a conversion raises
+      `TracingError` and a Python value read is a constant.
     - **Per-call state.** An optimizer's learning rate, schedule and hyperparameters are read
       at every call (`set_hyperparameters` takes effect at the next call, a schedule
       advances, `iterations` counts), and its non-finite check runs on every call, as eager.
