@@ -98,6 +98,17 @@ def _regression(loss_of: Callable[[Any, Any, Any], Any], shape: tuple[int, ...] 
     return make
 
 
+def _input_gradient(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A step returning the gradient of `sum(f(x))` with respect to its argument `x`."""
+    def step(x: Any) -> Any:
+        with Tape() as t:
+            t.watch(x)
+            y = tape.sum(f(x))
+        return t.gradient(y, x)
+
+    return step
+
+
 # -- supported forms --------------------------------------------------------------------------
 def test_a_clipped_gradient_identity_replays_bit_identically() -> None:
     def loss(w: Any, x: Any, y: Any) -> Any:
@@ -205,11 +216,7 @@ def test_the_replay_runs_grad_fn_on_the_current_values() -> None:
     def fake(x: Any) -> Any:
         return tape.exp(x), lambda upstream: upstream * x * 100.0
 
-    def step(x: Any) -> Any:
-        with Tape() as t:
-            t.watch(x)
-            y = tape.sum(fake(x))
-        return t.gradient(y, x)
+    step = _input_gradient(fake)
 
     traced = tape.function(step)
     for v in [1.0, 2.0, -3.0]:
@@ -249,11 +256,7 @@ def test_a_grad_fn_reading_numpy_of_a_closure_value_is_refused() -> None:
     def square(x: Any) -> Any:
         return x * x, lambda upstream: upstream * 2 * x.numpy()
 
-    def step(x: Any) -> Any:
-        with Tape() as t:
-            t.watch(x)
-            y = tape.sum(square(x))
-        return t.gradient(y, x)
+    step = _input_gradient(square)
 
     with pytest.raises(tape.TracingError, match=rf"numpy\(\) of a traced value at .*{HERE}"):
         tape.function(step)(np.ones(2))
@@ -280,11 +283,7 @@ def test_a_python_value_read_by_grad_fn_is_a_constant_of_the_trace() -> None:
     def scaled(x: Any) -> Any:
         return tape.identity(x), lambda upstream: upstream * settings["scale"]
 
-    def step(x: Any) -> Any:
-        with Tape() as t:
-            t.watch(x)
-            y = tape.sum(scaled(x))
-        return t.gradient(y, x)
+    step = _input_gradient(scaled)
 
     traced = tape.function(step)
     traced(np.ones(2))
