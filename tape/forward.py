@@ -99,7 +99,9 @@ class ForwardAccumulator:
             raise ValueError(f"ForwardAccumulator tangent {k} has dtype {t_dtype} but its "
                              f"primal has dtype {dtype}; tangents must have their primal's "
                              f"dtype (use .astype({str(dtype)!r}))")
-        value: Any = np.asarray(t, dtype=dtype)
+        tracer = STATE.tracer  # tape.function: a conversion is a kernel, redone per replay
+        value: Any = (np.asarray(t, dtype=dtype) if tracer is None
+                      else tracer.call(np.asarray, (t,), {"dtype": dtype}))
         if value.shape != primal.shape:
             raise ValueError(f"ForwardAccumulator tangent {k} has shape {value.shape} but its "
                              f"primal has shape {primal.shape}; tangents must have their "

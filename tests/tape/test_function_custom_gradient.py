@@ -371,3 +371,16 @@ def test_a_custom_gradient_forward_rule_replays_bit_identically() -> None:
         return y, acc.jvp(y)
 
     assert_same(lambda: (directional, []), _batches((3,), (3,)))
+
+
+def test_a_tangent_converted_to_its_primals_dtype_is_read_on_every_replay() -> None:
+    def jvp(x: Any, d: Any) -> Any:
+        with tape.ForwardAccumulator(x, d) as acc:
+            y = tape.sin(x) * 2.0
+        return acc.jvp(y)
+
+    traced = tape.function(jvp)
+    x = np.array([0.5, 1.0])
+    for d in (np.array([1, 2]), np.array([3, -1]), np.array([0, 5])):  # integer tangents
+        np.testing.assert_array_equal(traced(x, d).numpy(), jvp(tape.constant(x), d).numpy())
+    assert traced.trace_count == 1
