@@ -20,9 +20,11 @@ from tape._state import STATE
 from tape.trace import signature
 from tape.trace.codegen import build
 from tape.trace.recorder import RETRACE, Tracer, TracingError
+from tape.trace.signature import EMPTY_KEY, call_key
 from tape.trace.validate import State, differ
 
 _MANY_TRACES = 5  # as TensorFlow: warn once after this many traces of one function
+_NO_LEAVES: list[Any] = []  # the leaves of a call without arguments (never changed)
 
 
 def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,11 +96,16 @@ class Function:
         self.trace_count = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if (STATE.tracer is not None  # inside another trace: inlined into it
+        state = STATE
+        tapes = state.tapes
+        if (state.tracer is not None  # inside another trace: inlined into it
                 or self._eager_only
-                or any(not t._observer for t in STATE.tapes)):  # a tape needs the operations
+                or (tapes and any(not t._observer for t in tapes))):  # a tape needs the ops
             return self._eager(args, kwargs)
-        key, leaves = signature.call_key(args, kwargs)
+        if args or kwargs:
+            key, leaves = call_key(args, kwargs)
+        else:
+            key, leaves = EMPTY_KEY, _NO_LEAVES
         replay = self._cache.get(key)
         if replay is not None:
             if self._validate:
