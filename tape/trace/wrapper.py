@@ -27,12 +27,17 @@ _MANY_TRACES = 5  # as TensorFlow: warn once after this many traces of one funct
 _NO_LEAVES: list[Any] = []  # the leaves of a call without arguments (never changed)
 
 
-def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+def kernel(fn: Callable[..., Any] | None = None, *, floats: bool = False) -> Any:
     """Mark `fn` as one opaque step of a traced program: under `tape.function` it runs
     eagerly at trace time with nothing inside it traced, and again on every replay, with its
     array and tensor arguments re-bound (iterators such as `zip` are read into lists first).
     Eager calls are unchanged. Use it for code that computes on raw arrays or reads Python
     state per call (an optimizer step reading its schedule, a running statistic).
+
+    `kernel(fn, floats=True)` (or `@kernel(floats=True)`) declares that `fn` gives the same
+    result when a 0-d float64 argument (an array, NumPy scalar or tensor of one, also inside
+    lists, tuples and dicts) is passed as a Python float of the same value: a replay whose
+    value is held as a Python float (see `tape.function`) then passes it as is.
 
     Example:
         >>> import numpy as np, tape
@@ -46,13 +51,17 @@ def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
         >>> w.numpy(), step.trace_count
         (array([0.125, 0.25 ]), 1)
     """
+    if fn is None:
+        return functools.partial(kernel, floats=floats)
+    inner = fn
+
     @functools.wraps(fn)
     def traced(*args: Any, **kwargs: Any) -> Any:
         tracer = STATE.tracer
         if tracer is None:
-            return fn(*args, **kwargs)
+            return inner(*args, **kwargs)
         args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
-        return tracer.call(fn, args, kwargs, opaque=True)
+        return tracer.call(inner, args, kwargs, opaque=True, floats=floats)
 
     return traced
 
