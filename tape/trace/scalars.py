@@ -170,17 +170,38 @@ def _check(op: str, out: str, a: str, b: str | None) -> str | None:
     if op in ("+", "-"):  # exact when tiny: only overflow or invalid, both non-finite
         return f"-{_HUGE} <= {out} <= {_HUGE}"
     zeros = [z for z in dict.fromkeys((a, b) if op == "*" else (a,))
-             if not _literal_nonzero(z)]
+             if _literal(z) != 1.0]  # names, and literals that are zero
     exact_zero = f" or {out} == 0.0 and ({' or '.join(f'{z} == 0.0' for z in zeros)})" \
         if zeros else ""
-    return f"({_TINY} <= abs({out}) <= {_HUGE}{exact_zero})"
+    return (f"({_TINY} <= {out} <= {_HUGE} or -{_HUGE} <= {out} <= -{_TINY}"
+            f"{exact_zero})")
 
 
-def _literal_nonzero(x: str | None) -> bool:
+def _literal(x: str | None) -> float | None:
+    """The value of a float literal; 1.0 for any nonzero one; None for a name."""
     try:
-        return x is not None and float(x.strip("()")) != 0.0
+        v = float(x.strip("()")) if x is not None else None
     except ValueError:
-        return False  # a name
+        return None  # a name
+    return v if v == 0.0 or v is None else 1.0
+
+
+_PYTHON = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+           "neg": operator.neg, "sqrt": math.sqrt, "pow2": lambda x: x ** 2.0}
+
+
+def _fold(op: str, operands: list[str]) -> str | None:
+    """A step on float literals, computed now: its literal, or None when it raises or its
+    result would be checked (left to the replay, which takes NumPy's path)."""
+    try:
+        values = [float(o.strip("()")) for o in operands]
+        v = _PYTHON[op](*values)
+    except (ArithmeticError, ValueError):
+        return None  # a name, or an exception: at replay
+    tiny, huge = float(_TINY), float(_HUGE)
+    if not (tiny <= abs(v) <= huge or (v == 0.0 and op in ("+", "-", "neg", "sqrt"))):
+        return None
+    return f"({v!r})" if repr(v).startswith("-") else repr(v)
 
 
 class Writer:
@@ -259,12 +280,10 @@ class Writer:
             return None
         make, numbers = entry
         args, exprs = instr.args, instr.exprs
-        for k, (a, e) in enumerate(zip(args, exprs)):
-            if k in numbers:
-                if not (is_number(a) if e is None else is_float64_scalar(a) or type(a) is float):
-                    return None
-            elif e is not None:
-                return None  # a traced value where the kernel needs no number
+        for k in numbers:  # the other arguments are read for their fixed dtype and shape
+            a, e = args[k], exprs[k]
+            if not (is_number(a) if e is None else is_float64_scalar(a) or type(a) is float):
+                return None
         steps = make(args, [e is None for e in exprs])
         if steps is None:
             return None
@@ -287,6 +306,10 @@ class Writer:
                 ops = [self._operand(instr, o, results, reads, fast) for o in operands]
                 if op == "id":
                     results.append(ops[0])
+                    continue
+                folded = _fold(op, ops)
+                if folded is not None:
+                    results.append(folded)
                     continue
                 name = f"s{instr.out[1:]}" if k == len(steps) - 1 else f"t{instr.out[1:]}_{k}"
                 fast.append(f"{name} = {_FORMATS[op].format(*ops)}")
