@@ -252,15 +252,19 @@ class Writer:
                         self.scalar.pop(key, None)
         return [*out, line]
 
-    def _make(self, name: str, out: list[str], keep: bool = False) -> None:
+    def _make(self, name: str, out: list[str], done: set[str] | None = None) -> None:
+        """Append the making of `name` if it is pending (and of what it is made from); with
+        `done`, for a path that may not run (kept pending), each name once."""
         expr = self.pending.get(name)
-        if expr is None:
+        if expr is None or (done is not None and name in done):
             return
         for dep in _NAME.findall(expr):
-            self._make(dep, out, keep)
+            self._make(dep, out, done)
         out.append(f"{name} = {expr}")
-        if not keep:
+        if done is None:
             del self.pending[name]
+        else:
+            done.add(name)
 
     def _object_line(self, i: int) -> str:
         instr = self.tracer.program[i]
@@ -323,11 +327,10 @@ class Writer:
         if checks:
             fast.append(f"if not ({' and '.join(checks)}):\n    raise _SlowPath")
         slow: list[str] = [f"{name} = float({expr})" for expr, name in reads.items()]
-        inside = {tracer.program[i].out for i, _ in run}
+        done = {tracer.program[i].out for i, _ in run}  # made by the run's kernels
         for i, _ in run:
             for name in _NAME.findall(self.lines[i]):
-                if name not in inside:  # made before the run
-                    self._make(name, slow, keep=True)
+                self._make(name, slow, done)
             slow.append(self.lines[i])
         slow += [f"{name} = float({value})" for name, value in made]
         lines = ["try:", *(f"    {x}" for line in fast for x in line.split("\n")),
