@@ -186,8 +186,9 @@ def _literal(x: str | None) -> float | None:
     return v if v == 0.0 or v is None else 1.0
 
 
-_PYTHON = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-           "neg": operator.neg, "sqrt": math.sqrt, "pow2": lambda x: x ** 2.0}
+_PYTHON: dict[str, Callable[..., float]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "neg": operator.neg, "sqrt": math.sqrt, "pow2": lambda x: x ** 2.0}
 
 
 def _fold(op: str, operands: list[str]) -> str | None:

@@ -174,6 +174,9 @@ def test_a_program_mixing_arrays_and_scalars_matches_eager() -> None:
         for a, b in zip(ve, vt):
             np.testing.assert_array_equal(b.numpy(), a.numpy())
     assert ft.trace_count == 1
+    se, st_ = oe.state_dict(), ot.state_dict()
+    for k in se:
+        np.testing.assert_array_equal(st_[k], se[k], err_msg=k)
     source = ft.replay_source(x)
     assert "raise _SlowPath" in source and "float(" in source
 
