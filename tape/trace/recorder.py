@@ -172,9 +172,11 @@ class Tracer:
         a slot `\x00k\x00`, and (its value's expression, its own) is appended to `slots`."""
         e = self._known(x)
         if e is not None:
-            if slots is not None and is_float64_scalar(x):
-                slots.append((e, e))
-                return f"\x00{len(slots) - 1}\x00"
+            if slots is not None:
+                value = x._value if isinstance(x, Tensor) else x
+                if is_float64_scalar(value):
+                    slots.append((f"{e}._value" if value is not x else e, e))
+                    return f"\x00{len(slots) - 1}\x00"
             return e
         t = type(x)
         if t is tuple or t is list:
@@ -236,7 +238,10 @@ class Tracer:
         if type(obj) in _NOT_REGISTERED:
             return
         if isinstance(obj, Tensor):
-            if not obj._is_variable:
+            if not obj._is_variable:  # a kernel's tensor is passed on as it is, not rewrapped
+                self.known[id(obj)] = expr
+                self.roots[expr] = root
+                self.keep.append(obj)
                 self._register(obj._value, f"{expr}._value", root)
             return
         self.known[id(obj)] = expr
