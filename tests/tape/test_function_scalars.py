@@ -288,3 +288,22 @@ def test_the_table_names_its_kernels() -> None:
     assert scalars.is_number(3) and not scalars.is_number(2 ** 60)
     assert not scalars.is_number(np.zeros((), np.float32))
     assert all(callable(k) for k in scalars.TABLE)
+
+
+def test_a_variable_written_in_the_function_is_read_after_the_write() -> None:
+    def make() -> tuple[Callable[[Any], Any], Variable]:
+        w = Variable(2.0)
+
+        def f(a: Any) -> Any:
+            y = w * a
+            w.assign_add(y)  # in place: the next read sees it
+            return w * 3.0 + y
+        return f, w
+
+    (fe, we), (ft, wt) = make(), make()
+    ft = tape.function(ft)
+    for v in (0.5, -1.25, 3.0):
+        assert _bits(ft(np.array(v))) == _bits(fe(tape.constant(v)))
+        np.testing.assert_array_equal(wt.numpy(), we.numpy())
+    assert ft.trace_count == 1
+    assert ft.replay_source(np.array(1.0)).count("float(c0)") == 4  # 2 runs, 2 paths each
