@@ -11,6 +11,9 @@ function (which may keep it, as an optimizer keeps state). Where an operand's sh
 between calls (it was computed from a `tape.kernel` function's result or from an index taken
 from the data), the buffer is used only when the operands have their traced shapes (else a
 smaller operand would broadcast into it without an error), and a fresh array otherwise.
+
+Scalars: runs of 0-d float64 arithmetic are written as Python float code by
+`tape.trace.scalars` (same bits; NumPy's kernels on any floating-point exception).
 """
 
 from __future__ import annotations

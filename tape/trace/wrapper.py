@@ -50,6 +50,14 @@ def kernel(fn: Callable[..., Any] | None = None, *, floats: bool = False) -> Any
         ...     step()
         >>> w.numpy(), step.trace_count
         (array([0.125, 0.25 ]), 1)
+        >>> seen = []
+        >>> @tape.kernel(floats=True)
+        ... def show(g):
+        ...     seen.append(type(g).__name__)
+        >>> double = tape.function(lambda x: show(x * 2.0))
+        >>> double(np.array(1.5)); double(np.array(1.5))
+        >>> seen  # traced with a tensor, replayed with a float
+        ['Tensor', 'float']
     """
     if fn is None:
         return functools.partial(kernel, floats=floats)
@@ -218,6 +226,13 @@ def function(fn: Callable[..., Any] | None = None, *, fallback: str = "error",
     - **Per-call state.** An optimizer's learning rate, schedule and hyperparameters are read
       at every call (`set_hyperparameters` takes effect at the next call, a schedule
       advances, `iterations` counts), and its non-finite check runs on every call, as eager.
+    - **Scalars.** Values that are 0-d float64 (NumPy scalars, 0-d arrays, Variables of
+      shape ()) computed by plain arithmetic (add, subtract, multiply, divide, negative,
+      powers by 2, square, sqrt, and their gradient rules) are replayed as Python floats:
+      the same IEEE operations, so the same bits; any result NumPy would flag (overflow,
+      underflow, invalid, division by zero) is recomputed by NumPy's own kernels, so
+      warnings and `np.errstate` apply as in eager. Other kernels get the values as the
+      NumPy objects they got when traced.
     - **Results** are fresh arrays on every call. Intermediate values of single-ufunc
       kernels are written into buffers allocated once per trace and reused when dead
       (`out=`, same bits); while one thread replays a trace, a call from another thread with
