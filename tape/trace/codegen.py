@@ -48,7 +48,7 @@ def build(tracer: Tracer, returned: Any) -> Callable[..., Any]:
     units = writer.write()
     *made, last = writer.leaving(f"return {ret}")
     if made:
-        units.append((units[-1][0], made))
+        units.append((units[-1][0] if units else None, made))
     body = _with_errstate(tracer, units)
     source = "\n".join([*head, *(f"    {line}" for line in body), f"    {last}"]) + "\n"
     code = compile(source, f"<tape.function {tracer.name}>", "exec")

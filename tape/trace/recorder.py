@@ -324,9 +324,11 @@ class Tracer:
             result = fn(*args, **kwargs)
         finally:
             STATE.tracer = self
-        ufunc, operands = _UFUNC_OF.get(fn), None
-        if fn in _MATMUL_RULES and all(getattr(a, "ndim", 0) == 2 for a in args[2:4]):
-            ufunc, operands = np.matmul, _MATMUL_RULES[fn]
+        ufunc = operands = None
+        if not opaque:  # the engine's kernels (a tape.kernel function may be unhashable)
+            ufunc = _UFUNC_OF.get(fn)
+            if fn in _MATMUL_RULES and all(getattr(a, "ndim", 0) == 2 for a in args[2:4]):
+                ufunc, operands = np.matmul, _MATMUL_RULES[fn]
         self.emit(fn, args, kwargs, result, opaque, ufunc=ufunc, operands=operands,
                   floats=floats)
         return result

@@ -134,6 +134,7 @@ def _table() -> dict[Any, tuple[Callable[..., list[Step] | None], tuple[int, ...
 
 
 TABLE = _table()
+_BY_ID = {id(fn): (fn, entry) for fn, entry in TABLE.items()}  # by identity: any callable
 
 
 def is_number(x: Any) -> bool:
@@ -279,9 +280,9 @@ class Writer:
     # -- runs -------------------------------------------------------------------------------
     def _steps(self, instr: Instr) -> list[Step] | None:
         """The steps of `instr` as float arithmetic, or None if it keeps its kernel."""
-        entry = TABLE.get(instr.fn) if instr.fn is not None else None
-        if (entry is None or instr.errstate is not None or instr.out in self.varies
-                or _result_kind(instr.result) is None):
+        fn, entry = _BY_ID.get(id(instr.fn), (None, None))
+        if (entry is None or fn is not instr.fn or instr.errstate is not None
+                or instr.out in self.varies or _result_kind(instr.result) is None):
             return None
         make, numbers = entry
         args, exprs = instr.args, instr.exprs

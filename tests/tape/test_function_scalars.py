@@ -307,3 +307,19 @@ def test_a_variable_written_in_the_function_is_read_after_the_write() -> None:
         np.testing.assert_array_equal(wt.numpy(), we.numpy())
     assert ft.trace_count == 1
     assert ft.replay_source(np.array(1.0)).count("float(c0)") == 4  # 2 runs, 2 paths each
+
+
+def test_an_unhashable_callable_can_be_a_kernel() -> None:
+    class Scale:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __eq__(self, other: object) -> bool:
+            return True  # equal to every kernel of the engine: never mistaken for one
+
+        def __call__(self, x: Any) -> Any:
+            return x * 3.0
+
+    scale = tape.kernel(Scale())
+    traced = tape.function(lambda x: tape.constant(scale(x * 2.0)) + 1.0)
+    x = np.array(1.5)
+    assert float(traced(x)) == float(traced(x)) == 10.0 and traced.trace_count == 1
