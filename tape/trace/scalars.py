@@ -206,6 +206,17 @@ def _fold(op: str, operands: list[str]) -> str | None:
     return f"({v!r})" if repr(v).startswith("-") else repr(v)
 
 
+_OPERATORS = {operator.add, operator.sub, operator.mul, operator.truediv, operator.neg,
+              operator.pow}
+
+
+def _worth(first: Instr, n: int) -> bool:
+    """Whether a run of `n` kernels from `first` is faster as floats: all are, but one
+    operator on NumPy scalars (a NumPy scalar operation is about as fast as float()
+    conversions, a check and a NumPy scalar made back)."""
+    return n > 1 or first.fn not in _OPERATORS or any(type(a) is np.ndarray for a in first.args)
+
+
 class Writer:
     """Writes the replay body with scalar runs (see the module docstring)."""
 
@@ -235,8 +246,10 @@ class Writer:
                     break
                 run.append((i, steps))
                 i += 1
-            if run:
+            if run and _worth(program[run[0][0]], len(run)):
                 self._run(run)
+            else:  # NumPy's own scalar operator is as fast alone
+                self.units += [(None, self.leaving(self.lines[j])) for j, _ in run]
             if i < len(program):
                 self.units.append((program[i].errstate, self.leaving(self._object_line(i))))
                 i += 1

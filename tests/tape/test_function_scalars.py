@@ -323,3 +323,15 @@ def test_an_unhashable_callable_can_be_a_kernel() -> None:
     traced = tape.function(lambda x: tape.constant(scale(x * 2.0)) + 1.0)
     x = np.array(1.5)
     assert float(traced(x)) == float(traced(x)) == 10.0 and traced.trace_count == 1
+
+
+def test_a_lone_operator_on_numpy_scalars_keeps_numpy() -> None:
+    traced = tape.function(lambda x: tape.sum(x) * 2.0)  # np.float64 * float: as fast
+    x = np.arange(4.0)
+    traced(x)
+    assert _bits(traced(x)) == _bits(tape.sum(tape.constant(x)) * 2.0)
+    assert "_SlowPath" not in traced.replay_source(x)
+    twice = tape.function(lambda x: tape.sum(x) * 2.0 + 1.0)  # two: floats
+    twice(x)
+    assert _bits(twice(x)) == _bits(tape.sum(tape.constant(x)) * 2.0 + 1.0)
+    assert "_SlowPath" in twice.replay_source(x)
