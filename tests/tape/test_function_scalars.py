@@ -335,3 +335,22 @@ def test_a_lone_operator_on_numpy_scalars_keeps_numpy() -> None:
     twice(x)
     assert _bits(twice(x)) == _bits(tape.sum(tape.constant(x)) * 2.0 + 1.0)
     assert "_SlowPath" in twice.replay_source(x)
+
+
+def test_a_floats_kernel_gets_keyword_arguments_as_floats_too() -> None:
+    seen: list[Any] = []
+
+    @tape.kernel(floats=True)
+    def look(a: Any, *, scale: Any, rows: Any) -> None:
+        seen.append((type(a), type(scale), type(rows)))
+
+    def f(x: Any, m: Any) -> Any:
+        y = x * 2.0 + 1.0
+        look(y, scale=y * 3.0, rows=m * 2.0)
+        return y
+
+    traced = tape.function(f)
+    x, m = np.array(1.5), np.ones((2, 2))
+    traced(x, m)
+    assert float(traced(x, m)) == 4.0
+    assert seen[0] == (Tensor, Tensor, Tensor) and seen[1] == (float, float, Tensor)
