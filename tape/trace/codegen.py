@@ -139,8 +139,9 @@ def _plan_buffers(tracer: Tracer, returned: set[str], varies: set[str]) -> dict[
             name = pool.pop() if pool else tracer.const(np.empty(value.shape, value.dtype))
             out[i] = name
             if any(r in varies for r in instr.reads):  # the buffer only if the shapes are
-                same = " and ".join(f"{e}.shape == {shape!r}"
-                                    for e, shape in dict(instr.shapes).items())
+                shapes = dict(instr.shapes)
+                vary = {e: s for e, s in shapes.items() if tracer.roots.get(e, e) in varies}
+                same = " and ".join(f"{e}.shape == {s!r}" for e, s in (vary or shapes).items())
                 out[i] = f"({name} if {same} else None)"
             held.setdefault(max(last.get(root, i), i), []).append(name)
         for name in held.pop(i, ()):
