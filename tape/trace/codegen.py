@@ -11,6 +11,9 @@ function (which may keep it, as an optimizer keeps state). Where an operand's sh
 between calls (it was computed from a `tape.kernel` function's result or from an index taken
 from the data), the buffer is used only when the operands have their traced shapes (else a
 smaller operand would broadcast into it without an error), and a fresh array otherwise.
+
+Scalars: runs of 0-d float64 arithmetic are written as Python float code by
+`tape.trace.scalars` (same bits; NumPy's kernels on any floating-point exception).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from tape.tensor import Tensor
-from tape.trace.recorder import Tracer
+from tape.trace.recorder import Instr, Tracer
+from tape.trace.scalars import Writer
 
 
 def build(tracer: Tracer, returned: Any) -> Callable[..., Any]:
@@ -30,17 +34,23 @@ def build(tracer: Tracer, returned: Any) -> Callable[..., Any]:
     Variable read by the trace was replaced since); its source is `replay.source`."""
     tracer._reads = []
     ret = tracer.arg(returned)
-    buffers = _plan_buffers(tracer, set(tracer._reads))
+    varies = _varying(tracer.program)
+    buffers = _plan_buffers(tracer, set(tracer._reads), varies)
     head = [f"def replay({', '.join(f'a{i}' for i in range(tracer.n_args))}):"]
     if tracer.guards:
         checks = " or ".join(f"{tracer.const(var)}._value is not {tracer.const(arr)}"
                              for var, arr in tracer.guards.values())
         head.append(f"    if {checks}:\n        return _RETRACE")
-    body = [f"{instr.out} = {instr.ufunc}({', '.join(instr.operands or ())}, "
-            f"out={buffers[i]})" if i in buffers else f"{instr.out} = {instr.expr}"
-            for i, instr in enumerate(tracer.program)]
-    body = _with_errstate(tracer, body)
-    source = "\n".join([*head, *(f"    {line}" for line in body), f"    return {ret}"]) + "\n"
+    lines = [f"{instr.out} = {instr.ufunc}({', '.join(instr.operands or ())}, "
+             f"out={buffers[i]})" if i in buffers else f"{instr.out} = {instr.expr}"
+             for i, instr in enumerate(tracer.program)]
+    writer = Writer(tracer, lines, varies)
+    units = writer.write()
+    *made, last = writer.leaving(f"return {ret}")
+    if made:
+        units.append((units[-1][0] if units else None, made))
+    body = _with_errstate(tracer, units)
+    source = "\n".join([*head, *(f"    {line}" for line in body), f"    {last}"]) + "\n"
     code = compile(source, f"<tape.function {tracer.name}>", "exec")
     exec(code, tracer.ns)  # our own generated source, from this trace
     replay = tracer.ns["replay"]
@@ -49,21 +59,31 @@ def build(tracer: Tracer, returned: Any) -> Callable[..., Any]:
     return replay  # type: ignore[no-any-return]
 
 
-def _with_errstate(tracer: Tracer, body: list[str]) -> list[str]:
-    """`body` with the `np.errstate` blocks of the trace: where a kernel ran under settings
-    that differ from the start of the trace, the replay sets those keys over the caller's own
-    settings (as `with np.errstate(...)` does), and restores the caller's at the end."""
-    states = [instr.errstate for instr in tracer.program]
-    if not any(states):
-        return body
+def _with_errstate(tracer: Tracer, units: list[tuple[dict[str, str] | None, list[str]]]
+                   ) -> list[str]:
+    """The lines of `units` ((errstate of its kernels, lines) each) with the `np.errstate`
+    blocks of the trace: where a kernel ran under settings that differ from the start of the
+    trace, the replay sets those keys over the caller's own settings (as `with
+    np.errstate(...)` does), and restores the caller's at the end."""
+    if not any(state for state, _ in units):
+        return [line for _, lines in units for line in lines]
     tracer.ns["_geterr"], tracer.ns["_seterr"] = np.geterr, np.seterr
     out, current = ["_e0 = _geterr()", "try:"], None
-    for line, state in zip(body, states, strict=True):
+    for state, lines in units:
         if state != current:
             out.append(f"    _seterr(**{{**_e0, **{state or {}!r}}})")
             current = state
-        out.append(f"    {line}")
+        out += [f"    {line}" for line in lines]
     return [*out, "finally:", "    _seterr(**_e0)"]
+
+
+def _varying(program: list[Instr]) -> set[str]:
+    """The values whose shape may change between calls (see the module docstring)."""
+    varies: set[str] = set()
+    for instr in program:
+        if instr.shape_varies or any(r in varies for r in instr.reads):
+            varies.add(instr.out)
+    return varies
 
 
 def _arrays(x: Any, out: list[np.ndarray]) -> list[np.ndarray]:
@@ -81,7 +101,7 @@ def _arrays(x: Any, out: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def _plan_buffers(tracer: Tracer, returned: set[str]) -> dict[int, str]:
+def _plan_buffers(tracer: Tracer, returned: set[str], varies: set[str]) -> dict[int, str]:
     """{position in the program: buffer} for the ufunc kernels whose value does not escape."""
     program = tracer.program
     made = {instr.out: _arrays(instr.result, []) for instr in program}
@@ -92,10 +112,6 @@ def _plan_buffers(tracer: Tracer, returned: set[str]) -> dict[int, str]:
             group[name] = name = group[group[name]]
         return name
 
-    varies: set[str] = set()  # values whose shape may change between calls
-    for instr in program:
-        if instr.shape_varies or any(r in varies for r in instr.reads):
-            varies.add(instr.out)
     last: dict[str, int] = {}
     escaped: set[str] = set()
     for instr in program:
@@ -123,8 +139,9 @@ def _plan_buffers(tracer: Tracer, returned: set[str]) -> dict[int, str]:
             name = pool.pop() if pool else tracer.const(np.empty(value.shape, value.dtype))
             out[i] = name
             if any(r in varies for r in instr.reads):  # the buffer only if the shapes are
-                same = " and ".join(f"{e}.shape == {shape!r}"
-                                    for e, shape in dict(instr.shapes).items())
+                shapes = dict(instr.shapes)
+                vary = {e: s for e, s in shapes.items() if tracer.roots.get(e, e) in varies}
+                same = " and ".join(f"{e}.shape == {s!r}" for e, s in (vary or shapes).items())
                 out[i] = f"({name} if {same} else None)"
             held.setdefault(max(last.get(root, i), i), []).append(name)
         for name in held.pop(i, ()):

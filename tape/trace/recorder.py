@@ -71,11 +71,17 @@ class Instr:
       (inside a `with np.errstate(...)` block), or None;
     - `shape_varies`: its result's shape may change from call to call (a `tape.kernel`
       function's, or an index with traced values);
-    - `shapes`: (operand expression, shape at trace time) of its traced array operands.
+    - `shapes`: (operand expression, shape at trace time) of its traced array operands;
+    - `fn`, `args`, `exprs`: the kernel called with positional `args` and no keywords, and
+      the replay expression of each (None for a constant), for `tape.trace.scalars`; `fn` is
+      None for a call with keywords or a line that is no call;
+    - `slots`: for a `tape.kernel(floats=True)` function, its expression with each 0-d
+      float64 argument as a slot `\x00k\x00`, and (value expression, object expression) of
+      slot k: what `tape.trace.scalars` fills in.
     """
 
     __slots__ = ("out", "expr", "result", "reads", "opaque", "ufunc", "operands", "errstate",
-                 "shape_varies", "shapes")
+                 "shape_varies", "shapes", "fn", "args", "exprs", "slots")
 
     def __init__(self, out: str, expr: str, result: Any, reads: list[str], opaque: bool = False,
                  ufunc: str | None = None, operands: list[str] | None = None) -> None:
@@ -84,6 +90,10 @@ class Instr:
         self.errstate: dict[str, str] | None = None
         self.shape_varies = opaque
         self.shapes: list[tuple[str, tuple[int, ...]]] = []
+        self.fn: Any = None
+        self.args: tuple[Any, ...] = ()
+        self.exprs: list[str | None] = []
+        self.slots: tuple[str, list[tuple[str, str]]] | None = None
 
 
 def _user_line() -> str:
@@ -156,20 +166,27 @@ class Tracer:
             self._reads.append(self.roots[e])
         return e
 
-    def _expr(self, x: Any) -> str | None:
-        """The replay expression of `x`, or None if `x` is a constant."""
+    def _expr(self, x: Any, slots: list[tuple[str, str]] | None = None) -> str | None:
+        """The replay expression of `x`, or None if `x` is a constant. With `slots`, each
+        traced 0-d float64 value (an array, a NumPy scalar, or a tensor of one) is written as
+        a slot `\x00k\x00`, and (its value's expression, its own) is appended to `slots`."""
         e = self._known(x)
         if e is not None:
+            if slots is not None:
+                value = x._value if isinstance(x, Tensor) else x
+                if is_float64_scalar(value):
+                    slots.append((f"{e}._value" if value is not x else e, e))
+                    return f"\x00{len(slots) - 1}\x00"
             return e
         t = type(x)
         if t is tuple or t is list:
-            parts = [self._expr(v) for v in x]
+            parts = [self._expr(v, slots) for v in x]
             if all(p is None for p in parts):
                 return None
             items = ", ".join(p if p is not None else self.const(v) for p, v in zip(parts, x))
             return f"({items},)" if t is tuple else f"[{items}]"
         if t is dict:
-            parts = [self._expr(v) for v in x.values()]
+            parts = [self._expr(v, slots) for v in x.values()]
             if all(p is None for p in parts):
                 return None
             return "{" + ", ".join(f"{self.const(k)}: {p if p is not None else self.const(v)}"
@@ -179,7 +196,12 @@ class Tracer:
                 self._guard(x)  # type: ignore[arg-type]
                 return None
             e = self._known(x._value)
-            return None if e is None else f"_T({e})"
+            if e is None:
+                return None
+            if slots is not None and is_float64_scalar(x._value):
+                slots.append((e, f"_T({e})"))
+                return f"\x00{len(slots) - 1}\x00"
+            return f"_T({e})"
         if t is np.ndarray and x.base is not None:
             return self._view(x)
         return None
@@ -216,7 +238,10 @@ class Tracer:
         if type(obj) in _NOT_REGISTERED:
             return
         if isinstance(obj, Tensor):
-            if not obj._is_variable:
+            if not obj._is_variable:  # a kernel's tensor is passed on as it is, not rewrapped
+                self.known[id(obj)] = expr
+                self.roots[expr] = root
+                self.keep.append(obj)
                 self._register(obj._value, f"{expr}._value", root)
             return
         self.known[id(obj)] = expr
@@ -249,17 +274,30 @@ class Tracer:
     # -- kernels ----------------------------------------------------------------------------
     def emit(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any,
              opaque: bool = False, ufunc: Any = None, extra: tuple[Any, ...] = (),
-             operands: Callable[[list[str]], list[str]] | None = None) -> str:
+             operands: Callable[[list[str]], list[str]] | None = None,
+             floats: bool = False) -> str:
         """Add the call `fn(*args, **kwargs)` that returned `result`; returns its variable.
         With `ufunc`, the call is `ufunc(*args, *extra)` (or `ufunc(*operands(args))`) and
-        may get an `out=` buffer."""
+        may get an `out=` buffer. `floats`: `fn` takes Python floats for 0-d float64 values."""
         self._reads = []
-        parts = [self.arg(a) for a in args]
+        exprs = [self._expr(a) for a in args]
+        parts = [self.const(a) if e is None else e for a, e in zip(args, exprs)]
         for k, v in kwargs.items():
             parts.append(f"{k}={self.arg(v)}" if k.isidentifier()
                          else f"**{{{self.const(k)}: {self.arg(v)}}}")
         out = f"v{len(self.program)}"
         instr = Instr(out, f"{self.const(fn)}({', '.join(parts)})", result, self._reads, opaque)
+        if not kwargs:
+            instr.fn, instr.args, instr.exprs = fn, args, exprs
+        if floats:
+            slots: list[tuple[str, str]] = []
+            with_slots = [self._expr(v, slots) for v in (*args, *kwargs.values())]
+            if slots:
+                parts = [self.const(v) if e is None else e
+                         for v, e in zip((*args, *kwargs.values()), with_slots)]
+                parts[len(args):] = [f"**{{{self.const(k)}: {p}}}"
+                                     for k, p in zip(kwargs, parts[len(args):])]
+                instr.slots = (f"{self.const(fn)}({', '.join(parts)})", slots)
         if (ufunc is not None and not kwargs and type(result) is np.ndarray and result.ndim
                 and not any(type(a) not in (np.ndarray, float, int) and
                             not isinstance(a, (np.generic, Tensor)) for a in args)):
@@ -276,11 +314,11 @@ class Tracer:
         return out
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-             opaque: bool = False) -> Any:
+             opaque: bool = False, floats: bool = False) -> Any:
         """Run `fn` as one kernel: eagerly now, with nothing inside it traced; again at
         every replay with its inputs re-bound. `opaque` for a `tape.kernel` function (it may
         keep references to its arguments); the engine's own kernels (rules, sums, writes)
-        keep none."""
+        keep none. `floats`: `fn` takes Python floats for 0-d float64 arguments."""
         if fn is PRIMITIVES["custom_gradient"].vjp_all:  # grad_fn traced: its ops are kernels
             return fn(*args, **kwargs)
         STATE.tracer = None
@@ -288,10 +326,13 @@ class Tracer:
             result = fn(*args, **kwargs)
         finally:
             STATE.tracer = self
-        ufunc, operands = _UFUNC_OF.get(fn), None
-        if fn in _MATMUL_RULES and all(getattr(a, "ndim", 0) == 2 for a in args[2:4]):
-            ufunc, operands = np.matmul, _MATMUL_RULES[fn]
-        self.emit(fn, args, kwargs, result, opaque, ufunc=ufunc, operands=operands)
+        ufunc = operands = None
+        if not opaque:  # the engine's kernels (a tape.kernel function may be unhashable)
+            ufunc = _UFUNC_OF.get(fn)
+            if fn in _MATMUL_RULES and all(getattr(a, "ndim", 0) == 2 for a in args[2:4]):
+                ufunc, operands = np.matmul, _MATMUL_RULES[fn]
+        self.emit(fn, args, kwargs, result, opaque, ufunc=ufunc, operands=operands,
+                  floats=floats)
         return result
 
     def op(self, prim: Any, args: tuple[Any, ...], vals: tuple[Any, ...],
@@ -308,9 +349,11 @@ class Tracer:
             self.program[-1].shape_varies = True  # an index or a parameter from the data
         if ans is not (raw[0] if prim.residuals else raw):  # a Python number made an array
             name = f"{out}a"
-            self.program.append(Instr(name, f"{self.const(np.asarray)}"
-                                            f"({out}{'[0]' if prim.residuals else ''})",
-                                      ans, [out]))
+            value = f"{out}{'[0]' if prim.residuals else ''}"
+            instr = Instr(name, f"{self.const(np.asarray)}({value})", ans, [out])
+            instr.fn, instr.exprs = np.asarray, [value]
+            instr.args = (raw[0] if prim.residuals else raw,)
+            self.program.append(instr)
             self._register(ans, name, name)
 
     def compare(self, op: Callable[[Any, Any], Any], x: Tensor, other: Any) -> Any:
@@ -343,6 +386,17 @@ class Tracer:
         raise TracingError(f"tape.function {self.name!r}: {what} at {where} cannot be replayed "
                            f"({why}); call it outside the function, or pass fallback='eager' "
                            f"to run {self.name!r} eagerly on every call")
+
+
+def is_float64_scalar(x: Any) -> bool:
+    """Whether `x` is a 0-d float64 value: a NumPy float64 scalar or a 0-d float64 array.
+
+    Example:
+        >>> is_float64_scalar(np.float64(1.0)), is_float64_scalar(np.zeros((), np.float32))
+        (True, False)
+    """
+    t = type(x)
+    return t is np.float64 or (t is np.ndarray and x.shape == () and x.dtype == np.float64)
 
 
 def _ufunc_of(prim: Any) -> tuple[Any, tuple[Any, ...]]:

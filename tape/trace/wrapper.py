@@ -20,17 +20,24 @@ from tape._state import STATE
 from tape.trace import signature
 from tape.trace.codegen import build
 from tape.trace.recorder import RETRACE, Tracer, TracingError
+from tape.trace.signature import EMPTY_KEY, call_key
 from tape.trace.validate import State, differ
 
 _MANY_TRACES = 5  # as TensorFlow: warn once after this many traces of one function
+_NO_LEAVES: list[Any] = []  # the leaves of a call without arguments (never changed)
 
 
-def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+def kernel(fn: Callable[..., Any] | None = None, *, floats: bool = False) -> Any:
     """Mark `fn` as one opaque step of a traced program: under `tape.function` it runs
     eagerly at trace time with nothing inside it traced, and again on every replay, with its
     array and tensor arguments re-bound (iterators such as `zip` are read into lists first).
     Eager calls are unchanged. Use it for code that computes on raw arrays or reads Python
     state per call (an optimizer step reading its schedule, a running statistic).
+
+    `kernel(fn, floats=True)` (or `@kernel(floats=True)`) declares that `fn` gives the same
+    result when a 0-d float64 argument (an array, NumPy scalar or tensor of one, also inside
+    lists, tuples and dicts) is passed as a Python float of the same value: a replay whose
+    value is held as a Python float (see `tape.function`) then passes it as is.
 
     Example:
         >>> import numpy as np, tape
@@ -43,14 +50,26 @@ def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
         ...     step()
         >>> w.numpy(), step.trace_count
         (array([0.125, 0.25 ]), 1)
+        >>> seen = []
+        >>> @tape.kernel(floats=True)
+        ... def show(g):
+        ...     seen.append(type(g).__name__)
+        >>> double = tape.function(lambda x: show(x * 2.0))
+        >>> double(np.array(1.5)); double(np.array(1.5))
+        >>> seen  # traced with a tensor, replayed with a float
+        ['Tensor', 'float']
     """
+    if fn is None:
+        return functools.partial(kernel, floats=floats)
+    inner = fn
+
     @functools.wraps(fn)
     def traced(*args: Any, **kwargs: Any) -> Any:
         tracer = STATE.tracer
         if tracer is None:
-            return fn(*args, **kwargs)
+            return inner(*args, **kwargs)
         args = tuple(list(a) if isinstance(a, Iterator) else a for a in args)
-        return tracer.call(fn, args, kwargs, opaque=True)
+        return tracer.call(inner, args, kwargs, opaque=True, floats=floats)
 
     return traced
 
@@ -94,11 +113,16 @@ class Function:
         self.trace_count = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if (STATE.tracer is not None  # inside another trace: inlined into it
+        state = STATE
+        tapes = state.tapes
+        if (state.tracer is not None  # inside another trace: inlined into it
                 or self._eager_only
-                or any(not t._observer for t in STATE.tapes)):  # a tape needs the operations
+                or (tapes and any(not t._observer for t in tapes))):  # a tape needs the ops
             return self._eager(args, kwargs)
-        key, leaves = signature.call_key(args, kwargs)
+        if args or kwargs:
+            key, leaves = call_key(args, kwargs)
+        else:
+            key, leaves = EMPTY_KEY, _NO_LEAVES
         replay = self._cache.get(key)
         if replay is not None:
             if self._validate:
@@ -206,6 +230,13 @@ def function(fn: Callable[..., Any] | None = None, *, fallback: str = "error",
     - **Per-call state.** An optimizer's learning rate, schedule and hyperparameters are read
       at every call (`set_hyperparameters` takes effect at the next call, a schedule
       advances, `iterations` counts), and its non-finite check runs on every call, as eager.
+    - **Scalars.** Values that are 0-d float64 (NumPy scalars, 0-d arrays, Variables of
+      shape ()) computed by plain arithmetic (add, subtract, multiply, divide, negative,
+      powers by 2, square, sqrt, and their gradient rules) are replayed as Python floats:
+      the same IEEE operations, so the same bits; any result NumPy would flag (overflow,
+      underflow, invalid, division by zero) is recomputed by NumPy's own kernels, so
+      warnings and `np.errstate` apply as in eager. Other kernels get the values as the
+      NumPy objects they got when traced.
     - **Results** are fresh arrays on every call. Intermediate values of single-ufunc
       kernels are written into buffers allocated once per trace and reused when dead
       (`out=`, same bits); while one thread replays a trace, a call from another thread with

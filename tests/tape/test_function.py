@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nn
 import optim
 import tape
 from optim import schedules
 from tape import Tape, Variable
+from tape.trace import signature
 
 STEPS = 20
 
@@ -346,3 +349,27 @@ def test_a_numpy_view_of_a_traced_array_is_refused() -> None:
     with pytest.raises(tape.TracingError, match="NumPy view"):
         tape.function(f)(np.ones((4, 2)))
     assert bn.momentum > 0
+
+
+_LEAVES = [np.zeros(3), np.zeros((2, 2), np.float32), np.float64(2.0), 1, 1.5, True, "s", None,
+           tape.constant([1.0, 2.0]), tape.Variable(1.0), [np.zeros(1)], (1, 2), {"k": 1},
+           object()]
+
+
+@given(st.lists(st.integers(0, len(_LEAVES) - 1), max_size=5))
+def test_the_fast_call_key_is_the_general_one(picks: list[int]) -> None:
+    args = tuple(_LEAVES[i] for i in picks)  # repeated picks: the same array twice
+    fast, leaves = signature.call_key(args, {})
+    general, general_leaves = signature.general_key(args, {})
+    assert fast == general
+    assert len(leaves) == len(general_leaves)
+    for a, b in zip(leaves, general_leaves):  # NumPy scalars are made arrays afresh
+        assert a is b or (isinstance(a, np.ndarray) and a.shape == b.shape == () and a == b)
+
+
+def test_a_call_without_arguments_has_the_general_key() -> None:
+    assert signature.call_key((), {}) == signature.general_key((), {})
+    traced = tape.function(lambda: tape.constant(1.0) * 2.0)
+    traced()
+    assert float(traced()) == 2.0 and traced.trace_count == 1
+    assert "def replay():" in traced.replay_source()

@@ -117,3 +117,46 @@ def test_a_buffer_is_used_only_when_the_operands_have_their_traced_shapes() -> N
     np.testing.assert_array_equal(traced(fewer).numpy(), f(fewer).numpy())
     np.testing.assert_array_equal(traced(x).numpy(), f(x).numpy())
     assert ".shape == (3,) else None)" in traced.replay_source(x)
+
+
+def test_a_tensor_made_by_a_kernel_is_passed_on_without_rewrapping() -> None:
+    seen: list[Any] = []
+
+    @tape.kernel
+    def keep(gs: list[Any]) -> None:
+        seen.append(gs[0])
+
+    w = tape.Variable(np.ones(3))
+
+    @tape.function
+    def f(x: Any) -> Any:
+        with tape.Tape() as t:
+            y = tape.sum(w * x)
+        (g,) = t.gradient(y, [w])
+        keep([g])
+        return g
+
+    x = np.arange(3.0)
+    f(x)
+    returned = f(x)
+    assert seen[-1] is returned  # one tensor, as eager
+    np.testing.assert_array_equal(returned.numpy(), x)
+    assert "_T(" not in f.replay_source(x)
+
+
+def test_only_operands_whose_shape_may_change_are_checked() -> None:
+    @tape.kernel
+    def same(a: Any) -> Any:
+        return a  # a kernel's result: its shape may change between calls
+
+    def f(x: Any) -> Any:
+        h = tape.exp(x * 2.0)  # fixed shape
+        return tape.sum(tape.constant(same(x)) * h + h)
+
+    traced = tape.function(f)
+    x = RNG.standard_normal((8, 4))
+    traced(x)
+    np.testing.assert_array_equal(traced(x).numpy(), f(tape.constant(x)).numpy())
+    source = traced.replay_source(x)
+    checks = [line for line in source.splitlines() if ".shape ==" in line]
+    assert checks and all(line.count(".shape ==") == 1 for line in checks)
