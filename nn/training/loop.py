@@ -161,7 +161,7 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
         shuffle: bool = True, drop_last: bool = False, verbose: int = 1, metric: Any = "auto",
         metrics: Iterable[Any] | None = None, sample_weight: Any = None,
         class_weight: Mapping[Any, float] | None = None, steps_per_epoch: int | None = None,
-        initial_epoch: int = 0, compile: bool = False) -> History:
+        initial_epoch: int = 0, compile: bool = True) -> History:
     """Train `model` on mini-batches of `(X, y)` for `epochs` epochs; return the `History`.
 
     Each step records `loss(model(xb, training=True), yb)` on a fresh tape and calls
@@ -241,6 +241,17 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     return history
 
 
+class _Variables:
+    """The trainable variables of a compiled step as one argument of `tape.function`, keyed by
+    identity (one token per set of Variables, not a signature entry per Variable): a callback
+    that replaces them (`Population.select`) hands the step a new token, which traces again."""
+
+    __slots__ = ("variables",)
+
+    def __init__(self, variables: list[Variable]) -> None:
+        self.variables = variables
+
+
 def _step_function(model: Module, p: Plan, compile: bool) -> Callable[..., Any]:
     """`step(xb, yb, wb, variables) -> (loss value, outputs)`: the policy's train step with
     `p.loss` (weighted by `wb` when given), traced by `tape.function` when `compile`."""
@@ -253,12 +264,24 @@ def _step_function(model: Module, p: Plan, compile: bool) -> Callable[..., Any]:
 
     if not compile:
         return step
-    traced = tape.function(step)
+
+    def train_step(xb: Any, yb: Any, wb: Any, token: _Variables) -> tuple[Any, Any]:
+        return step(xb, yb, wb, token.variables)
+
+    # A step that cannot be traced (a conversion of a traced value in the model or loss, say)
+    # runs eagerly on every call after one RuntimeWarning, which names it and the line.
+    train_step.__name__ = train_step.__qualname__ = "nn.fit step (compile=True)"
+    traced = tape.function(train_step, fallback="eager")
+    tokens: dict[tuple[int, ...], _Variables] = {}  # alive for the whole fit: ids stay unique
+    current: list[Any] = [None, None]  # the list last seen and its token
 
     def compiled(xb: Any, yb: Any, wb: Any, variables: list[Variable]) -> tuple[Any, Any]:
         if not variables:  # building the model is Python that runs once: do it eagerly
             return step(xb, yb, wb, variables)
-        return traced(xb, yb, wb, variables)  # type: ignore[no-any-return]
+        if variables is not current[0]:  # a new list (once per epoch): the same Variables?
+            key = tuple(map(id, variables))
+            current[:] = variables, tokens.setdefault(key, _Variables(variables))
+        return traced(xb, yb, wb, current[1])  # type: ignore[no-any-return]
 
     return compiled
 
