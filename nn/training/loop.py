@@ -194,12 +194,18 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
       update (or stops training with `nn.TerminateOnNaN`).
     - `initial_epoch` (Keras' meaning) resumes at that 0-based epoch: epochs
       `initial_epoch .. epochs - 1` run, with those epochs' data order.
-    - `compile=True` runs each training step under `tape.function`: traced once, then
-      replayed as straight-line NumPy code, with the same results bit for bit (the loss check,
-      the optimizer's schedule and non-finite checks and batch-norm statistics run on every
-      step). A short last batch has another shape, so it is traced once more (`drop_last=True`
-      avoids it); a model not yet built takes its first step eagerly. Python code in the
-      model or loss runs once, at the trace (see `tape.function`).
+    - `compile=True` (the default; Keras' `run_eagerly=False`) runs each training step under
+      `tape.function`: traced once, then replayed as straight-line NumPy code, with the same
+      results bit for bit (the loss check, the optimizer's schedule and non-finite checks and
+      batch-norm statistics run on every step). A short last batch has another shape, so it
+      is traced once more (`drop_last=True` avoids it); a model not yet built takes its first
+      step eagerly. Python code in the model or loss runs at the traces only (a loss that
+      counts its calls or prints counts and prints once per batch shape; see
+      `tape.function`). A step that cannot be traced (a `float()` or `if` on a traced value
+      in the model or loss) runs eagerly on every call after one `RuntimeWarning` naming the
+      line, as TensorFlow's AutoGraph runs what it cannot convert as it is.
+      `compile=False` (Keras' `run_eagerly=True`) runs every step eagerly: for a loss or
+      model whose Python must run on every step, or to debug one.
 
     For an `nn.Population`, `(X, y)` is shared by every member, or has one slice per member
     (X of shape (K, N, ...)); logs hold one value per member, and a member that diverges is
