@@ -353,7 +353,7 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
             variables = model.trainable_variables
         n = len(xb) if shared else np.shape(xb)[1]
         seen, steps = seen + n, step + 1
-        batch = policy.metric_values(metrics, outputs, yb, shared=shared)
+        batch = policy.metric_values(metrics, outputs, yb, shared=shared) if metrics else {}
         totals["loss"] += value * n
         for name, v in batch.items():
             totals[name] += v * n
