@@ -98,7 +98,7 @@ def _sum(x: Any, axes: tuple[int, ...]) -> Any:
     if type(x) is np.ndarray:  # the first-order path (and every replay): no wrappers
         if axes == (1,) and x.ndim == 3:
             return np.einsum("kbf->kf", x)[:, None, :]
-        return _add_reduce(x, axes, None, None, True)
+        return _add_reduce(x, axis=axes, keepdims=True)
     return x.sum(axis=axes, keepdims=True)
 
 
