@@ -203,7 +203,10 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
       counts its calls or prints counts and prints once per batch shape; see
       `tape.function`). A step that cannot be traced (a `float()` or `if` on a traced value
       in the model or loss) runs eagerly on every call after one `RuntimeWarning` naming the
-      line, as TensorFlow's AutoGraph runs what it cannot convert as it is.
+      line, as TensorFlow's AutoGraph runs what it cannot convert as it is. Batches of more
+      than 4 shapes (iterable data of varying sizes) would trace on and on: after the fifth
+      shape, fit warns once and runs the remaining steps eagerly. A callback that replaces
+      the trainable Variables (`Population.select`) makes the step trace again for them.
       `compile=False` (Keras' `run_eagerly=True`) runs every step eagerly: for a loss or
       model whose Python must run on every step, or to debug one.
 
@@ -247,15 +250,52 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     return history
 
 
-class _Variables:
-    """The trainable variables of a compiled step as one argument of `tape.function`, keyed by
-    identity (one token per set of Variables, not a signature entry per Variable): a callback
-    that replaces them (`Population.select`) hands the step a new token, which traces again."""
+_MAX_SHAPES = 4  # batch signatures traced per set of Variables before fit runs eagerly
 
-    __slots__ = ("variables",)
 
-    def __init__(self, variables: list[Variable]) -> None:
-        self.variables = variables
+class _CompiledStep:
+    """The training step under `tape.function`, one traced function per set of trainable
+    Variables (a callback that replaces them, such as `Population.select`, starts a new one;
+    the old programs, which write the old Variables, are dropped). Its signature is the
+    batch's arrays only. Batches of more than `_MAX_SHAPES` shapes (iterable data of varying
+    sizes) would trace on and on: fit warns once and runs the remaining steps eagerly."""
+
+    def __init__(self, step: Callable[..., Any]) -> None:
+        self.step = step
+        self.variables: list[Variable] | None = None  # the list last seen
+        self.ids: tuple[int, ...] = ()
+        self.traced: Any = None
+        self.eager = False
+
+    def _function(self, variables: list[Variable]) -> Any:
+        step = self.step
+
+        def train_step(xb: Any, yb: Any, wb: Any) -> tuple[Any, Any]:
+            return step(xb, yb, wb, variables)  # type: ignore[no-any-return]
+
+        # A step that cannot be traced (a conversion of a traced value in the model or loss)
+        # runs eagerly on every call after one RuntimeWarning, which names it and the line.
+        train_step.__name__ = train_step.__qualname__ = "nn.fit step (compile=True)"
+        return tape.function(train_step, fallback="eager")
+
+    def __call__(self, xb: Any, yb: Any, wb: Any, variables: list[Variable]) -> tuple[Any, Any]:
+        if not variables or self.eager:  # building the model (Python that runs once) is eager
+            return self.step(xb, yb, wb, variables)  # type: ignore[no-any-return]
+        if variables is not self.variables:  # a new list (once per epoch): new Variables?
+            ids = tuple(map(id, variables))
+            if ids != self.ids:
+                self.ids, self.traced = ids, self._function(variables)
+            self.variables = variables
+        out = self.traced(xb, yb, wb)
+        if self.traced.trace_count > _MAX_SHAPES:
+            self.eager = True
+            warnings.warn(f"nn.fit(compile=True): the batches came in more than {_MAX_SHAPES} "
+                          f"shapes (the last: x {np.shape(xb)}), and each new shape traces the "
+                          f"training step again; the remaining steps run eagerly. Batches of "
+                          f"one shape (drop_last=True, or padded batches) stay compiled; "
+                          f"compile=False runs eagerly from the start", RuntimeWarning,
+                          stacklevel=5)
+        return out  # type: ignore[no-any-return]
 
 
 def _step_function(model: Module, p: Plan, compile: bool) -> Callable[..., Any]:
@@ -268,28 +308,7 @@ def _step_function(model: Module, p: Plan, compile: bool) -> Callable[..., Any]:
                                                               sample_weight=wb)
         return policy.train_step(model, xb, yb, step_loss, optimizer, variables or None)
 
-    if not compile:
-        return step
-
-    def train_step(xb: Any, yb: Any, wb: Any, token: _Variables) -> tuple[Any, Any]:
-        return step(xb, yb, wb, token.variables)
-
-    # A step that cannot be traced (a conversion of a traced value in the model or loss, say)
-    # runs eagerly on every call after one RuntimeWarning, which names it and the line.
-    train_step.__name__ = train_step.__qualname__ = "nn.fit step (compile=True)"
-    traced = tape.function(train_step, fallback="eager")
-    tokens: dict[tuple[int, ...], _Variables] = {}  # alive for the whole fit: ids stay unique
-    current: list[Any] = [None, None]  # the list last seen and its token
-
-    def compiled(xb: Any, yb: Any, wb: Any, variables: list[Variable]) -> tuple[Any, Any]:
-        if not variables:  # building the model is Python that runs once: do it eagerly
-            return step(xb, yb, wb, variables)
-        if variables is not current[0]:  # a new list (once per epoch): the same Variables?
-            key = tuple(map(id, variables))
-            current[:] = variables, tokens.setdefault(key, _Variables(variables))
-        return traced(xb, yb, wb, current[1])  # type: ignore[no-any-return]
-
-    return compiled
+    return _CompiledStep(step) if compile else step
 
 
 def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,

@@ -157,3 +157,24 @@ def test_compiled_fit_traces_again_when_a_callback_replaces_the_variables() -> N
     for key, values in runs[0][2].history.items():
         for a, b in zip(values, runs[1][2].history[key], strict=True):
             np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_compiled_fit_runs_eagerly_after_batches_of_many_shapes() -> None:
+    batches = [(X[i:i + n], Y[i:i + n]) for i, n in ((0, 10), (10, 11), (21, 12), (33, 13),
+                                                     (46, 14), (60, 15), (75, 25))]
+    runs = []
+    for compile in (False, True):
+        model = mlp(np.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            h = nn.fit(model, batches, loss="sparse_categorical_crossentropy",
+                       optimizer="adam", epochs=2, verbose=0, compile=compile)
+        runs.append((model.state_dict(), h, [str(w.message) for w in caught]))
+    assert runs[0][2] == []
+    assert runs[1][2] == [
+        "nn.fit(compile=True): the batches came in more than 4 shapes (the last: x (14, 6)), "
+        "and each new shape traces the training step again; the remaining steps run eagerly. "
+        "Batches of one shape (drop_last=True, or padded batches) stay compiled; "
+        "compile=False runs eagerly from the start"]
+    assert_same_states(runs[0][0], runs[1][0])
+    assert_same_histories(runs[0][1], runs[1][1])
