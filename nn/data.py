@@ -72,19 +72,21 @@ class MiniBatches:
         `sample_weight`, or `xb` alone when there is no `y`."""
         n = self.num_examples
         order = np.random.default_rng((self.seed, e)).permutation(n) if self.shuffle else None
+        axis = self.axis
         for k in range(len(self)):
-            index: Any = slice(k * self.batch_size, (k + 1) * self.batch_size)
-            if order is not None:
-                index = order[index]
-            rows = index
-            if self.axis:
-                index = (slice(None),) * self.axis + (index,)
-            if self.y is None:
-                yield self.X[index]
+            rows: Any = slice(k * self.batch_size, (k + 1) * self.batch_size)
+            if order is not None:  # copies of the rows (`take`: fancy indexing, faster)
+                rows = order[rows]
+                x, y = self.X.take(rows, axis), None if self.y is None else self.y.take(rows, axis)
+            else:  # views
+                index = (slice(None),) * axis + (rows,) if axis else rows
+                x, y = self.X[index], None if self.y is None else self.y[index]
+            if y is None:
+                yield x
             elif self.sample_weight is None:
-                yield self.X[index], self.y[index]
+                yield x, y
             else:
-                yield self.X[index], self.y[index], self.sample_weight[rows]
+                yield x, y, self.sample_weight[rows]
 
     def __iter__(self) -> Iterator[Any]:
         e, self._next_epoch = self._next_epoch, self._next_epoch + 1
