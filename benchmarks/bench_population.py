@@ -3,10 +3,11 @@
 
 The network is 64 -> 64 -> BN -> ReLU -> 32 -> BN -> ReLU -> 10 with softmax cross-entropy in
 float32, Adam with a different learning rate per model, mini-batches of 64, 20 epochs (2 with
-`--quick`), the same initialization and data order for every arm; best of 2 (3 with `--quick`)
-interleaved repeats. Rows: each arm's wall time, the population against the other two
-(targets: at least 5x faster than one by one, 2.5x faster than the pool), and peak traced
-memory of one model's and of the population's training.
+`--quick`), the same initialization and data order for every arm, every arm with `fit`'s
+default `compile=True` (one model after another is also timed with `compile=False`); best of 2
+(3 with `--quick`) interleaved repeats. Rows: each arm's wall time, the population against the
+others (targets: at least 5x faster than one by one, 2.5x faster than the pool), and peak
+traced memory of one model's and of the population's training.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def train_one(k: int, epochs: int) -> float:
+def train_one(k: int, epochs: int, compile: bool = True) -> float:
     """Model k alone (seed k, learning rate k); returns its last training loss."""
     X, y = _data()
     history = nn.fit(make_model(k), X, y, loss=nn.softmax_cross_entropy,
                      optimizer=optim.Adam(float(LEARNING_RATES[k])), epochs=epochs,
-                     batch_size=BATCH, verbose=0)
+                     batch_size=BATCH, verbose=0, compile=compile)
     return history.loss[-1]
 
 
@@ -74,12 +75,14 @@ def run(quick: bool = False) -> list[Row]:
         return [Row("pop", "population of digits models", float("nan"), note=str(e))]
     # The arms' repeats are interleaved (best of each kept) so that all three see the same
     # background load, as in benchmarks.timing.compare.
-    t_seq = t_pool = t_pop = float("inf")
+    t_seq = t_eager = t_pool = t_pop = float("inf")
     with ProcessPoolExecutor(WORKERS) as pool:
         list(pool.map(train_one, [0] * WORKERS, [1] * WORKERS))  # start and warm the workers
         for _ in range(3 if quick else 2):
             t, seq = _timed(lambda: [train_one(k, epochs) for k in range(MODELS)])
             t_seq = min(t_seq, t)
+            t, _ = _timed(lambda: [train_one(k, epochs, compile=False) for k in range(MODELS)])
+            t_eager = min(t_eager, t)
             t, _ = _timed(lambda: list(pool.map(train_one, range(MODELS), [epochs] * MODELS)))
             t_pool = min(t_pool, t)
             t, pop = _timed(lambda: train_population(epochs))
@@ -90,10 +93,13 @@ def run(quick: bool = False) -> list[Row]:
     all_ = peak_memory(lambda: train_population(1)) / 2**20
     return [
         Row("pop", f"{what}, one after another", t_seq),
+        Row("pop", f"{what}, one after another, compile=False", t_eager),
         Row("pop", f"{what}, {WORKERS}-process pool", t_pool),
         Row("pop", f"{what}, one population", t_pop, note=f"last losses agree to {agree:.0e}"),
         Row("pop", "population vs one after another", t_pop, t_seq, target=0.2,
-            note="target: >= 5x faster"),
+            note="target: >= 5x faster; both compiled"),
+        Row("pop", "population vs one after another, compile=False", t_pop, t_eager,
+            note="the population compiled"),
         Row("pop", f"population vs {WORKERS}-process pool", t_pop, t_pool, target=0.4,
             note="target: >= 2.5x faster"),
         Row("pop", "peak memory, one model (1 epoch)", one, unit="MB"),

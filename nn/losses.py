@@ -283,6 +283,17 @@ def _check_same_shape(name: str, predictions: Any, targets: Any) -> None:
                          f"({predictions.shape}))")
 
 
+def _like(labels: Any, outputs: Any) -> Any:
+    """Labels in the floating dtype of the outputs, arrays and tensors alike (a Tensor through
+    the recorded `tape.cast`), so that a traced step, where labels arrive as tensors, computes
+    in the same dtype as an eager one."""
+    if outputs.dtype.kind != "f" or labels.dtype == outputs.dtype:
+        return labels
+    if isinstance(labels, Tensor):
+        return tape.cast(labels, outputs.dtype)
+    return labels.astype(outputs.dtype)
+
+
 def sigmoid_binary_cross_entropy(logits: Any, labels: Any, *, reduction: str = "mean"
                                  ) -> Tensor:
     """Binary cross-entropy of `sigmoid(logits)` against labels in [0, 1], from the logits.
@@ -302,7 +313,7 @@ def sigmoid_binary_cross_entropy(logits: Any, labels: Any, *, reduction: str = "
         if labels.size and (labels.min() < 0 or labels.max() > 1):
             raise ValueError(f"binary labels must lie in [0, 1]; got values from {labels.min()} "
                              f"to {labels.max()}")
-        labels = labels.astype(logits.dtype, copy=False)
+    labels = _like(labels, logits)
     return _reduce(softplus(logits) - logits * labels, reduction)
 
 
@@ -319,8 +330,7 @@ def mean_squared_error(predictions: Any, targets: Any, *, reduction: str = "mean
     _check_reduction(reduction)
     predictions, targets = _as_value(predictions), _as_value(targets)
     _check_same_shape("mean_squared_error", predictions, targets)
-    if not isinstance(targets, Tensor) and predictions.dtype.kind == "f":
-        targets = targets.astype(predictions.dtype, copy=False)
+    targets = _like(targets, predictions)
     d = tape.subtract(predictions, targets)
     sq = d * d
     if reduction == "none" and sq.ndim > 1:

@@ -84,22 +84,28 @@ def per_feature(v: Any, x: Any, axes: tuple[int, ...]) -> Any:
 
 
 def _count(x: Any, axes: tuple[int, ...]) -> int:
-    return math.prod(x.shape[a] for a in axes)
+    return x.shape[axes[0]] if len(axes) == 1 else math.prod(x.shape[a] for a in axes)
+
+
+_add_reduce = np.add.reduce  # what ndarray.sum calls, without its Python wrapper (same bits)
+_all = np.logical_and.reduce  # what ndarray.all calls
 
 
 def _sum(x: Any, axes: tuple[int, ...]) -> Any:
     """`x.sum(axis=axes, keepdims=True)`. For a population's per-member batch sums (axis 1 of
     (K, B, F) arrays) `einsum` is about three times faster than NumPy's reduction over a
     middle axis, and adds in the same order (row after row), so the bits are the same."""
-    if axes == (1,) and x.ndim == 3 and not isinstance(x, Tensor):
-        return np.einsum("kbf->kf", x)[:, None, :]
+    if type(x) is np.ndarray:  # the first-order path (and every replay): no wrappers
+        if axes == (1,) and x.ndim == 3:
+            return np.einsum("kbf->kf", x)[:, None, :]
+        return _add_reduce(x, axis=axes, keepdims=True)
     return x.sum(axis=axes, keepdims=True)
 
 
 def _dot(a: Any, b: Any, axes: tuple[int, ...]) -> Any:
     """`_sum(a * b, axes)`; for a population's (K, B, F) arrays one einsum pass, without the
     temporary product (the same bits: each product is rounded, then added in order)."""
-    if axes == (1,) and a.ndim == 3 and not isinstance(a, Tensor) and not isinstance(b, Tensor):
+    if axes == (1,) and a.ndim == 3 and type(a) is np.ndarray and type(b) is np.ndarray:
         return np.einsum("kbf,kbf->kf", a, b)[:, None, :]
     return _sum(a * b, axes)
 
@@ -118,7 +124,11 @@ def normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
     mean = _sum(x, axes) / n
     xhat = x - mean
     var = _dot(xhat, xhat, axes) / n
-    rstd = 1 / np.sqrt(var + epsilon)
+    if type(var) is np.ndarray:  # the same operations, in place on the fresh array
+        rstd = np.add(var, epsilon)
+        np.divide(1, np.sqrt(rstd, out=rstd), out=rstd)
+    else:
+        rstd = 1 / np.sqrt(var + epsilon)
     xhat *= rstd
     return xhat, mean, var, rstd
 
@@ -391,13 +401,19 @@ class BatchNorm(Module):
         """`running -= (running - batch) * (1 - momentum)`, skipped where the batch statistics
         are not finite (the whole layer, or those members of a population)."""
         finite = np.isfinite(var)  # a non-finite mean makes the variance NaN too
-        keep = (finite.all() if self.population is None
-                else finite.reshape(self.population, -1).all(axis=1))
-        if not keep.any():
-            return
+        if self.population is None:
+            if not _all(finite, None):
+                return
+            some = None  # every member (there is one) is kept
+        else:
+            keep = _all(finite.reshape(self.population, -1), 1)
+            if not keep.any():
+                return
+            some = None if keep.all() else ~keep
         rate = 1 - self.momentum
         for running, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
-            delta = (np.asarray(running) - batch) * rate
-            if not keep.all():
-                delta[~keep] = 0
+            delta = np.subtract(np.asarray(running), batch)
+            delta *= rate
+            if some is not None:
+                delta[some] = 0
             running.assign_sub(delta)

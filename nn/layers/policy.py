@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ def finite_loss(value: Any) -> float:
         0.5
     """
     v = float(value)
-    if not np.isfinite(v):
+    if not math.isfinite(v):
         raise FloatingPointError(f"the loss is {v}; no update was applied")
     return v
 

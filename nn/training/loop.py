@@ -161,7 +161,7 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
         shuffle: bool = True, drop_last: bool = False, verbose: int = 1, metric: Any = "auto",
         metrics: Iterable[Any] | None = None, sample_weight: Any = None,
         class_weight: Mapping[Any, float] | None = None, steps_per_epoch: int | None = None,
-        initial_epoch: int = 0, compile: bool = False) -> History:
+        initial_epoch: int = 0, compile: bool = True) -> History:
     """Train `model` on mini-batches of `(X, y)` for `epochs` epochs; return the `History`.
 
     Each step records `loss(model(xb, training=True), yb)` on a fresh tape and calls
@@ -194,12 +194,21 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
       update (or stops training with `nn.TerminateOnNaN`).
     - `initial_epoch` (Keras' meaning) resumes at that 0-based epoch: epochs
       `initial_epoch .. epochs - 1` run, with those epochs' data order.
-    - `compile=True` runs each training step under `tape.function`: traced once, then
-      replayed as straight-line NumPy code, with the same results bit for bit (the loss check,
-      the optimizer's schedule and non-finite checks and batch-norm statistics run on every
-      step). A short last batch has another shape, so it is traced once more (`drop_last=True`
-      avoids it); a model not yet built takes its first step eagerly. Python code in the
-      model or loss runs once, at the trace (see `tape.function`).
+    - `compile=True` (the default; Keras' `run_eagerly=False`) runs each training step under
+      `tape.function`: traced once, then replayed as straight-line NumPy code, with the same
+      results bit for bit (the loss check, the optimizer's schedule and non-finite checks and
+      batch-norm statistics run on every step). A short last batch has another shape, so it
+      is traced once more (`drop_last=True` avoids it); a model not yet built takes its first
+      step eagerly. Python code in the model or loss runs at the traces only (a loss that
+      counts its calls or prints counts and prints once per batch shape; see
+      `tape.function`). A step that cannot be traced (a `float()` or `if` on a traced value
+      in the model or loss) runs eagerly on every call after one `RuntimeWarning` naming the
+      line, as TensorFlow's AutoGraph runs what it cannot convert as it is. Batches of more
+      than 4 shapes (iterable data of varying sizes) would trace on and on: after the fifth
+      shape, fit warns once and runs the remaining steps eagerly. A callback that replaces
+      the trainable Variables (`Population.select`) makes the step trace again for them.
+      `compile=False` (Keras' `run_eagerly=True`) runs every step eagerly: for a loss or
+      model whose Python must run on every step, or to debug one.
 
     For an `nn.Population`, `(X, y)` is shared by every member, or has one slice per member
     (X of shape (K, N, ...)); logs hold one value per member, and a member that diverges is
@@ -241,6 +250,54 @@ def fit(model: Module, X: Any = None, y: Any = None, *, loss: Any, optimizer: An
     return history
 
 
+_MAX_SHAPES = 4  # batch signatures traced per set of Variables before fit runs eagerly
+
+
+class _CompiledStep:
+    """The training step under `tape.function`, one traced function per set of trainable
+    Variables (a callback that replaces them, such as `Population.select`, starts a new one;
+    the old programs, which write the old Variables, are dropped). Its signature is the
+    batch's arrays only. Batches of more than `_MAX_SHAPES` shapes (iterable data of varying
+    sizes) would trace on and on: fit warns once and runs the remaining steps eagerly."""
+
+    def __init__(self, step: Callable[..., Any]) -> None:
+        self.step = step
+        self.variables: list[Variable] | None = None  # the list last seen
+        self.ids: tuple[int, ...] = ()
+        self.traced: Any = None
+        self.eager = False
+
+    def _function(self, variables: list[Variable]) -> Any:
+        step = self.step
+
+        def train_step(xb: Any, yb: Any, wb: Any) -> tuple[Any, Any]:
+            return step(xb, yb, wb, variables)  # type: ignore[no-any-return]
+
+        # A step that cannot be traced (a conversion of a traced value in the model or loss)
+        # runs eagerly on every call after one RuntimeWarning, which names it and the line.
+        train_step.__name__ = train_step.__qualname__ = "nn.fit step (compile=True)"
+        return tape.function(train_step, fallback="eager")
+
+    def __call__(self, xb: Any, yb: Any, wb: Any, variables: list[Variable]) -> tuple[Any, Any]:
+        if not variables or self.eager:  # building the model (Python that runs once) is eager
+            return self.step(xb, yb, wb, variables)  # type: ignore[no-any-return]
+        if variables is not self.variables:  # a new list (once per epoch): new Variables?
+            ids = tuple(map(id, variables))
+            if ids != self.ids:
+                self.ids, self.traced = ids, self._function(variables)
+            self.variables = variables
+        out = self.traced(xb, yb, wb)
+        if self.traced.trace_count > _MAX_SHAPES:
+            self.eager = True
+            warnings.warn(f"nn.fit(compile=True): the batches came in more than {_MAX_SHAPES} "
+                          f"shapes (the last: x {np.shape(xb)}), and each new shape traces the "
+                          f"training step again; the remaining steps run eagerly. Batches of "
+                          f"one shape (drop_last=True, or padded batches) stay compiled; "
+                          f"compile=False runs eagerly from the start", RuntimeWarning,
+                          stacklevel=5)
+        return out  # type: ignore[no-any-return]
+
+
 def _step_function(model: Module, p: Plan, compile: bool) -> Callable[..., Any]:
     """`step(xb, yb, wb, variables) -> (loss value, outputs)`: the policy's train step with
     `p.loss` (weighted by `wb` when given), traced by `tape.function` when `compile`."""
@@ -251,16 +308,7 @@ def _step_function(model: Module, p: Plan, compile: bool) -> Callable[..., Any]:
                                                               sample_weight=wb)
         return policy.train_step(model, xb, yb, step_loss, optimizer, variables or None)
 
-    if not compile:
-        return step
-    traced = tape.function(step)
-
-    def compiled(xb: Any, yb: Any, wb: Any, variables: list[Variable]) -> tuple[Any, Any]:
-        if not variables:  # building the model is Python that runs once: do it eagerly
-            return step(xb, yb, wb, variables)
-        return traced(xb, yb, wb, variables)  # type: ignore[no-any-return]
-
-    return compiled
+    return _CompiledStep(step) if compile else step
 
 
 def _loop(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
@@ -324,7 +372,7 @@ def _steps(model: Module, p: Plan, hooks: list[Callback], state: TrainingState,
             variables = model.trainable_variables
         n = len(xb) if shared else np.shape(xb)[1]
         seen, steps = seen + n, step + 1
-        batch = policy.metric_values(metrics, outputs, yb, shared=shared)
+        batch = policy.metric_values(metrics, outputs, yb, shared=shared) if metrics else {}
         totals["loss"] += value * n
         for name, v in batch.items():
             totals[name] += v * n

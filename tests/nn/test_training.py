@@ -86,8 +86,9 @@ def test_nan_stops_fit_naming_epoch_and_step():
 
     model = small_model()
     with pytest.raises(FloatingPointError, match=r"epoch 1/5, step 3/3: the loss is nan"):
+        # compile=False: the loss counts its calls in Python, which a traced step runs once
         nn.fit(model, X, Y, loss=loss, optimizer=optim.SGD(0.1), epochs=5, batch_size=32,
-               shuffle=False, verbose=0)
+               shuffle=False, verbose=0, compile=False)
     assert all(np.isfinite(v.numpy()).all() for v in model.variables)
 
 

@@ -133,3 +133,48 @@ def test_compiled_fit_with_dropout_class_weights_and_validation_split_is_bit_ide
         runs.append((model.state_dict(), h))
     assert_same_states(runs[0][0], runs[1][0])
     assert_same_histories(runs[0][1], runs[1][1])
+
+
+def test_compiled_fit_traces_again_when_a_callback_replaces_the_variables() -> None:
+    """A callback that culls a population between epochs gives it new Variables: the step
+    traces again for them (the old program would update the culled members' old Variables)."""
+    runs = []
+    for compile in (False, True):
+        pop = nn.Population(lambda: mlp(np.float64), 4, seed=[0, 1, 2, 3])
+        opt = optim.Adam(np.array([0.001, 0.01, 0.02, 0.05]))
+
+        def cull(state: nn.TrainingState, pop: nn.Population = pop, opt: Any = opt) -> None:
+            if state.epoch == 0:
+                pop.select([3, 1], optimizer=opt)
+
+        h = nn.fit(pop, X, Y, loss="sparse_categorical_crossentropy", optimizer=opt, epochs=3,
+                   batch_size=32, seed=0, verbose=0, callbacks=[cull], compile=compile)
+        runs.append((pop.state_dict(), opt.state_dict(), h))
+    assert runs[1][0]["0/kernel"].shape[0] == 2
+    assert_same_states(runs[0][0], runs[1][0])
+    assert_same_states(runs[0][1], runs[1][1])
+    assert [np.shape(v) for v in runs[1][2].loss] == [(4,), (2,), (2,)]
+    for key, values in runs[0][2].history.items():
+        for a, b in zip(values, runs[1][2].history[key], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_compiled_fit_runs_eagerly_after_batches_of_many_shapes() -> None:
+    batches = [(X[i:i + n], Y[i:i + n]) for i, n in ((0, 10), (10, 11), (21, 12), (33, 13),
+                                                     (46, 14), (60, 15), (75, 25))]
+    runs = []
+    for compile in (False, True):
+        model = mlp(np.float64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            h = nn.fit(model, batches, loss="sparse_categorical_crossentropy",
+                       optimizer="adam", epochs=2, verbose=0, compile=compile)
+        runs.append((model.state_dict(), h, [str(w.message) for w in caught]))
+    assert runs[0][2] == []
+    assert runs[1][2] == [
+        "nn.fit(compile=True): the batches came in more than 4 shapes (the last: x (14, 6)), "
+        "and each new shape traces the training step again; the remaining steps run eagerly. "
+        "Batches of one shape (drop_last=True, or padded batches) stay compiled; "
+        "compile=False runs eagerly from the start"]
+    assert_same_states(runs[0][0], runs[1][0])
+    assert_same_histories(runs[0][1], runs[1][1])
