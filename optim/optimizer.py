@@ -49,7 +49,8 @@ from optim.members import (
 from optim.state import read_state_dict, state_dict
 from optim.transforms import Transform, VariableState
 from optim.update_plan import UpdatePlan
-from tape import Tape, Variable, kernel, tracing
+from tape import Tape, Variable, kernel
+from tape._state import STATE
 
 Step = tuple[Any, list, list]  # (learning rate, [(link, coefficients)], [decay rates])
 
@@ -223,7 +224,7 @@ class Optimizer:
 
         Accepts any iterable of `(gradient, variable)` pairs, a `zip` included. `None`
         gradients are skipped with one warning; all-`None` is a `ValueError`. Updates are
-        writes through the Variables' `assign_sub`, never recorded by an active tape.
+        in-place writes like the Variables' `assign_sub`, never recorded by an active tape.
 
         The step is all or nothing: it is refused, with nothing changed, when a gradient is
         not finite or when it would turn a finite weight, or the optimizer's state, non-finite
@@ -248,21 +249,29 @@ class Optimizer:
             >>> float(w)
             0.5
         """
-        if tracing():  # under tape.function: a kernel, re-run on each replay
+        if STATE.tracer is not None:  # under tape.function: a kernel, re-run on each replay
             return self._traced_step(grads_and_vars, active)
-        return self._apply(grads_and_vars, active)
+        if active is not None or self.per_member_nonfinite:
+            return self._apply(grads_and_vars, active)
+        # Plain pairs take the cached plan for their variables (the same steps with less
+        # Python); anything it leaves, and anything not plain, is `_apply`'s, called from here
+        # so that its warnings point at the caller.
+        pairs = grads_and_vars if grads_and_vars.__class__ is list else list(grads_and_vars)
+        variables = _plain_variables(pairs)
+        if variables is not None:
+            done = self.update_plan(variables).fast([p[0] for p in pairs])
+            if done is not None:
+                return done
+        return self._apply(pairs, None)
 
     def _traced_step(self, grads_and_vars: Iterable[tuple[Any, Variable]], active: Any) -> Any:
         """The step of a traced program: this optimizer's `update_plan` for the variables when
         the pairs are plain (no None gradient, no `active` mask), else `apply_gradients` whole;
         either is one kernel that reads the hyperparameters, schedule and state at each call."""
         pairs = list(grads_and_vars)
-        plain = active is None and bool(pairs) and all(
-            type(p) is tuple and len(p) == 2 and p[0] is not None and isinstance(p[1], Variable)
-            for p in pairs)
-        if plain and len({id(v) for _, v in pairs}) == len(pairs):
-            return kernel(self._run_plan)(self.update_plan([v for _, v in pairs]),
-                                          [g for g, _ in pairs])
+        variables = None if active is not None else _plain_variables(pairs)
+        if variables is not None:
+            return kernel(self._run_plan)(self.update_plan(variables), [g for g, _ in pairs])
         return kernel(self._apply)(pairs, active)
 
     def _run_plan(self, plan: UpdatePlan, grads: list[Any]) -> Any:
@@ -552,4 +561,18 @@ class Optimizer:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items() if v is not None)
         return f"{type(self).__name__}({params})"
+
+
+def _plain_variables(pairs: list[Any]) -> list[Variable] | None:
+    """The variables of `pairs` if every pair is a `(gradient, Variable)` tuple with a gradient
+    and no variable repeats (what an update plan takes), else None."""
+    variables = []
+    for p in pairs:
+        if p.__class__ is not tuple or len(p) != 2 or p[0] is None or not isinstance(p[1],
+                                                                                       Variable):
+            return None
+        variables.append(p[1])
+    if not variables or (len(variables) > 1 and len({id(v) for v in variables}) != len(variables)):
+        return None
+    return variables
 
