@@ -129,6 +129,17 @@ class Optimizer:
             self.set_hyperparameters(**{name: value})
         else:
             object.__setattr__(self, name, value)
+            if name == "per_member_nonfinite":
+                self._refresh_simple()
+
+    def _refresh_simple(self) -> None:
+        """`_simple`: whether steps are what an update plan's own paths take (hyperparameters
+        that are floats or a schedule, no clipping, no per-member refusals)."""
+        hp = self.__dict__.get("_hyper", {})
+        object.__setattr__(self, "_simple", (
+            self.__dict__.get("_k") is None and hp.get("clipnorm") is None
+            and hp.get("global_clipnorm") is None
+            and not self.__dict__.get("per_member_nonfinite", False)))
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._checks))
@@ -168,6 +179,7 @@ class Optimizer:
             raise ValueError("set only one of clipnorm and global_clipnorm")
         self._hyper = merged
         self._k = k
+        self._refresh_simple()
 
     @property
     def iterations(self) -> int:
@@ -251,7 +263,7 @@ class Optimizer:
         """
         if STATE.tracer is not None:  # under tape.function: a kernel, re-run on each replay
             return self._traced_step(grads_and_vars, active)
-        if active is not None or self.per_member_nonfinite:
+        if active is not None or not self._simple:
             return self._apply(grads_and_vars, active)
         # Plain pairs take the cached plan for their variables (the same steps with less
         # Python); anything it leaves, and anything not plain, is `_apply`'s, called from here
@@ -275,7 +287,10 @@ class Optimizer:
         return kernel(self._apply)(pairs, active)
 
     def _run_plan(self, plan: UpdatePlan, grads: list[Any]) -> Any:
-        return plan(grads)  # a method of the optimizer: `validate` finds its state through it
+        # A method of the optimizer: `validate` finds its state through it. `plan(grads)`,
+        # without its check for a trace (a kernel runs untraced).
+        done = plan.fast(grads)
+        return plan._general(grads) if done is None else done
 
     def update_plan(self, variables: Sequence[Variable]) -> UpdatePlan:
         """`apply_gradients` specialised to `variables` (made once, kept): `plan(grads)` is

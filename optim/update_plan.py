@@ -141,7 +141,7 @@ class UpdatePlan:
         # `optimizer` is an `optim.Optimizer` (not imported: that module imports this one)
         self.optimizer = optimizer
         self.variables = list(variables)
-        n = len(self.variables)
+        self._n = n = len(self.variables)
         self.no_clip: list[Any] = [None] * n
         self.same = [lambda x: x] * n  # `fit_to(var, None)`: unshaped
         links = optimizer._transforms
@@ -200,25 +200,20 @@ class UpdatePlan:
         `apply_gradients`' own code can take it (`apply_gradients` then runs that itself, so
         that its warnings point at its caller). Invalid gradients raise as there."""
         opt = self.optimizer
-        hp = opt._hyper
-        if (opt.per_member_nonfinite or opt._k is not None or hp["clipnorm"] is not None
-                or hp["global_clipnorm"] is not None or len(grads) != len(self.variables)):
+        if not opt._simple or len(grads) != self._n:
             return None
         states = self._cached if opt._states is self._seen else self._look_up()
         if states is None:
             return None
         if self._scalar:
-            return self._scalar_step(grads, states, hp)
-        lr = hp["learning_rate"]
-        if callable(lr):
-            lr = opt.current_learning_rate
-            if isinstance(lr, np.ndarray):
-                return None
+            return self._scalar_step(grads, states)
         if self._flat:
-            return self._flat_step(grads, states, hp, lr)
-        if callable(hp["learning_rate"]):
-            hp = {**hp, "learning_rate": lr}
+            return self._flat_step(grads, states)
         arrays = [gradient_array(g, v) for g, v in zip(grads, self.variables, strict=True)]
+        hp = self._hyperparameters()  # after the gradients' checks, as in apply_gradients
+        if hp is None:
+            return None
+        lr = hp["learning_rate"]
         bounds = [largest(g) for g in arrays]
         if not sum(bounds) < math.inf:
             return None  # refused there, with its message
@@ -232,8 +227,18 @@ class UpdatePlan:
         object.__setattr__(opt, "_iterations", t)
         return True
 
-    def _flat_step(self, grads: Sequence[Any], states: list[VariableState],
-                   hp: dict[str, Any], lr: float) -> Any:
+    def _hyperparameters(self) -> dict[str, Any] | None:
+        """The hyperparameters with a schedule's learning rate evaluated; None if it gave K
+        rates (stacked members: `apply_gradients`' own code)."""
+        hp = self.optimizer._hyper
+        if callable(hp["learning_rate"]):
+            lr = self.optimizer.current_learning_rate
+            if isinstance(lr, np.ndarray):
+                return None
+            hp = {**hp, "learning_rate": lr}
+        return hp
+
+    def _flat_step(self, grads: Sequence[Any], states: list[VariableState]) -> Any:
         """Multi-tensor Adam over each dtype group's flat arrays (see the module)."""
         opt = self.optimizer
         for g, view, var in zip(grads, self._g_views, self.variables, strict=True):
@@ -242,6 +247,10 @@ class UpdatePlan:
             if g.__class__ is not np.ndarray or g.shape != view.shape or g.dtype != view.dtype:
                 g = gradient_array(g, var)
             np.copyto(view, g)
+        hp = self._hyperparameters()  # after the gradients' checks, as in apply_gradients
+        if hp is None:
+            return None
+        lr = hp["learning_rate"]
         groups = self._groups
         bounds = [largest(group.g) for group in groups]
         if not sum(bounds) < _INF:
@@ -260,51 +269,63 @@ class UpdatePlan:
         object.__setattr__(opt, "_iterations", t)
         return True
 
-    def _scalar_step(self, grads: Sequence[Any], states: list[VariableState],
-                     hp: dict[str, Any]) -> Any:
+    def _scalar_step(self, grads: Sequence[Any], states: list[VariableState]) -> Any:
         """Plain Adam over 0-d float64 variables on Python floats: each value through the same
         correctly rounded operations as `_adam` and `assign_sub`; the step is taken only if
         every new slot and weight is finite (else None: `apply_gradients` refuses it)."""
-        gs = []
-        for g, st in zip(grads, states, strict=True):
-            if g.__class__ is not float:
-                cls = g.__class__
-                if not (cls is np.float64 or (cls is np.ndarray and g.dtype is _F64
-                                              and not g.shape)):
-                    g = gradient_array(g, st.var)
-                g = float(g)
-            gs.append(g)
         opt = self.optimizer
-        lr, b1, b2, eps = (hp["learning_rate"], hp["beta_1"], hp["beta_2"], hp["epsilon"])
-        if lr.__class__ is not float:
-            lr = opt.current_learning_rate  # a schedule (K rates: `fast` returned already)
-            if lr.__class__ is not float:
+        hp = opt._hyper
+        lr = hp["learning_rate"]
+        if lr.__class__ is not float:  # a schedule (`_simple`: not K rates)
+            try:
+                lr = opt.current_learning_rate
+            except (TypeError, ValueError):
+                self._check_gradients(grads)  # apply_gradients checks those first
+                raise
+            if lr.__class__ is not float:  # K rates
                 return None
         t = opt._iterations + 1
-        a1, r2, eps, scale = adam_coefficients(b1, b2, eps, t)
+        b1, b2 = hp["beta_1"], hp["beta_2"]
+        a1, r2, eps, scale = adam_coefficients(b1, b2, hp["epsilon"], t)
         rate = lr * scale
-        new = []
-        for g, st in zip(gs, states):
-            slots = st.slots
-            m_arr, v_arr, w_arr = slots["m"], slots["v"], st.var._value
-            m = float(m_arr) * b1 + g * a1
+        # One pass, each variable written once its values are known finite; with several
+        # variables, those written already are put back if a later one is not.
+        written: list[tuple[VariableState, float, float, float, dict[str, float]]] = []
+        for g, st in zip(grads, states):
+            if g.__class__ is not float:
+                cls = g.__class__
+                if cls is not np.float64 and not (cls is np.ndarray and g.dtype is _F64
+                                                  and not g.shape):
+                    g = gradient_array(g, st.var)
+                g = float(g)
+            slots, var = st.slots, st.var
+            m_arr, v_arr, w_arr = slots["m"], slots["v"], var._value
+            m0, v0, w0 = float(m_arr), float(v_arr), float(w_arr)
+            m = m0 * b1 + g * a1
             u = g * r2
-            v = float(v_arr) * b2 + u * u
+            v = v0 * b2 + u * u
             den = math.sqrt(v) + eps
-            if not (v < _INF and den > 0.0):  # NaN or inf, or 0 / 0
-                return None
-            w = float(w_arr) - m / den * rate
-            if not w - w == 0.0:  # NaN or inf (and so, too, if m was)
-                return None
-            new.append((m_arr, m, v_arr, v, w_arr, w, st))
-        for m_arr, m, v_arr, v, w_arr, w, st in new:
+            w = w0 - m / den * rate if v < _INF and den > 0.0 else math.nan  # 0/0: NaN too
+            if not w - w == 0.0:  # NaN or inf (and so, too, if m or v was)
+                for st, m0, v0, w0, bounds in reversed(written):
+                    st.slots["m"][()], st.slots["v"][()], st.var._value[()] = m0, v0, w0
+                    st.var._version -= 1
+                    st.bounds = bounds
+                return self._check_gradients(grads)
+            if self._n > 1:
+                written.append((st, m0, v0, w0, st.bounds))
             m_arr[()] = m
             v_arr[()] = v
             w_arr[()] = w
-            st.var._version += 1  # `Variable.assign_sub`'s count of writes
+            var._version += 1  # `Variable.assign_sub`'s count of writes
             st.bounds = {"m": abs(m), "v": v}  # the slots' magnitudes themselves
-        object.__setattr__(opt, "_iterations", t)
+        opt.__dict__["_iterations"] = t  # not a hyperparameter: no `__setattr__`
         return True
+
+    def _check_gradients(self, grads: Sequence[Any]) -> None:
+        """Raise `apply_gradients`' error for the first gradient that is invalid, if any."""
+        for g, var in zip(grads, self.variables, strict=True):
+            gradient_array(g, var)
 
     def _look_up(self) -> list[VariableState] | None:
         """The optimizer's states of the variables, or None if one is not known yet; kept
