@@ -53,19 +53,19 @@ class _Group:
     __slots__ = ("positions", "variables", "m", "v", "u", "g", "m_views", "v_views",
                  "u_views", "g_views", "slot_dicts", "proof", "direct")
 
-    def __init__(self, dtype: np.dtype, positions: list[int], variables: list[Variable]
-                 ) -> None:
+    def __init__(self, dtype: np.dtype, positions: list[int], variables: list[Variable],
+                 adam: bool) -> None:
         self.positions = positions  # in the plan's variable list
         self.variables = variables
         total = sum(var.size for var in variables)
-        self.m, self.v = np.zeros(total, dtype), np.zeros(total, dtype)
-        self.u, self.g = np.empty(total, dtype), np.zeros(total, dtype)
+        self.g = np.zeros(total, dtype)
+        n = total if adam else 0  # only the gradient buffer otherwise
+        self.m, self.v, self.u = np.zeros(n, dtype), np.zeros(n, dtype), np.empty(n, dtype)
         offsets = np.cumsum([0] + [var.size for var in variables]).tolist()
         parts = list(zip(variables, offsets, offsets[1:]))
-        self.m_views = [self.m[a:b].reshape(var.shape) for var, a, b in parts]
-        self.v_views = [self.v[a:b].reshape(var.shape) for var, a, b in parts]
-        self.u_views = [self.u[a:b].reshape(var.shape) for var, a, b in parts]
-        self.g_views = [self.g[a:b].reshape(var.shape) for var, a, b in parts]
+        self.m_views, self.v_views, self.u_views, self.g_views = (
+            [flat[a:b].reshape(var.shape) for var, a, b in parts] if flat.size == total else []
+            for flat in (self.m, self.v, self.u, self.g))
         self.slot_dicts: list[Any] = [None] * len(variables)  # the states' slots, when adopted
         self.proof = SlotBounds(limits(dtype), {"m": 0.0, "v": 0.0})
         self.direct = dtype.char != "e"  # float16 writes refuse overflow: through assign_sub
@@ -153,7 +153,7 @@ class UpdatePlan:
             by_dtype: dict[np.dtype, list[int]] = {}
             for i, var in enumerate(self.variables):
                 by_dtype.setdefault(var.dtype, []).append(i)
-            self._groups = [_Group(dt, idx, [self.variables[i] for i in idx])
+            self._groups = [_Group(dt, idx, [self.variables[i] for i in idx], adam)
                             for dt, idx in by_dtype.items()]
             views: list[Any] = [None] * n
             for group in self._groups:

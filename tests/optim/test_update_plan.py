@@ -105,7 +105,7 @@ def test_flat_adam_after_load_state_dict_and_across_plans_sharing_a_variable() -
     for i in range(24):
         grads = gradients(ref[0], rng)
         if i == 8:  # the state replaced: new slot arrays, which the plan copies in
-            for vs, opt in (ref, new):
+            for _, opt in (ref, new):
                 saved = opt.state_dict()
                 saved["slots/0/m"] = saved["slots/0/m"] * 0.5
                 opt.load_state_dict(saved)
