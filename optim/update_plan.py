@@ -43,6 +43,7 @@ from tape._state import STATE
 
 _F64 = np.dtype(np.float64)
 _INF = math.inf
+_COPY_BELOW = 2**15  # a group of fewer elements copies its gradients into its flat buffer
 
 
 class _Group:
@@ -89,9 +90,29 @@ class _Group:
             for st in members:
                 st.bounds = shared
 
-    def adam(self, c: dict[str, Any], rate: float, states: list[VariableState]) -> None:
+    def load(self, arrays: list[np.ndarray]) -> tuple[float, Any]:
+        """Take the group's gradients from `arrays` (checked, in plan order): a bound on their
+        magnitudes (inf or NaN if one is not finite) and what `_adam` reads them as. A small
+        group copies them into its flat buffer (one call per variable, then flat calls); a
+        large one reads each where it is (two calls per variable, saving a pass), unless they
+        are the buffer's views already."""
+        gs = [arrays[i] for i in self.positions]
+        views = self.g_views
+        if all(g is view for g, view in zip(gs, views)):
+            return largest(self.g), self.g
+        if self.g.size < _COPY_BELOW:
+            for g, view in zip(gs, views, strict=True):
+                if g is not view:
+                    np.copyto(view, g)
+            return largest(self.g), self.g
+        bounds = [largest(g) for g in gs]
+        total = sum(bounds)  # NaN or inf if a bound is
+        return (max(bounds) if total < _INF else total), list(zip(gs, self.u_views))
+
+    def adam(self, g: Any, c: dict[str, Any], rate: float, states: list[VariableState]
+             ) -> None:
         """`_adam`'s calls over the flat arrays, then each weight minus its part of `u`."""
-        _adam(self.g, self.m, self.v, self.u, c, rate)
+        _adam(g, self.m, self.v, self.u, c, rate)
         if self.direct:  # `Variable.assign_sub` without its checks (same dtype and shape)
             for var, u in zip(self.variables, self.u_views, strict=True):
                 w = var._value
@@ -107,15 +128,16 @@ class _Group:
             states[i].bounds = shared
 
 
-def _adam(g: np.ndarray, m: np.ndarray, v: np.ndarray, u: np.ndarray, c: dict[str, Any],
+def _adam(g: Any, m: np.ndarray, v: np.ndarray, u: np.ndarray, c: dict[str, Any],
           rate: Any) -> None:
     """ScaleByAdam's update and the optimizer's `lr * scale * d` into `u`, in place, for steps
     with no clipping factor and no stacked members: `_moments`, `ScaleByAdam.update` and
-    `Optimizer._delta` with their identity shapings left out (the same calls)."""
-    np.multiply(g, c["a1"], out=u)
+    `Optimizer._delta` with their identity shapings left out (the same calls). `g` is the
+    gradient as an array like `u`, or (gradient, part of `u`) pairs that cover `u`."""
+    _scale_into(g, c["a1"], u)
     np.multiply(m, c["b1"], out=m)
     np.add(m, u, out=m)
-    np.multiply(g, c["r2"], out=u)
+    _scale_into(g, c["r2"], u)
     np.square(u, out=u)
     np.multiply(v, c["b2"], out=v)
     np.add(v, u, out=v)
@@ -123,6 +145,15 @@ def _adam(g: np.ndarray, m: np.ndarray, v: np.ndarray, u: np.ndarray, c: dict[st
     np.add(u, c["eps"], out=u)
     np.divide(m, u, out=u)
     np.multiply(u, rate, out=u)
+
+
+def _scale_into(g: Any, a: Any, u: np.ndarray) -> None:
+    """`u = g * a`, `g` as `_adam` takes it."""
+    if g.__class__ is np.ndarray:
+        np.multiply(g, a, out=u)
+    else:
+        for part, out in g:
+            np.multiply(part, a, out=out)
 
 
 class UpdatePlan:
@@ -241,18 +272,19 @@ class UpdatePlan:
     def _flat_step(self, grads: Sequence[Any], states: list[VariableState]) -> Any:
         """Multi-tensor Adam over each dtype group's flat arrays (see the module)."""
         opt = self.optimizer
+        arrays = []
         for g, view, var in zip(grads, self._g_views, self.variables, strict=True):
-            if g is view:
-                continue
-            if g.__class__ is not np.ndarray or g.shape != view.shape or g.dtype != view.dtype:
+            if g is not view and (g.__class__ is not np.ndarray or g.shape != view.shape
+                                  or g.dtype != view.dtype):
                 g = gradient_array(g, var)
-            np.copyto(view, g)
+            arrays.append(g)
         hp = self._hyperparameters()  # after the gradients' checks, as in apply_gradients
         if hp is None:
             return None
         lr = hp["learning_rate"]
         groups = self._groups
-        bounds = [largest(group.g) for group in groups]
+        loaded = [group.load(arrays) for group in groups]
+        bounds = [b for b, _ in loaded]
         if not sum(bounds) < _INF:
             return None  # refused there, with its message
         for group in groups:
@@ -264,8 +296,8 @@ class UpdatePlan:
         if not opt._finite_for_sure(bounds, [None] * len(groups), proofs, (lr, [(link, c)], [])):
             return None  # computed aside and checked there
         rate = lr * c["scale"]
-        for group in groups:
-            group.adam(c, rate, states)
+        for group, (_, reads) in zip(groups, loaded, strict=True):
+            group.adam(reads, c, rate, states)
         object.__setattr__(opt, "_iterations", t)
         return True
 

@@ -98,6 +98,33 @@ def test_flat_adam_with_a_schedule_and_changed_hyperparameters(way: str) -> None
              [np.float32, np.float64, np.float32], WAYS[way], between=change)
 
 
+@pytest.mark.parametrize("way", sorted(WAYS))
+def test_a_large_group_reads_its_gradients_in_place_with_the_same_bits(way: str) -> None:
+    from optim.update_plan import _COPY_BELOW
+
+    def make() -> tuple[list[tape.Variable], optim.Optimizer]:
+        rng = np.random.default_rng(1)
+        return ([tape.Variable(rng.standard_normal(s).astype(np.float32), name=f"v{i}")
+                 for i, s in enumerate([(_COPY_BELOW // 64, 64), (64,), (3, 5)])],
+                optim.Adam(0.01, skip_nonfinite=True))
+
+    ref, new = make(), make()
+    step = WAYS[way](new[1], new[0])
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        grads = gradients(ref[0], rng)
+        if i == 3:
+            grads[0][7, 7] = np.nan
+        with pytest.warns() if i == 3 else warnings.catch_warnings():
+            assert per_variable(ref[1], ref[0])(grads) == step([g.copy() for g in grads])
+        assert_same(ref, new)
+    views = new[1].update_plan(new[0]).gradient_views()
+    for view, g in zip(views, gradients(ref[0], rng)):
+        view[...] = g
+    assert per_variable(ref[1], ref[0])([v.copy() for v in views]) == step(views)
+    assert_same(ref, new)
+
+
 def test_flat_adam_after_load_state_dict_and_across_plans_sharing_a_variable() -> None:
     dtypes = [np.float32, np.float64, np.float32]
     ref, new = (make_vars(dtypes), optim.Adam(0.02)), (make_vars(dtypes), optim.Adam(0.02))
