@@ -31,9 +31,6 @@ code, which then behaves exactly as eager.
 from __future__ import annotations
 
 import math
-import os
-import queue
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +44,6 @@ from tape._state import STATE
 _F64 = np.dtype(np.float64)
 _INF = math.inf
 _COPY_BELOW = 2**15  # a group of fewer elements copies its gradients into its flat buffer
-_SPLIT_FROM = 2**16  # a group of this many elements steps in two threads
 
 
 class _Group:
@@ -56,7 +52,7 @@ class _Group:
     order), and `proof`, the bounds on `m` and `v` that the group's states share."""
 
     __slots__ = ("positions", "variables", "m", "v", "u", "g", "m_views", "v_views",
-                 "u_views", "g_views", "slot_dicts", "proof", "direct", "halves")
+                 "u_views", "g_views", "slot_dicts", "proof", "direct")
 
     def __init__(self, dtype: np.dtype, positions: list[int], variables: list[Variable],
                  adam: bool) -> None:
@@ -74,12 +70,6 @@ class _Group:
         self.slot_dicts: list[Any] = [None] * len(variables)  # the states' slots, when adopted
         self.proof = SlotBounds(limits(dtype), {"m": 0.0, "v": 0.0})
         self.direct = dtype.char != "e"  # float16 writes refuse overflow: through assign_sub
-        # A large group's update runs in two threads, each over half of the elements.
-        self.halves: list[_Half] | None = None
-        if (adam and self.direct and total >= _SPLIT_FROM
-                and all(var._value.flags.c_contiguous for var in variables)):
-            h = total // 2 // 64 * 64
-            self.halves = [_Half(self, parts, 0, h), _Half(self, parts, h, total)]
 
     def sync(self, states: list[VariableState]) -> None:
         """Make the states' slots the flat arrays' views again (copying the values) where
@@ -122,19 +112,13 @@ class _Group:
     def adam(self, g: Any, c: dict[str, Any], rate: float, states: list[VariableState]
              ) -> None:
         """`_adam`'s calls over the flat arrays, then each weight minus its part of `u`."""
-        if self.halves is not None:  # the same operations on each element, in two threads
-            low, high = self.halves
-            _WORKER.run(low.job(g, c, rate), high.job(g, c, rate))
-            for var in self.variables:
-                var._version += 1
-        elif self.direct:  # `Variable.assign_sub` without its checks (same dtype and shape)
-            _adam(g, self.m, self.v, self.u, c, rate)
+        _adam(g, self.m, self.v, self.u, c, rate)
+        if self.direct:  # `Variable.assign_sub` without its checks (same dtype and shape)
             for var, u in zip(self.variables, self.u_views, strict=True):
                 w = var._value
                 np.subtract(w, u, out=w)
                 var._version += 1
         else:
-            _adam(g, self.m, self.v, self.u, c, rate)
             for var, u in zip(self.variables, self.u_views, strict=True):
                 var.assign_sub(u)
         proof = self.proof
@@ -142,85 +126,6 @@ class _Group:
         shared = proof.bounds
         for i in self.positions:
             states[i].bounds = shared
-
-
-class _Half:
-    """The elements `[lo, hi)` of a group's flat arrays and of its variables' weights (as
-    (variable, its flat range, the group's range) pieces), for one thread's half of a step."""
-
-    __slots__ = ("lo", "hi", "pieces", "m", "v", "u", "weights")
-
-    def __init__(self, group: _Group, parts: list[tuple[Variable, int, int]], lo: int,
-                 hi: int) -> None:
-        self.lo, self.hi = lo, hi
-        self.pieces = [(k, max(a, lo) - a, min(b, hi) - a, max(a, lo), min(b, hi))
-                       for k, (_, a, b) in enumerate(parts) if a < hi and b > lo]
-        self.m, self.v, self.u = group.m[lo:hi], group.v[lo:hi], group.u[lo:hi]
-        self.weights = [(parts[k][0]._value.reshape(-1)[la:lb], group.u[a:b])
-                        for k, la, lb, a, b in self.pieces]
-
-    def job(self, g: Any, c: dict[str, Any], rate: float) -> tuple[Any, ...]:
-        """`_step`'s arguments for this half, `g` as the group's `_adam` takes it."""
-        if g.__class__ is np.ndarray:
-            g = g[self.lo:self.hi]
-        else:  # (gradient, part of u) pairs, in the group's order
-            g = [(g[k][0].reshape(-1)[la:lb], g[k][1].reshape(-1)[la:lb])
-                 for k, la, lb, _, _ in self.pieces]
-        return (g, self.m, self.v, self.u, c, rate, self.weights)
-
-
-def _step(g: Any, m: np.ndarray, v: np.ndarray, u: np.ndarray, c: dict[str, Any], rate: Any,
-          weights: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """`_adam`, then each weight minus its part of `u` (pairs of flat views)."""
-    _adam(g, m, v, u, c, rate)
-    for w, part in weights:
-        np.subtract(w, part, out=w)
-
-
-class _Worker:
-    """One persistent daemon thread that runs half of a large group's step while the calling
-    thread runs the other half (NumPy releases the GIL in its ufunc loops). Started on first
-    use, and again in a forked child (where it does not exist)."""
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _serve(self) -> None:
-        while True:
-            args, done, errors = self._jobs.get()
-            try:
-                _step(*args)
-            except BaseException as e:  # handed to the caller
-                errors.append(e)
-            finally:
-                done.set()
-
-    def run(self, mine: tuple[Any, ...], theirs: tuple[Any, ...]) -> None:
-        """`_step(*mine)` here and `_step(*theirs)` in the worker; returns when both are done,
-        re-raising the first error."""
-        with self._lock:  # one step at a time
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="optim-update-plan",
-                                                daemon=True)
-                self._thread.start()
-            done = threading.Event()
-            errors: list[BaseException] = []
-            self._jobs.put((theirs, done, errors))
-            try:
-                _step(*mine)
-            finally:
-                done.wait()
-            if errors:
-                raise errors[0]
-
-
-_WORKER = _Worker()
 
 
 def _adam(g: Any, m: np.ndarray, v: np.ndarray, u: np.ndarray, c: dict[str, Any],

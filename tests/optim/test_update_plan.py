@@ -99,13 +99,13 @@ def test_flat_adam_with_a_schedule_and_changed_hyperparameters(way: str) -> None
 
 
 @pytest.mark.parametrize("way", sorted(WAYS))
-def test_a_large_group_reads_its_gradients_in_place_in_two_threads_with_the_same_bits(way: str) -> None:
-    from optim.update_plan import _SPLIT_FROM
+def test_a_large_group_reads_its_gradients_in_place_with_the_same_bits(way: str) -> None:
+    from optim.update_plan import _COPY_BELOW
 
     def make() -> tuple[list[tape.Variable], optim.Optimizer]:
         rng = np.random.default_rng(1)
         return ([tape.Variable(rng.standard_normal(s).astype(np.float32), name=f"v{i}")
-                 for i, s in enumerate([(_SPLIT_FROM // 64 + 1, 64), (64,), (3, 5)])],
+                 for i, s in enumerate([(_COPY_BELOW // 64, 64), (64,), (3, 5)])],
                 optim.Adam(0.01, skip_nonfinite=True))
 
     ref, new = make(), make()
