@@ -19,9 +19,9 @@ arrays and subtracts each variable's part of the result from its weights. If som
 replaced a slot array since (`load_state_dict`, a step computed aside, `select_members`), the
 next step copies it back into the flat arrays first (`VariableState.adopt`).
 
-Plain Adam over 0-d float64 variables (a scalar model) computes on Python floats (IEEE doubles:
-the same bits as NumPy's float64 for + - * / and sqrt) and proves the step finite from the
-values themselves.
+Plain Adam over one 0-d float64 variable (a scalar model, like the seed example) computes on
+Python floats (IEEE doubles: the same bits as NumPy's float64 for + - * / and sqrt) and proves
+the step finite from the values themselves.
 
 Anything off these paths (clipping, stacked members, a gradient that is not finite, a step not
 proved finite, a variable the optimizer does not know yet) is handed to `apply_gradients`' own
@@ -31,7 +31,7 @@ code, which then behaves exactly as eager.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -159,6 +159,10 @@ def _scale_into(g: Any, a: Any, u: np.ndarray) -> None:
 class UpdatePlan:
     """`plan(grads)` is `optimizer.apply_gradients(zip(grads, variables))`, bit for bit.
 
+    `plan.fast(grads)` is the step on the plan's own paths: its result, or None (nothing
+    changed) when only `apply_gradients`' own code can take it (`apply_gradients` then runs
+    that itself, so that its warnings point at its caller). Invalid gradients raise as there.
+
     Example:
         >>> import numpy as np, tape
         >>> from optim import Adam
@@ -194,10 +198,12 @@ class UpdatePlan:
         # Multi-tensor Adam: distinct variables (else apply_gradients refuses), none empty.
         self._flat = (adam and floats and n > 0 and len({id(v) for v in self.variables}) == n
                       and all(v.size for v in self.variables))
-        self._scalar = self._flat and all(v.shape == () and v.dtype == _F64
-                                          for v in self.variables)
+        self._scalar = (self._flat and n == 1 and self.variables[0].shape == ()
+                        and self.variables[0].dtype == _F64)
         self._seen: Any = None  # the optimizer's list of states that `_cached` was read from
         self._cached: list[VariableState] = []
+        self.fast: Callable[[Sequence[Any]], Any] = (self._fast_scalar if self._scalar
+                                                     else self._fast_arrays)
 
     def gradient_views(self) -> list[np.ndarray]:
         """Per-variable views (in the plan's order, of the variables' shapes and dtypes) of the
@@ -226,18 +232,14 @@ class UpdatePlan:
         done = self.fast(grads)
         return self._general(grads) if done is None else done
 
-    def fast(self, grads: Sequence[Any]) -> Any:
-        """The step on the plan's own paths: its result, or None (nothing changed) when only
-        `apply_gradients`' own code can take it (`apply_gradients` then runs that itself, so
-        that its warnings point at its caller). Invalid gradients raise as there."""
+    def _fast_arrays(self, grads: Sequence[Any]) -> Any:
+        """`fast` for every plan but one over a single 0-d float64 variable (see the class)."""
         opt = self.optimizer
         if not opt._simple or len(grads) != self._n:
             return None
         states = self._cached if opt._states is self._seen else self._look_up()
         if states is None:
             return None
-        if self._scalar:
-            return self._scalar_step(grads, states)
         if self._flat:
             return self._flat_step(grads, states)
         arrays = [gradient_array(g, v) for g, v in zip(grads, self.variables, strict=True)]
@@ -301,11 +303,17 @@ class UpdatePlan:
         object.__setattr__(opt, "_iterations", t)
         return True
 
-    def _scalar_step(self, grads: Sequence[Any], states: list[VariableState]) -> Any:
-        """Plain Adam over 0-d float64 variables on Python floats: each value through the same
-        correctly rounded operations as `_adam` and `assign_sub`; the step is taken only if
-        every new slot and weight is finite (else None: `apply_gradients` refuses it)."""
+    def _fast_scalar(self, grads: Sequence[Any]) -> Any:
+        """`fast` for plain Adam over one 0-d float64 variable, on Python floats: each value
+        through the same correctly rounded operations as `_adam` and `assign_sub`; the step is
+        taken only if the new slots and weight are finite (else None: `apply_gradients`
+        refuses it)."""
         opt = self.optimizer
+        if not opt._simple or len(grads) != 1:  # as in `_fast_arrays`
+            return None
+        states = self._cached if opt._states is self._seen else self._look_up()
+        if states is None:
+            return None
         hp = opt._hyper
         lr = hp["learning_rate"]
         if lr.__class__ is not float:  # a schedule (`_simple`: not K rates)
@@ -316,41 +324,32 @@ class UpdatePlan:
                 raise
             if lr.__class__ is not float:  # K rates
                 return None
+        g, st = grads[0], states[0]
+        if g.__class__ is not float:
+            cls = g.__class__
+            if cls is not np.float64 and not (cls is np.ndarray and g.dtype is _F64
+                                              and not g.shape):
+                g = gradient_array(g, st.var)
+            g = float(g)
         t = opt._iterations + 1
         b1, b2 = hp["beta_1"], hp["beta_2"]
         a1, r2, eps, scale = adam_coefficients(b1, b2, hp["epsilon"], t)
-        rate = lr * scale
-        # One pass, each variable written once its values are known finite; with several
-        # variables, those written already are put back if a later one is not.
-        written: list[tuple[VariableState, float, float, float, dict[str, float]]] = []
-        for g, st in zip(grads, states):
-            if g.__class__ is not float:
-                cls = g.__class__
-                if cls is not np.float64 and not (cls is np.ndarray and g.dtype is _F64
-                                                  and not g.shape):
-                    g = gradient_array(g, st.var)
-                g = float(g)
-            slots, var = st.slots, st.var
-            m_arr, v_arr, w_arr = slots["m"], slots["v"], var._value
-            m0, v0, w0 = float(m_arr), float(v_arr), float(w_arr)
-            m = m0 * b1 + g * a1
-            u = g * r2
-            v = v0 * b2 + u * u
-            den = math.sqrt(v) + eps
-            w = w0 - m / den * rate if v < _INF and den > 0.0 else math.nan  # 0/0: NaN too
-            if not w - w == 0.0:  # NaN or inf (and so, too, if m or v was)
-                for st, m0, v0, w0, bounds in reversed(written):
-                    st.slots["m"][()], st.slots["v"][()], st.var._value[()] = m0, v0, w0
-                    st.var._version -= 1
-                    st.bounds = bounds
-                return self._check_gradients(grads)
-            if self._n > 1:
-                written.append((st, m0, v0, w0, st.bounds))
-            m_arr[()] = m
-            v_arr[()] = v
-            w_arr[()] = w
-            var._version += 1  # `Variable.assign_sub`'s count of writes
-            st.bounds = {"m": abs(m), "v": v}  # the slots' magnitudes themselves
+        slots, var = st.slots, st.var
+        m_arr, v_arr, w_arr = slots["m"], slots["v"], var._value
+        m = float(m_arr) * b1 + g * a1
+        u = g * r2
+        v = float(v_arr) * b2 + u * u
+        den = math.sqrt(v) + eps
+        if not (v < _INF and den > 0.0):  # NaN or inf, or 0 / 0
+            return self._check_gradients(grads)
+        w = float(w_arr) - m / den * (lr * scale)
+        if not w - w == 0.0:  # NaN or inf (and so, too, if m was)
+            return self._check_gradients(grads)
+        m_arr[()] = m
+        v_arr[()] = v
+        w_arr[()] = w
+        var._version += 1  # `Variable.assign_sub`'s count of writes
+        st.bounds = {"m": abs(m), "v": v}  # the slots' magnitudes themselves
         opt.__dict__["_iterations"] = t  # not a hyperparameter: no `__setattr__`
         return True
 
