@@ -112,6 +112,7 @@ class Optimizer:
         self._positions: dict[int, int] = {}  # id(var) -> position; we hold the var alive
         self._iterations = 0
         self._plans: dict[tuple[int, ...], UpdatePlan] = {}  # update_plan's, by variables
+        self._last_plan: UpdatePlan | None = None  # the one eager apply_gradients used last
         self.skip_nonfinite = bool(skip_nonfinite)
         self.per_member_nonfinite = bool(per_member_nonfinite)
         self.set_hyperparameters(learning_rate=learning_rate, **{**defaults, **hyperparameters},
@@ -269,12 +270,14 @@ class Optimizer:
         # Python); anything it leaves, and anything not plain, is `_apply`'s, called from here
         # so that its warnings point at the caller.
         pairs = grads_and_vars if grads_and_vars.__class__ is list else list(grads_and_vars)
-        variables = _plain_variables(pairs)
-        if variables is not None:
-            done = self.update_plan(variables).fast([p[0] for p in pairs])
-            if done is not None:
-                return done
-        return self._apply(pairs, None)
+        plan = self._last_plan  # the previous step's, if these are its variables again
+        if plan is None or not _same_variables(pairs, plan.variables):
+            variables = _plain_variables(pairs)
+            if variables is None:
+                return self._apply(pairs, None)
+            plan = self._last_plan = self.update_plan(variables)
+        done = plan.fast([p[0] for p in pairs])
+        return self._apply(pairs, None) if done is None else done
 
     def _traced_step(self, grads_and_vars: Iterable[tuple[Any, Variable]], active: Any) -> Any:
         """The step of a traced program: this optimizer's `update_plan` for the variables when
@@ -576,6 +579,17 @@ class Optimizer:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items() if v is not None)
         return f"{type(self).__name__}({params})"
+
+
+def _same_variables(pairs: list[Any], variables: list[Variable]) -> bool:
+    """Whether `pairs` are `(gradient, variable)` tuples with a gradient, for exactly
+    `variables` in this order."""
+    if len(pairs) != len(variables):
+        return False
+    for p, var in zip(pairs, variables):
+        if p.__class__ is not tuple or len(p) != 2 or p[1] is not var or p[0] is None:
+            return False
+    return True
 
 
 def _plain_variables(pairs: list[Any]) -> list[Variable] | None:
