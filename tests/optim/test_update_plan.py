@@ -291,3 +291,25 @@ def test_the_scalar_path_equals_the_array_path(grads: list[float], w0: float,
             assert plan([g]) == applied
         assert [str(w.message) for w in by_plan] == [str(w.message) for w in by_ref]
         assert_same(ref, new)
+
+
+def test_eager_steps_over_changing_variable_lists_and_none_gradients() -> None:
+    dtypes = [np.float32, np.float64, np.float32]
+    ref, new = (make_vars(dtypes), optim.Adam(0.01)), (make_vars(dtypes), optim.Adam(0.01))
+    rng = np.random.default_rng(9)
+    for i in range(12):
+        grads: list[Any] = gradients(ref[0], rng)
+        pick = [[0, 1, 2], [1, 2], [2, 0, 1], [0, 1, 2]][i % 4]
+        if i % 5 == 4:
+            grads[pick[0]] = None  # left out, with apply_gradients' warning
+        ref_pairs = [(grads[k], ref[0][k]) for k in pick]
+        new_pairs = [(grads[k], new[0][k]) for k in pick]
+        with warnings.catch_warnings(record=True) as by_ref:
+            warnings.simplefilter("always")
+            ref[1]._apply([p for p in ref_pairs], None)
+        with warnings.catch_warnings(record=True) as by_new:
+            warnings.simplefilter("always")
+            assert new[1].apply_gradients(new_pairs) is True
+        assert [str(w.message) for w in by_new] == [str(w.message) for w in by_ref]
+        assert len(by_new) == (i % 5 == 4)
+        assert_same(ref, new)
