@@ -1,5 +1,6 @@
 """Optimizers against hand-written NumPy: the seed loop with Adam, and one Adam update of a
-1M-parameter float32 model against an in-place NumPy Adam with a preallocated buffer."""
+1M-parameter float32 model and of a digits-sized one against an in-place NumPy Adam with
+preallocated buffers; and the update plan's call for one scalar Variable (absolute)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from benchmarks.timing import Row, compare
+from benchmarks.timing import Row, best_time, compare
 from optim import Adam
 from tape import Tape, Variable
 
@@ -95,5 +96,27 @@ def adam_1m(quick: bool) -> list[Row]:
                 target=1.2)]
 
 
+def adam_small(quick: bool) -> list[Row]:
+    """One Adam update of a digits-sized model (64-64-32-10 with batch norm: 8 float32
+    variables, 6.8K parameters), where per-call overhead dominates; and the update plan's call
+    for one 0-d float64 Variable (what a traced seed loop runs per step)."""
+    rng = np.random.default_rng(0)
+    shapes = [(64, 64), (64,), (64,), (64, 32), (32,), (32,), (32, 10), (10,)]
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [rng.standard_normal(s).astype(np.float32) * 1e-2 for s in shapes]
+    variables = [Variable(a) for a in arrays]
+    opt = Adam(1e-3)
+    pairs = list(zip(grads, variables, strict=True))
+    update = _numpy_adam([a.copy() for a in arrays], 1e-3)
+    engine, reference = compare(lambda: opt.apply_gradients(pairs), lambda: update(grads),
+                                repeat=5 if quick else 15)
+    w = Variable(0.0)
+    plan, g = Adam(LR).update_plan([w]), [np.array(0.5)]
+    return [Row("optim", "Adam update, digits-sized (8 vars, 6.8K float32)", engine, reference,
+                target=1.0),
+            Row("optim", "update plan call, one 0-d float64 Variable", best_time(
+                lambda: plan(g), repeat=5 if quick else 15), target=1.5)]
+
+
 def run(quick: bool = False) -> list[Row]:
-    return seed_loop() + adam_1m(quick)
+    return seed_loop() + adam_1m(quick) + adam_small(quick)

@@ -298,7 +298,8 @@ class Optimizer:
     def update_plan(self, variables: Sequence[Variable]) -> UpdatePlan:
         """`apply_gradients` specialised to `variables` (made once, kept): `plan(grads)` is
         `apply_gradients(zip(grads, variables))` bit for bit, with less Python per call. It is
-        what a `tape.function` replay calls; see `optim.update_plan`.
+        what a `tape.function` replay calls, and what `apply_gradients` itself runs for plain
+        pairs (each with a gradient, no `active` mask); see `optim.update_plan`.
 
         Example:
             >>> from tape import Variable

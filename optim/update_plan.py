@@ -309,7 +309,11 @@ class UpdatePlan:
         taken only if the new slots and weight are finite (else None: `apply_gradients`
         refuses it)."""
         opt = self.optimizer
-        if not opt._simple or len(grads) != 1:  # as in `_fast_arrays`
+        try:
+            (g,) = grads
+        except ValueError:
+            return None  # apply_gradients raises
+        if not opt._simple:  # as in `_fast_arrays`
             return None
         states = self._cached if opt._states is self._seen else self._look_up()
         if states is None:
@@ -324,7 +328,7 @@ class UpdatePlan:
                 raise
             if lr.__class__ is not float:  # K rates
                 return None
-        g, st = grads[0], states[0]
+        st = states[0]
         if g.__class__ is not float:
             cls = g.__class__
             if cls is not np.float64 and not (cls is np.ndarray and g.dtype is _F64
