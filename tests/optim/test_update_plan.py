@@ -313,3 +313,24 @@ def test_eager_steps_over_changing_variable_lists_and_none_gradients() -> None:
         assert [str(w.message) for w in by_new] == [str(w.message) for w in by_ref]
         assert len(by_new) == (i % 5 == 4)
         assert_same(ref, new)
+
+
+def test_a_plan_called_inside_a_traced_function_replays_as_one_kernel() -> None:
+    def make() -> tuple[list[tape.Variable], optim.Optimizer, Any]:
+        vs, opt = make_vars([np.float32, np.float64]), optim.Adam(0.05)
+        plan = opt.update_plan(vs)
+
+        def step(x: Any) -> Any:
+            with tape.Tape() as t:
+                cost = tape.sum(vs[0] * x) + tape.sum(vs[1] ** 2)
+            plan(t.gradient(cost, vs))
+            return cost
+        return vs, opt, step
+
+    (ve, oe, eager), (vt, ot, step) = make(), make()
+    traced = tape.function(step)
+    for i in range(6):
+        x = np.full((5, 3), 1.0 + i, np.float32)
+        np.testing.assert_array_equal(eager(x).numpy(), traced(x).numpy())
+        assert_same((ve, oe), (vt, ot))
+    assert traced.trace_count == 1 and ot.iterations == 6
