@@ -97,14 +97,16 @@ class _Group:
         large one reads each where it is (two calls per variable, saving a pass), unless they
         are the buffer's views already."""
         gs = [arrays[i] for i in self.positions]
-        views = self.g_views
+        views, flat = self.g_views, self.g
         if all(g is view for g, view in zip(gs, views)):
-            return largest(self.g), self.g
-        if self.g.size < _COPY_BELOW:
+            return largest(flat), flat
+        # (Copying could overwrite a gradient that is another part of the buffer.)
+        if flat.size < _COPY_BELOW and not any(g.base is flat and g is not view
+                                               for g, view in zip(gs, views)):
             for g, view in zip(gs, views, strict=True):
                 if g is not view:
                     np.copyto(view, g)
-            return largest(self.g), self.g
+            return largest(flat), flat
         bounds = [largest(g) for g in gs]
         total = sum(bounds)  # NaN or inf if a bound is
         return (max(bounds) if total < _INF else total), list(zip(gs, self.u_views))

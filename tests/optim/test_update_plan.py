@@ -276,8 +276,10 @@ def test_the_scalar_path_equals_the_array_path(grads: list[float], w0: float,
                                                lr: float, beta_1: float, beta_2: float,
                                                eps: float) -> None:
     def make() -> tuple[list[tape.Variable], optim.Optimizer]:
-        return ([tape.Variable(w0, name="w")],
-                optim.Adam(lr, beta_1=beta_1, beta_2=beta_2, epsilon=eps, skip_nonfinite=True))
+        w = tape.Variable(w0, name="w")
+        opt = optim.Adam(lr, beta_1=beta_1, beta_2=beta_2, epsilon=eps, skip_nonfinite=True)
+        opt.build([w])  # so that the plan takes the first step too
+        return [w], opt
 
     ref, new = make(), make()
     plan = new[1].update_plan(new[0])
@@ -334,3 +336,20 @@ def test_a_plan_called_inside_a_traced_function_replays_as_one_kernel() -> None:
         np.testing.assert_array_equal(eager(x).numpy(), traced(x).numpy())
         assert_same((ve, oe), (vt, ot))
     assert traced.trace_count == 1 and ot.iterations == 6
+
+
+def test_gradient_views_passed_for_other_variables_are_read_not_overwritten() -> None:
+    def make() -> tuple[list[tape.Variable], optim.Optimizer]:
+        return ([tape.Variable(np.array([0.5, -1.0, 2.0], np.float32), name="a"),
+                 tape.Variable(np.array([3.0, 0.0, -2.0], np.float32), name="b")],
+                optim.Adam(0.01))
+
+    ref, new = make(), make()
+    plan = new[1].update_plan(new[0])
+    first = [np.ones(3, np.float32), np.ones(3, np.float32)]
+    assert per_variable(ref[1], ref[0])(first) == plan(first)  # the variables are known now
+    a, b = plan.gradient_views()
+    a[...], b[...] = [1.0, 2.0, 3.0], [-4.0, 5.0, -6.0]
+    swapped = [b.copy(), a.copy()]
+    assert per_variable(ref[1], ref[0])(swapped) == plan([b, a]) is True
+    assert_same(ref, new)
