@@ -197,9 +197,9 @@ class UpdatePlan:
                 for i, view in zip(group.positions, group.g_views, strict=True):
                     views[i] = view
             self._g_views = views
-        # Multi-tensor Adam: distinct variables (else apply_gradients refuses), none empty.
-        self._flat = (adam and floats and n > 0 and len({id(v) for v in self.variables}) == n
-                      and all(v.size for v in self.variables))
+        # The plan's own paths: distinct variables (else apply_gradients refuses), some.
+        self._own = floats and n > 0 and len({id(v) for v in self.variables}) == n
+        self._flat = adam and self._own and all(v.size for v in self.variables)
         self._scalar = (self._flat and n == 1 and self.variables[0].shape == ()
                         and self.variables[0].dtype == _F64)
         self._seen: Any = None  # the optimizer's list of states that `_cached` was read from
@@ -237,7 +237,7 @@ class UpdatePlan:
     def _fast_arrays(self, grads: Sequence[Any]) -> Any:
         """`fast` for every plan but one over a single 0-d float64 variable (see the class)."""
         opt = self.optimizer
-        if not opt._simple or len(grads) != self._n:
+        if not opt._simple or not self._own or len(grads) != self._n:
             return None
         states = self._cached if opt._states is self._seen else self._look_up()
         if states is None:

@@ -353,3 +353,13 @@ def test_gradient_views_passed_for_other_variables_are_read_not_overwritten() ->
     swapped = [b.copy(), a.copy()]
     assert per_variable(ref[1], ref[0])(swapped) == plan([b, a]) is True
     assert_same(ref, new)
+
+
+@pytest.mark.parametrize("make", [lambda: optim.Adam(0.1), lambda: optim.SGD(0.1)])
+def test_a_plan_over_a_repeated_variable_refuses_like_apply_gradients(make: Callable) -> None:
+    w, opt = tape.Variable(np.ones(3)), make()
+    opt.build([w])
+    with pytest.raises(ValueError, match="a variable appears more than once"):
+        opt.update_plan([w, w])([np.ones(3), np.ones(3)])
+    np.testing.assert_array_equal(w.numpy(), np.ones(3))
+    assert opt.iterations == 0
