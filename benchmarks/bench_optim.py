@@ -1,9 +1,11 @@
 """Optimizers against hand-written NumPy: the seed loop with Adam, and one Adam update of a
-1M-parameter float32 model against an in-place NumPy Adam with a preallocated buffer."""
+1M-parameter float32 model and of a digits-sized one against an in-place NumPy Adam with
+preallocated buffers; and the update plan's call for one scalar Variable (absolute)."""
 
 from __future__ import annotations
 
 import math
+import timeit
 from collections.abc import Callable
 
 import numpy as np
@@ -78,22 +80,43 @@ def seed_loop() -> list[Row]:
     return rows
 
 
-def adam_1m(quick: bool) -> list[Row]:
-    """One Adam update of ~1M float32 parameters (a 1000-800-250 MLP's weights and biases)."""
+def _adam_update(shapes: list[tuple[int, ...]], quick: bool) -> tuple[float, float]:
+    """Seconds of one eager Adam update of float32 variables of `shapes`, and of the NumPy
+    reference's, interleaved."""
     rng = np.random.default_rng(0)
-    shapes = [(1000, 800), (800,), (800, 250), (250,)]
     arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grads = [rng.standard_normal(s).astype(np.float32) * 1e-2 for s in shapes]
     variables = [Variable(a) for a in arrays]
     opt = Adam(1e-3)
     pairs = list(zip(grads, variables, strict=True))
     update = _numpy_adam([a.copy() for a in arrays], 1e-3)
-    n = sum(a.size for a in arrays)
-    engine, reference = compare(lambda: opt.apply_gradients(pairs), lambda: update(grads),
-                                repeat=5 if quick else 15)
-    return [Row("optim", f"Adam update, {n / 1e6:.2f}M float32 params", engine, reference,
-                target=1.2)]
+    return compare(lambda: opt.apply_gradients(pairs), lambda: update(grads),
+                   repeat=5 if quick else 15)
+
+
+def adam_1m(quick: bool) -> list[Row]:
+    """One Adam update of ~1M float32 parameters (a 1000-800-250 MLP's weights and biases)."""
+    shapes = [(1000, 800), (800,), (800, 250), (250,)]
+    n = sum(math.prod(s) for s in shapes)
+    return [Row("optim", f"Adam update, {n / 1e6:.2f}M float32 params",
+                *_adam_update(shapes, quick), target=1.2)]
+
+
+def adam_small(quick: bool) -> list[Row]:
+    """One Adam update of a digits-sized model (64-64-32-10 with batch norm: 8 float32
+    variables, 6.8K parameters), where per-call overhead dominates; and the update plan's call
+    for one 0-d float64 Variable (what a traced seed loop runs per step)."""
+    shapes = [(64, 64), (64,), (64,), (64, 32), (32,), (32,), (32, 10), (10,)]
+    w, opt = Variable(0.0), Adam(LR)
+    plan, g = opt.update_plan([w]), [np.array(0.5)]
+    run = opt._run_plan  # what a tape.function replay calls (the plan, in a kernel)
+    return [Row("optim", "Adam update, digits-sized (8 vars, 6.8K float32)",
+                *_adam_update(shapes, quick), target=1.0),
+            Row("optim", "update plan call (replay), one 0-d float64 Variable",
+                min(timeit.repeat("run(plan, g)", globals={"run": run, "plan": plan, "g": g},
+                                  number=20_000, repeat=5 if quick else 15)) / 20_000,
+                target=1.5)]
 
 
 def run(quick: bool = False) -> list[Row]:
-    return seed_loop() + adam_1m(quick)
+    return seed_loop() + adam_1m(quick) + adam_small(quick)

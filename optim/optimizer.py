@@ -49,7 +49,8 @@ from optim.members import (
 from optim.state import read_state_dict, state_dict
 from optim.transforms import Transform, VariableState
 from optim.update_plan import UpdatePlan
-from tape import Tape, Variable, kernel, tracing
+from tape import Tape, Variable, kernel
+from tape._state import STATE
 
 Step = tuple[Any, list, list]  # (learning rate, [(link, coefficients)], [decay rates])
 
@@ -111,6 +112,7 @@ class Optimizer:
         self._positions: dict[int, int] = {}  # id(var) -> position; we hold the var alive
         self._iterations = 0
         self._plans: dict[tuple[int, ...], UpdatePlan] = {}  # update_plan's, by variables
+        self._last_plan: UpdatePlan | None = None  # the one eager apply_gradients used last
         self.skip_nonfinite = bool(skip_nonfinite)
         self.per_member_nonfinite = bool(per_member_nonfinite)
         self.set_hyperparameters(learning_rate=learning_rate, **{**defaults, **hyperparameters},
@@ -128,6 +130,17 @@ class Optimizer:
             self.set_hyperparameters(**{name: value})
         else:
             object.__setattr__(self, name, value)
+            if name == "per_member_nonfinite":
+                self._refresh_simple()
+
+    def _refresh_simple(self) -> None:
+        """`_simple`: whether steps are what an update plan's own paths take (hyperparameters
+        that are floats or a schedule, no clipping, no per-member refusals)."""
+        hp = self.__dict__.get("_hyper", {})
+        object.__setattr__(self, "_simple", (
+            self.__dict__.get("_k") is None and hp.get("clipnorm") is None
+            and hp.get("global_clipnorm") is None
+            and not self.__dict__.get("per_member_nonfinite", False)))
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._checks))
@@ -167,6 +180,7 @@ class Optimizer:
             raise ValueError("set only one of clipnorm and global_clipnorm")
         self._hyper = merged
         self._k = k
+        self._refresh_simple()
 
     @property
     def iterations(self) -> int:
@@ -223,7 +237,7 @@ class Optimizer:
 
         Accepts any iterable of `(gradient, variable)` pairs, a `zip` included. `None`
         gradients are skipped with one warning; all-`None` is a `ValueError`. Updates are
-        writes through the Variables' `assign_sub`, never recorded by an active tape.
+        in-place writes like the Variables' `assign_sub`, never recorded by an active tape.
 
         The step is all or nothing: it is refused, with nothing changed, when a gradient is
         not finite or when it would turn a finite weight, or the optimizer's state, non-finite
@@ -248,30 +262,44 @@ class Optimizer:
             >>> float(w)
             0.5
         """
-        if tracing():  # under tape.function: a kernel, re-run on each replay
+        if STATE.tracer is not None:  # under tape.function: a kernel, re-run on each replay
             return self._traced_step(grads_and_vars, active)
-        return self._apply(grads_and_vars, active)
+        if active is not None or not self._simple:
+            return self._apply(grads_and_vars, active)
+        # Plain pairs take the cached plan for their variables (the same steps with less
+        # Python); anything it leaves, and anything not plain, is `_apply`'s, called from here
+        # so that its warnings point at the caller.
+        pairs = grads_and_vars if grads_and_vars.__class__ is list else list(grads_and_vars)
+        plan = self._last_plan  # the previous step's, if these are its variables again
+        if plan is None or not _same_variables(pairs, plan.variables):
+            variables = _plain_variables(pairs)
+            if variables is None:
+                return self._apply(pairs, None)
+            plan = self._last_plan = self.update_plan(variables)
+        done = plan.fast([p[0] for p in pairs])
+        return self._apply(pairs, None) if done is None else done
 
     def _traced_step(self, grads_and_vars: Iterable[tuple[Any, Variable]], active: Any) -> Any:
         """The step of a traced program: this optimizer's `update_plan` for the variables when
         the pairs are plain (no None gradient, no `active` mask), else `apply_gradients` whole;
         either is one kernel that reads the hyperparameters, schedule and state at each call."""
         pairs = list(grads_and_vars)
-        plain = active is None and bool(pairs) and all(
-            type(p) is tuple and len(p) == 2 and p[0] is not None and isinstance(p[1], Variable)
-            for p in pairs)
-        if plain and len({id(v) for _, v in pairs}) == len(pairs):
-            return kernel(self._run_plan)(self.update_plan([v for _, v in pairs]),
-                                          [g for g, _ in pairs])
+        variables = None if active is not None else _plain_variables(pairs)
+        if variables is not None:
+            return kernel(self._run_plan)(self.update_plan(variables), [g for g, _ in pairs])
         return kernel(self._apply)(pairs, active)
 
     def _run_plan(self, plan: UpdatePlan, grads: list[Any]) -> Any:
-        return plan(grads)  # a method of the optimizer: `validate` finds its state through it
+        # A method of the optimizer: `validate` finds its state through it. `plan(grads)`,
+        # without its check for a trace (a kernel runs untraced).
+        done = plan.fast(grads)
+        return plan._general(grads) if done is None else done
 
     def update_plan(self, variables: Sequence[Variable]) -> UpdatePlan:
         """`apply_gradients` specialised to `variables` (made once, kept): `plan(grads)` is
         `apply_gradients(zip(grads, variables))` bit for bit, with less Python per call. It is
-        what a `tape.function` replay calls; see `optim.update_plan`.
+        what a `tape.function` replay calls, and what `apply_gradients` itself runs for plain
+        pairs (each with a gradient, no `active` mask); see `optim.update_plan`.
 
         Example:
             >>> from tape import Variable
@@ -552,4 +580,29 @@ class Optimizer:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._hyper.items() if v is not None)
         return f"{type(self).__name__}({params})"
+
+
+def _same_variables(pairs: list[Any], variables: list[Variable]) -> bool:
+    """Whether `pairs` are `(gradient, variable)` tuples with a gradient, for exactly
+    `variables` in this order."""
+    if len(pairs) != len(variables):
+        return False
+    for p, var in zip(pairs, variables):
+        if p.__class__ is not tuple or len(p) != 2 or p[1] is not var or p[0] is None:
+            return False
+    return True
+
+
+def _plain_variables(pairs: list[Any]) -> list[Variable] | None:
+    """The variables of `pairs` if every pair is a `(gradient, Variable)` tuple with a gradient
+    and no variable repeats (what an update plan takes), else None."""
+    variables = []
+    for p in pairs:
+        if p.__class__ is not tuple or len(p) != 2 or p[0] is None or not isinstance(p[1],
+                                                                                       Variable):
+            return None
+        variables.append(p[1])
+    if not variables or (len(variables) > 1 and len({id(v) for v in variables}) != len(variables)):
+        return None
+    return variables
 

@@ -36,7 +36,46 @@ from optim.hyperparams import Check, check_beta, check_epsilon, check_rate, magn
 Direction = tuple[np.ndarray, Any]
 
 
-class VariableState:
+class SlotBounds:
+    """Upper bounds on the magnitudes of slots, carried from step to step by `Transform.bound`:
+    `bounds` (slot name -> bound) and this step's proposals in `next_bounds`, for values of a
+    dtype with `limits`. A `VariableState` is one, for one variable's slots; an update plan
+    keeps one for a group of variables that share one flat array per slot.
+
+    `bounds` is replaced, never changed in place, so that several states may share one dict
+    (an update plan's group does) and a plan can tell by identity whether it changed.
+
+    Example:
+        >>> sb = SlotBounds(limits(np.dtype(np.float64)), {"m": 0.0})
+        >>> sb.next_bounds["m"] = 2.0
+        >>> sb.take_bounds()
+        >>> 2.0 < sb.bounds["m"] < 2.000001, sb.next_bounds
+        (True, {})
+    """
+
+    __slots__ = ("limits", "bounds", "next_bounds")
+
+    def __init__(self, limits: Any, bounds: dict[str, float]) -> None:
+        self.limits = limits
+        self.bounds = bounds
+        self.next_bounds: dict[str, float] = {}
+
+    def take_bounds(self, keep: bool = False) -> None:
+        """After a step computed in place: the proposed bounds, with room for the rounding of
+        the operations that computed the slots, become the bounds; with `keep` (some rows kept
+        their old values), only where they are larger."""
+        old, next_bounds = self.bounds, self.next_bounds
+        bounds = dict(old)
+        _, _, grow, tiny = self.limits
+        tiny *= 4
+        for name, b in next_bounds.items():
+            b = b * grow + tiny  # rounded as relative, or absolute below normal numbers
+            bounds[name] = max(b, old[name]) if keep else b
+        self.bounds = bounds
+        next_bounds.clear()
+
+
+class VariableState(SlotBounds):
     """What an optimizer keeps for one variable: its slot arrays and scratch buffers.
 
     Slots (`m`, `v`, ...) are the saved state; scratch buffers are reused every step and never
@@ -47,7 +86,9 @@ class VariableState:
 
     `bounds` holds an upper bound on each slot's largest magnitude, which `Transform.bound`
     carries from step to step (its proposals for this step wait in `next_bounds`), so that
-    proving a step finite never reads the slots.
+    proving a step finite never reads the slots (see `SlotBounds`). Like `bounds`, `slots` is
+    replaced by a new dict whenever one of its arrays is, never changed in place: an update
+    plan that keeps the slots as views into flat arrays tells by identity that they moved.
 
     Example:
         >>> import tape
@@ -63,15 +104,12 @@ class VariableState:
         (array([5., 5.]), True)
     """
 
-    __slots__ = ("var", "limits", "slots", "bounds", "next_bounds", "aside", "pending",
-                 "_scratch", "_spare")
+    __slots__ = ("var", "slots", "aside", "pending", "_scratch", "_spare")
 
     def __init__(self, var: Any, slot_names: tuple[str, ...]) -> None:
+        super().__init__(limits(var.dtype), dict.fromkeys(slot_names, 0.0))
         self.var = var
-        self.limits = limits(var.dtype)
         self.slots = {name: np.zeros(var.shape, var.dtype) for name in slot_names}
-        self.bounds = dict.fromkeys(slot_names, 0.0)
-        self.next_bounds: dict[str, float] = {}
         self.aside = False
         self.pending: dict[str, np.ndarray] = {}  # slot name -> its new value (while aside)
         self._scratch = [np.empty(var.shape, var.dtype)]  # every step needs one
@@ -111,25 +149,13 @@ class VariableState:
     def commit(self, held: np.ndarray | None = None) -> None:
         """Make this step's new slot values the slots; the rows `held` (stacked members sitting
         this step out, a boolean mask of the leading axis) keep their old values."""
-        slots, spare = self.slots, self._spare
+        slots, spare = dict(self.slots), self._spare  # a new dict: see the class
         for name, new in self.pending.items():
             old = slots[name]
             if held is not None:
                 new[held] = old[held]
             slots[name], spare[name] = new, old
         self.load(slots)
-
-    def take_bounds(self, keep: bool = False) -> None:
-        """After a step computed in place: the proposed bounds, with room for the rounding of
-        the operations that computed the slots, become the bounds; with `keep` (some rows kept
-        their old values), only where they are larger."""
-        bounds, next_bounds = self.bounds, self.next_bounds
-        _, _, grow, tiny = self.limits
-        tiny *= 4
-        for name, b in next_bounds.items():
-            b = b * grow + tiny  # rounded as relative, or absolute below normal numbers
-            bounds[name] = max(b, bounds[name]) if keep else b
-        next_bounds.clear()
 
     def discard(self) -> None:
         """Forget this step's new slot values and bounds (the slots are untouched)."""
@@ -143,6 +169,21 @@ class VariableState:
         slack, tiny = self.limits.slack, self.limits.tiny  # `largest` rounds in the dtype
         self.bounds = {name: largest(arr) * slack + tiny for name, arr in self.slots.items()}
         self.discard()
+
+    def adopt(self, slots: dict[str, np.ndarray]) -> None:
+        """Move the slots into `slots`' arrays (of the variable's shape and dtype; e.g. views
+        into an update plan's flat arrays): their values are copied there and they become the
+        slots, in a new dict. Between steps only; the bounds stay, the values being the same.
+        A displaced array becomes the spare buffer if the new array was the spare (a spare
+        must never be a slot: the slot is read while the spare is written)."""
+        old, spare = self.slots, self._spare
+        for name, new in slots.items():
+            arr = old[name]
+            if arr is not new:
+                np.copyto(new, arr)
+                if spare.get(name) is new:
+                    spare[name] = arr
+        self.slots = {**old, **slots}
 
 
 class Transform(ABC):
@@ -230,6 +271,21 @@ def _moments(d: np.ndarray, s: Any, c: dict[str, Any], fit: Callable[[Any], Any]
     return m, v, u
 
 
+def adam_coefficients(b1: float, b2: float, eps: float, t: int
+                      ) -> tuple[float, float, float, float]:
+    """`ScaleByAdam`'s coefficients of step `t` for float hyperparameters, as Python floats
+    (IEEE doubles, so the same numbers as NumPy's float64): `(a1, r2, eps_t, scale)` for
+    `m = b1 m + a1 g`, `v = b2 v + (r2 g)^2`, `d = scale * m / (sqrt(v) + eps_t)`.
+
+    Example:
+        >>> a1, r2, eps_t, scale = adam_coefficients(0.9, 0.999, 1e-8, 1)
+        >>> round(a1, 12), round(scale, 6)
+        (0.1, 0.316228)
+    """
+    root_bc2 = math.sqrt(1 - b2**t)
+    return 1 - b1, math.sqrt(1 - b2), eps * root_bc2, root_bc2 / (1 - b1**t)
+
+
 class ScaleByAdam(Transform):
     """Adam's direction: bias-corrected first moment over the root of the second moment.
 
@@ -262,16 +318,16 @@ class ScaleByAdam(Transform):
         b1, b2 = hp["beta_1"], hp["beta_2"]
         root_bc2: Any
         r2: Any
-        if b1.__class__ is float and b2.__class__ is float:  # `sqrt` without its dispatch
-            bc1, root_bc2 = 1 - b1**t, math.sqrt(1 - b2**t)
-            a1, r2 = 1 - b1, math.sqrt(1 - b2)
+        eps = hp["epsilon"]
+        if b1.__class__ is float and b2.__class__ is float and eps.__class__ is float:
+            a1, r2, eps, scale = adam_coefficients(b1, b2, eps, t)
             tops = (b1, a1, b2, r2)  # for `bound`: one magnitude per coefficient
         else:
             bc1, root_bc2 = 1 - b1**t, sqrt(1 - b2**t)
-            a1, r2 = 1 - b1, sqrt(1 - b2)
+            a1, r2, eps, scale = 1 - b1, sqrt(1 - b2), eps * root_bc2, root_bc2 / bc1
             tops = (magnitude(b1), magnitude(a1), magnitude(b2), magnitude(r2))
-        return {"b1": b1, "a1": a1, "b2": b2, "r2": r2, "eps": hp["epsilon"] * root_bc2,
-                "scale": root_bc2 / bc1, "tops": tops}
+        return {"b1": b1, "a1": a1, "b2": b2, "r2": r2, "eps": eps, "scale": scale,
+                "tops": tops}
 
     def bound(self, b: float, s: Any, c: dict[str, Any], state: VariableState,
               limit: float) -> tuple[float, Any]:
