@@ -286,7 +286,8 @@ class Optimizer:
         pairs = list(grads_and_vars)
         variables = None if active is not None else _plain_variables(pairs)
         if variables is not None:
-            return kernel(self._run_plan)(self.update_plan(variables), [g for g, _ in pairs])
+            plan = self.update_plan(variables)  # takes 0-d float64 gradients as Python floats
+            return kernel(self._run_plan, floats=True)(plan, [g for g, _ in pairs])
         return kernel(self._apply)(pairs, active)
 
     def _run_plan(self, plan: UpdatePlan, grads: list[Any]) -> Any:
