@@ -89,6 +89,8 @@ def _count(x: Any, axes: tuple[int, ...]) -> int:
 
 _add_reduce = np.add.reduce  # what ndarray.sum calls, without its Python wrapper (same bits)
 _all = np.logical_and.reduce  # what ndarray.all calls
+_add, _divide, _multiply, _sqrt = np.add, np.divide, np.multiply, np.sqrt
+_subtract, _isfinite = np.subtract, np.isfinite
 
 
 def _sum(x: Any, axes: tuple[int, ...]) -> Any:
@@ -171,6 +173,25 @@ def scale_shift_tangent(out: Any, xhat: Any, tgamma: Any, tbeta: Any, x: Any,
 def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: float
              ) -> tuple[Any, tuple[Any, ...]]:
     """(y, residuals): the residuals are (x_hat, batch mean, batch variance, 1/std)."""
+    if axes == (0,) and type(x) is np.ndarray:
+        # Raw arrays with the features trailing (the first-order path and every replay): the
+        # operations of `normalize` and `scale_shift`, written out straight, in place on the
+        # fresh arrays (the same bits).
+        n = x.shape[0]
+        mean = _add_reduce(x, axis=axes, keepdims=True) / n  # not in place: x may be integers
+        xhat = x - mean
+        var = _add_reduce(xhat * xhat, axis=axes, keepdims=True)
+        var /= n
+        rstd = _add(var, epsilon)
+        _divide(1, _sqrt(rstd, out=rstd), out=rstd)
+        xhat *= rstd
+        if gamma is None:
+            y = xhat if beta is None else xhat + beta
+        else:
+            y = xhat * gamma
+            if beta is not None:
+                y += beta
+        return y, (xhat, mean, var, rstd)
     residuals = normalize(x, axes, epsilon)
     return scale_shift(residuals[0], gamma, beta, x, axes), residuals
 
@@ -189,6 +210,30 @@ def batch_norm_vjp(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ..
         >>> np.abs(dx).max() < 1e-12  # a shift of x does not move x_hat
         np.True_
     """
+    if axes == (0,) and residuals is not None and type(g) is np.ndarray:
+        # Raw arrays with the features trailing (the first-order path and every replay): the
+        # operations below, written out straight, in place on the fresh arrays (the same bits).
+        xhat, _, _, rstd = residuals
+        want_dx = 0 in needed
+        dx: Any = None
+        g_xhat: Any = None
+        g_sum: Any = None
+        if want_dx or 1 in needed:
+            prod = g * xhat
+            g_xhat = _add_reduce(prod, axis=axes, keepdims=True)
+        if want_dx or 2 in needed:
+            g_sum = _add_reduce(g, axis=axes, keepdims=True)
+        if want_dx:
+            n = x.shape[0]
+            scale = rstd / n
+            if gamma is not None:
+                scale = gamma * scale  # not in place: gamma's dtype may be the wider one
+            dx = g * n
+            dx -= g_sum
+            dx -= _multiply(xhat, g_xhat, out=prod)
+            dx *= scale
+        return (dx, g_xhat.reshape(gamma.shape) if 1 in needed else None,
+                g_sum.reshape(beta.shape) if 2 in needed else None)
     if residuals is None:
         # Under an outer tape the inputs are tensors: recompute x_hat and 1/std from x with
         # recorded operations, so that the rule itself is differentiable.
@@ -197,8 +242,8 @@ def batch_norm_vjp(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ..
             g = tape.constant(g)  # so that the in-place steps below rebind instead of writing
     else:
         xhat, _, _, rstd = residuals
-    g_xhat: Any = _dot(g, xhat, axes) if 0 in needed or 1 in needed else None
-    g_sum: Any = _sum(g, axes) if 0 in needed or 2 in needed else None
+    g_xhat = _dot(g, xhat, axes) if 0 in needed or 1 in needed else None
+    g_sum = _sum(g, axes) if 0 in needed or 2 in needed else None
     dx = None
     if 0 in needed:
         n = _count(x, axes)
@@ -400,7 +445,7 @@ class BatchNorm(Module):
     def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         """`running -= (running - batch) * (1 - momentum)`, skipped where the batch statistics
         are not finite (the whole layer, or those members of a population)."""
-        finite = np.isfinite(var)  # a non-finite mean makes the variance NaN too
+        finite = _isfinite(var)  # a non-finite mean makes the variance NaN too
         if self.population is None:
             if not _all(finite, None):
                 return
@@ -412,7 +457,7 @@ class BatchNorm(Module):
             some = None if keep.all() else ~keep
         rate = 1 - self.momentum
         for running, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
-            delta = np.subtract(np.asarray(running), batch)
+            delta = _subtract(running.numpy(), batch)
             delta *= rate
             if some is not None:
                 delta[some] = 0

@@ -1,10 +1,20 @@
 """Batch norm: the fused primitive against its composition, running statistics, bad input."""
 
+import math
+
 import numpy as np
 import pytest
 
 import nn
 import tape
+from nn.layers.batchnorm import (
+    _forward,
+    batch_norm_vjp,
+    feature_axes,
+    normalize,
+    per_feature,
+    scale_shift,
+)
 from tape import Tape, Variable
 
 EPS = 1e-3
@@ -186,3 +196,102 @@ def test_a_pytorch_style_momentum_warns_once_naming_the_convention():
         warnings.simplefilter("error")
         nn.BatchNorm(momentum=0.9)
         nn.BatchNorm()
+
+
+# The raw-array kernels before their straight-line branches, composed the old way from the
+# shared helpers (`normalize`, `scale_shift`, `per_feature`): the straight-line code must give
+# the same bits.
+def old_forward(x, gamma, beta, axes, epsilon):
+    residuals = normalize(x, axes, epsilon)
+    return scale_shift(residuals[0], gamma, beta, x, axes), residuals
+
+
+def old_vjp(needed, g, residuals, x, gamma, beta, axes):
+    xhat, _, _, rstd = residuals
+    g_xhat = (g * xhat).sum(axis=axes, keepdims=True)
+    g_sum = g.sum(axis=axes, keepdims=True)
+    n = math.prod(x.shape[a] for a in axes)
+    scale = rstd / n if gamma is None else per_feature(gamma, x, axes) * (rstd / n)
+    dx = g * n
+    dx -= g_sum
+    dx -= xhat * g_xhat
+    dx *= scale
+    return (dx if 0 in needed else None, g_xhat.reshape(gamma.shape) if 1 in needed else None,
+            g_sum.reshape(beta.shape) if 2 in needed else None)
+
+
+def old_update(running, batch, momentum):
+    delta = np.subtract(np.asarray(running), batch)
+    delta *= 1 - momentum
+    return np.subtract(running, delta)
+
+
+def assert_same(a, b):
+    if a is None or b is None:
+        assert a is None and b is None
+        return
+    assert type(a) is type(b) and a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b, strict=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axis"), [((64, 32), -1), ((7, 5), -1), ((2, 3), 1),
+                                             ((6, 3, 4), (1, 2)), ((5, 3, 4), 1), ((9, 4), 0),
+                                             ((4, 3, 2), (0, 2))])
+@pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
+def test_raw_kernels_give_the_bits_of_the_composed_formulas(dtype, shape, axis, affine):
+    rng = np.random.default_rng([*shape, len(affine)])
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    axes, kept = feature_axes(x.ndim, axis)
+    features = tuple(shape[a] for a in kept)
+    gamma = rng.standard_normal(features).astype(dtype) if affine in ("both", "gamma") else None
+    beta = rng.standard_normal(features).astype(dtype) if affine in ("both", "beta") else None
+    y, res = _forward(x, gamma, beta, axes=axes, epsilon=EPS)
+    y_old, res_old = old_forward(x, gamma, beta, axes, EPS)
+    for a, b in zip((y, *res), (y_old, *res_old), strict=True):
+        assert_same(a, b)
+    g = rng.standard_normal(shape).astype(dtype)
+    wanted = [0] + [i for i, v in ((1, gamma), (2, beta)) if v is not None]
+    for needed in ([0], wanted, wanted[1:], [i for i in wanted if i != 0][:1]):
+        if not needed:
+            continue
+        got = batch_norm_vjp(needed, g, y, res, x, gamma, beta, axes=axes, epsilon=EPS)
+        want = old_vjp(needed, g, res_old, x, gamma, beta, axes)
+        for a, b in zip(got, want, strict=True):
+            assert_same(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_running_statistics_update_gives_the_bits_of_the_composed_formula(dtype):
+    rng = np.random.default_rng(11)
+    bn = nn.BatchNorm(momentum=0.93, dtype=dtype)
+    bn.build((None, 5))
+    for step in range(3):
+        x = (rng.standard_normal((16, 5)) * (step + 2) + step).astype(dtype)
+        mean_before = bn.moving_mean.numpy().copy()
+        var_before = bn.moving_variance.numpy().copy()
+        bn(x, training=True)
+        batch_mean = x.sum(axis=0, keepdims=True) / len(x)
+        xc = x - batch_mean
+        batch_var = (xc * xc).sum(axis=0, keepdims=True) / len(x)
+        assert_same(bn.moving_mean.numpy(), old_update(mean_before, batch_mean[0], 0.93))
+        assert_same(bn.moving_variance.numpy(), old_update(var_before, batch_var[0], 0.93))
+
+
+def test_raw_kernels_keep_integer_and_mixed_dtype_inputs_as_before():
+    rng = np.random.default_rng(12)
+    x = rng.integers(-50, 50, (40, 6))
+    gamma = rng.standard_normal(6)
+    y, res = _forward(x, gamma, None, axes=(0,), epsilon=EPS)
+    y_old, res_old = old_forward(x, gamma, None, (0,), EPS)
+    assert y.dtype == np.float64
+    for a, b in zip((y, *res), (y_old, *res_old), strict=True):
+        assert_same(a, b)
+    x32 = x.astype(np.float32)
+    y, res = _forward(x32, gamma, None, axes=(0,), epsilon=EPS)
+    g = rng.standard_normal((40, 6)).astype(np.float32)
+    got = batch_norm_vjp([0, 1], g, y, res, x32, gamma, None, axes=(0,), epsilon=EPS)
+    want = old_vjp([0, 1], g, res, x32, gamma, None, (0,))
+    assert got[0].dtype == np.float32  # g's dtype (scaled in place by the float64 scale)
+    for a, b in zip(got, want, strict=True):
+        assert_same(a, b)
