@@ -218,3 +218,90 @@ def test_the_double_softmax_check_runs_on_every_replay_of_a_traced_step(monkeypa
     with pytest.warns(UserWarning, match="already probabilities"):
         step(np.full((4, 3), 1 / 3), labels)  # replayed, the same trace
     assert step.trace_count == 1
+
+
+# -- the raw-array kernels compute the same bits as the plain formulas -------------------------
+def _reference_forward(logits, labels, reduction, smoothing):
+    """The kernels' formulas written plainly (one-hot rows from np.eye, reductions along the
+    last axis): (loss, softmax, log_softmax, target rows or None)."""
+    log_p = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
+    e = np.exp(log_p)
+    s = np.add.reduce(e, axis=-1, keepdims=True)
+    log_p -= np.log(s)
+    p = np.divide(e, s, out=e)
+    y = None
+    if labels.dtype.kind in "iu" and not smoothing:
+        rows = log_p.reshape(-1, log_p.shape[-1])
+        losses = -rows[np.arange(len(rows)), labels.reshape(-1)].reshape(labels.shape)
+    else:
+        y = np.eye(logits.shape[-1], dtype=logits.dtype)[labels] if labels.dtype.kind in "iu" \
+            else labels
+        if smoothing:
+            y = y * (1 - smoothing) + smoothing / logits.shape[-1]
+        losses = -np.add.reduce(y * log_p, axis=-1)
+    if reduction != "none":
+        total = np.add.reduce(losses, axis=None)
+        losses = total if reduction == "sum" else total / max(losses.size, 1)
+    return losses, p, log_p, y
+
+
+def _reference_grads(g, logits, labels, reduction, smoothing):
+    _, p, log_p, y = _reference_forward(logits, labels, reduction, smoothing)
+    if reduction == "none":
+        upstream = np.expand_dims(g, -1)
+    else:
+        upstream = g / (logits.size // logits.shape[-1]) if reduction == "mean" else g
+    if y is None:
+        y = np.eye(logits.shape[-1], dtype=logits.dtype)[labels]
+    if labels.dtype.kind not in "iu":
+        p = p * np.sum(y, axis=-1, keepdims=True)
+    return (p - y) * upstream, -(1 - smoothing) * log_p * upstream
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 4), (64, 10), (1500, 3), (5, 3, 7), (8, 40)])
+@pytest.mark.parametrize("kind", ["ids", "rows"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_kernels_compute_the_bits_of_the_plain_formulas(dtype, shape, kind, smoothing, reduction):
+    from nn import losses
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    logits = (rng.standard_normal(shape) * 3).astype(dtype)
+    logits.flat[::7] = logits.flat[1::7]  # ties for the row maxima
+    if kind == "ids":
+        labels = rng.integers(0, shape[-1], shape[:-1])
+    else:
+        labels = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]).astype(dtype)
+    checked = losses._check_labels(logits, labels)
+    assert checked is labels if kind == "ids" else checked.dtype == dtype
+    loss, (p, log_p, y) = losses._xent_forward(logits, checked, reduction=reduction,
+                                               smoothing=smoothing)
+    ref_loss, ref_p, ref_log_p, ref_y = _reference_forward(logits, checked, reduction, smoothing)
+    np.testing.assert_array_equal(loss, ref_loss, strict=True)
+    np.testing.assert_array_equal(p, ref_p, strict=True)
+    np.testing.assert_array_equal(log_p, ref_log_p, strict=True)
+    assert (y is None) == (ref_y is None)
+    for g in (np.ones_like(ref_loss), (np.ones_like(ref_loss) * 0.37).astype(ref_loss.dtype)):
+        d_logits, d_labels = losses._xent_grads([0, 1], g, loss, (p, log_p, y), logits, checked,
+                                                reduction=reduction, smoothing=smoothing)
+        ref_d_logits, ref_d_labels = _reference_grads(g, logits, checked, reduction, smoothing)
+        np.testing.assert_array_equal(d_logits, ref_d_logits, strict=True)
+        np.testing.assert_array_equal(d_labels, ref_d_labels, strict=True)
+    # the residuals stay untouched by the gradient (a persistent tape asks again)
+    np.testing.assert_array_equal(p, ref_p, strict=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_eager_loss_and_gradient_equal_the_plain_formulas(dtype):
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((64, 10)).astype(dtype)
+    ids = rng.integers(0, 10, 64)
+    z = tape.constant(logits)
+    with Tape() as t:
+        t.watch(z)
+        loss = nn.softmax_cross_entropy(z, ids)
+    ref_loss = _reference_forward(logits, ids, "mean", 0.0)[0]
+    np.testing.assert_array_equal(loss.numpy(), ref_loss, strict=True)
+    g = t.gradient(loss, z).numpy()
+    np.testing.assert_array_equal(g, _reference_grads(np.ones_like(ref_loss), logits, ids, "mean",
+                                                      0.0)[0], strict=True)
