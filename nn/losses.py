@@ -83,7 +83,7 @@ def _row_max(a: np.ndarray) -> np.ndarray:
     classes = a.shape[-1]
     if classes > 16 or a.size < 16 * classes:
         return np.maximum.reduce(a, axis=-1, keepdims=True)
-    columns = np.ascontiguousarray(a.reshape(-1, classes).T)
+    columns = (a if a.ndim == 2 else a.reshape(-1, classes)).T.copy()  # C order
     return np.maximum.reduce(columns, axis=0).reshape(a.shape[:-1] + (1,))
 
 
@@ -99,8 +99,8 @@ def _warn_if_probabilities(logits: np.ndarray) -> None:
     classes = logits.shape[-1]
     if _warned_probabilities or classes < 2:
         return
-    rows = logits.reshape(-1, classes)[:_SAMPLED_ROWS]
-    if rows.min() < 0 or rows.max() > 1:
+    rows = (logits if logits.ndim == 2 else logits.reshape(-1, classes))[:_SAMPLED_ROWS]
+    if np.minimum.reduce(rows, axis=None) < 0 or np.maximum.reduce(rows, axis=None) > 1:
         return
     if np.abs(np.add.reduce(rows, axis=-1) - 1).max() <= _ROW_SUM_TOLERANCE:
         _warned_probabilities = True
@@ -229,8 +229,9 @@ def _ids_in_range(ids: np.ndarray, classes: int) -> bool:
 
 def _check_labels(logits: Any, labels: Any) -> Any:
     """Validate labels against logits; return them as class ids or as rows of logits' dtype."""
-    batch, classes = logits.shape[:-1], logits.shape[-1]
-    if logits.size == 0:
+    shape = logits.shape
+    batch, classes = shape[:-1], shape[-1]
+    if 0 in shape:
         raise ValueError(f"softmax_cross_entropy: logits of shape {logits.shape} hold no "
                          f"values (an empty batch, or no classes): a loss over them is "
                          f"undefined; skip empty batches")

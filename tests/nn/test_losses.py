@@ -305,3 +305,31 @@ def test_eager_loss_and_gradient_equal_the_plain_formulas(dtype):
     g = t.gradient(loss, z).numpy()
     np.testing.assert_array_equal(g, _reference_grads(np.ones_like(ref_loss), logits, ids, "mean",
                                                       0.0)[0], strict=True)
+
+
+@pytest.mark.parametrize("shape", [(4,), (6, 4), (2, 3, 4), (64, 10)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_the_double_softmax_check_samples_the_first_rows_of_any_shape(monkeypatch, shape, dtype):
+    import warnings
+
+    from nn import losses
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]).astype(dtype)
+    ids = np.zeros(shape[:-1], int)
+    monkeypatch.setattr(losses, "_warned_probabilities", False)
+    with pytest.warns(UserWarning, match="already probabilities"):
+        nn.softmax_cross_entropy(probabilities, ids)
+    rows = probabilities.reshape(-1, shape[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for row, column, value in ((0, 0, 1.5), (0, -1, -0.1), (min(3, len(rows) - 1), 2, -0.1)):
+            monkeypatch.setattr(losses, "_warned_probabilities", False)
+            changed = rows.copy()
+            changed[row, column] = value  # one value outside [0, 1] in the sampled rows
+            nn.softmax_cross_entropy(changed.reshape(shape), ids)
+    if len(rows) > losses._SAMPLED_ROWS:  # rows past the sample are not looked at
+        changed = rows.copy()
+        changed[-1] = 5
+        monkeypatch.setattr(losses, "_warned_probabilities", False)
+        with pytest.warns(UserWarning, match="already probabilities"):
+            nn.softmax_cross_entropy(changed.reshape(shape), ids)
