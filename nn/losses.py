@@ -113,16 +113,28 @@ def _warn_if_probabilities(logits: np.ndarray) -> None:
             UserWarning, stacklevel=5)
 
 
+def _first_row_rules_out(logits: np.ndarray, row_max: np.ndarray) -> bool:
+    """Whether the first row of `logits` holds a value above 1 or below 0, which makes
+    `_warn_if_probabilities` return without warning (it samples the first rows; a NaN among
+    them also means no warning). Python scalars, cheaper than the check's reductions."""
+    if row_max.item(0) > 1:
+        return True
+    classes = logits.shape[-1]
+    if classes > 64:  # a long row: the check's reductions are the cheaper way
+        return False
+    row = logits[0] if logits.ndim == 2 else logits.reshape(-1, classes)[0]
+    return bool(min(row.tolist()) < 0)
+
+
 def _xent_forward(logits: Any, labels: Any, *, reduction: str, smoothing: float
                   ) -> tuple[Any, tuple[Any, Any, Any]]:
     """(loss, residuals): the residuals are (softmax, log_softmax, target rows or None).
 
     It also warns once if the logits look like probabilities (a double softmax); being part
     of the forward, the check runs on raw arrays and on every replay of a `tape.function`.
-    Two scalars rule most logits out first, exactly as the full check would: the first row's
-    maximum above 1, or its first value below 0."""
+    `_first_row_rules_out` settles most calls before the check's own reductions."""
     m = _row_max(logits)
-    if not _warned_probabilities and m.size and not (m.item(0) > 1 or logits.item(0) < 0):
+    if not _warned_probabilities and m.size and not _first_row_rules_out(logits, m):
         _warn_if_probabilities(logits)
     # Ufunc reductions rather than np.max/np.sum: the same arithmetic, less call overhead.
     log_p = logits - m

@@ -322,10 +322,11 @@ def test_the_double_softmax_check_samples_the_first_rows_of_any_shape(monkeypatc
     rows = probabilities.reshape(-1, shape[-1])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for row, column, value in ((0, 0, 1.5), (0, -1, -0.1), (min(3, len(rows) - 1), 2, -0.1)):
+        for row, column, value in ((0, 0, 1.5), (0, -1, -0.1), (0, 1, np.nan),
+                                   (min(3, len(rows) - 1), 2, -0.1)):
             monkeypatch.setattr(losses, "_warned_probabilities", False)
             changed = rows.copy()
-            changed[row, column] = value  # one value outside [0, 1] in the sampled rows
+            changed[row, column] = value  # one value outside [0, 1] (or NaN) in the sample
             nn.softmax_cross_entropy(changed.reshape(shape), ids)
     if len(rows) > losses._SAMPLED_ROWS:  # rows past the sample are not looked at
         changed = rows.copy()
