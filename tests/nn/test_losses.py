@@ -268,6 +268,9 @@ def test_kernels_compute_the_bits_of_the_plain_formulas(dtype, shape, kind, smoo
     rng = np.random.default_rng(len(shape) * 100 + shape[-1])
     logits = (rng.standard_normal(shape) * 3).astype(dtype)
     logits.flat[::7] = logits.flat[1::7]  # ties for the row maxima
+    rows = logits.reshape(-1, shape[-1])  # a view: rows whose maximum is a tie of 0.0 and -0.0
+    rows[1:3] = -np.abs(rows[1:3])
+    rows[1, :2], rows[2, :2] = (0.0, -0.0), (-0.0, 0.0)
     if kind == "ids":
         labels = rng.integers(0, shape[-1], shape[:-1])
     else:
