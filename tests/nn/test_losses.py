@@ -258,6 +258,12 @@ def _reference_grads(g, logits, labels, reduction, smoothing):
     return (p - y) * upstream, -(1 - smoothing) * log_p * upstream
 
 
+def _assert_same_bits(actual, expected):
+    """Equal values, dtypes and shapes, and equal signs of zeros (-0.0 == 0.0 otherwise)."""
+    np.testing.assert_array_equal(actual, expected, strict=True)
+    np.testing.assert_array_equal(np.signbit(actual), np.signbit(expected))
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(6, 4), (64, 10), (1500, 3), (5, 8, 7), (40, 32), (8, 40)])
 @pytest.mark.parametrize("kind", ["ids", "rows"])
@@ -280,18 +286,18 @@ def test_kernels_compute_the_bits_of_the_plain_formulas(dtype, shape, kind, smoo
     loss, (p, log_p, y) = losses._xent_forward(logits, checked, reduction=reduction,
                                                smoothing=smoothing)
     ref_loss, ref_p, ref_log_p, ref_y = _reference_forward(logits, checked, reduction, smoothing)
-    np.testing.assert_array_equal(loss, ref_loss, strict=True)
-    np.testing.assert_array_equal(p, ref_p, strict=True)
-    np.testing.assert_array_equal(log_p, ref_log_p, strict=True)
+    _assert_same_bits(loss, ref_loss)
+    _assert_same_bits(p, ref_p)
+    _assert_same_bits(log_p, ref_log_p)
     assert (y is None) == (ref_y is None)
     for g in (np.ones_like(ref_loss), (np.ones_like(ref_loss) * 0.37).astype(ref_loss.dtype)):
         d_logits, d_labels = losses._xent_grads([0, 1], g, loss, (p, log_p, y), logits, checked,
                                                 reduction=reduction, smoothing=smoothing)
         ref_d_logits, ref_d_labels = _reference_grads(g, logits, checked, reduction, smoothing)
-        np.testing.assert_array_equal(d_logits, ref_d_logits, strict=True)
-        np.testing.assert_array_equal(d_labels, ref_d_labels, strict=True)
+        _assert_same_bits(d_logits, ref_d_logits)
+        _assert_same_bits(d_labels, ref_d_labels)
     # the residuals stay untouched by the gradient (a persistent tape asks again)
-    np.testing.assert_array_equal(p, ref_p, strict=True)
+    _assert_same_bits(p, ref_p)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -304,10 +310,9 @@ def test_eager_loss_and_gradient_equal_the_plain_formulas(dtype):
         t.watch(z)
         loss = nn.softmax_cross_entropy(z, ids)
     ref_loss = _reference_forward(logits, ids, "mean", 0.0)[0]
-    np.testing.assert_array_equal(loss.numpy(), ref_loss, strict=True)
+    _assert_same_bits(loss.numpy(), ref_loss)
     g = t.gradient(loss, z).numpy()
-    np.testing.assert_array_equal(g, _reference_grads(np.ones_like(ref_loss), logits, ids, "mean",
-                                                      0.0)[0], strict=True)
+    _assert_same_bits(g, _reference_grads(np.ones_like(ref_loss), logits, ids, "mean", 0.0)[0])
 
 
 @pytest.mark.parametrize("shape", [(4,), (6, 4), (2, 3, 4), (64, 10)])
