@@ -147,7 +147,9 @@ def _xent_forward(logits: Any, labels: Any, *, reduction: str, smoothing: float
         picked = _pick(log_p, labels)
         if reduction != "none":
             # -sum(picked) is sum(-picked) bit for bit: rounding is symmetric in sign, and
-            # log_p holds no -0.0 (x - x is +0.0), so an all-zero sum is -0.0 either way.
+            # log_p holds no -0.0 (a difference is -0.0 only as -0.0 - +0.0, and a row whose
+            # maximum ties 0.0 with -0.0 has log(s) >= log(2)), so an all-zero sum is -0.0
+            # either way.
             total = -np.add.reduce(picked, axis=None)
             return (total if reduction == "sum" else total / max(picked.size, 1)), (p, log_p, y)
         losses = -picked
