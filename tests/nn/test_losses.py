@@ -342,3 +342,22 @@ def test_the_double_softmax_check_samples_the_first_rows_of_any_shape(monkeypatc
         monkeypatch.setattr(losses, "_warned_probabilities", False)
         with pytest.warns(UserWarning, match="already probabilities"):
             nn.softmax_cross_entropy(changed.reshape(shape), ids)
+
+
+@pytest.mark.parametrize("dtype", ["i1", "i2", "i4", "i8", ">i8", "u1", "u2", "u8", ">u4"])
+@pytest.mark.parametrize("classes", [3, 127, 200, 300])
+def test_class_ids_of_any_integer_dtype_are_range_checked(dtype, classes):
+    from nn import losses
+    logits = np.zeros((4, classes))
+    top = min(classes - 1, np.iinfo(np.dtype(dtype)).max)
+    fine = np.array([0, 1, top, 2], dtype=dtype)
+    assert losses._check_labels(logits, fine) is fine
+    bad_values = [-1, np.iinfo(np.dtype(dtype)).min] if np.dtype(dtype).kind == "i" else []
+    if classes <= np.iinfo(np.dtype(dtype)).max:
+        bad_values.append(classes)
+    for bad in bad_values:
+        labels = np.array([0, bad, 1, 2], dtype=dtype)
+        with pytest.raises(ValueError, match=rf"\[0, {classes}\).*{bad} at flat index 1"):
+            nn.softmax_cross_entropy(logits, labels)
+    labels = np.array([[0, 1], [2, 0]], dtype=dtype)[:, ::-1]  # strided ids of a 2-d batch
+    assert losses._check_labels(np.zeros((2, 2, classes)), labels) is labels
