@@ -218,3 +218,146 @@ def test_the_double_softmax_check_runs_on_every_replay_of_a_traced_step(monkeypa
     with pytest.warns(UserWarning, match="already probabilities"):
         step(np.full((4, 3), 1 / 3), labels)  # replayed, the same trace
     assert step.trace_count == 1
+
+
+# -- the raw-array kernels compute the same bits as the plain formulas -------------------------
+def _reference_forward(logits, labels, reduction, smoothing):
+    """The kernels' formulas written plainly (one-hot rows from np.eye, reductions along the
+    last axis): (loss, softmax, log_softmax, target rows or None)."""
+    log_p = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
+    e = np.exp(log_p)
+    s = np.add.reduce(e, axis=-1, keepdims=True)
+    log_p -= np.log(s)
+    p = np.divide(e, s, out=e)
+    y = None
+    if labels.dtype.kind in "iu" and not smoothing:
+        rows = log_p.reshape(-1, log_p.shape[-1])
+        losses = -rows[np.arange(len(rows)), labels.reshape(-1)].reshape(labels.shape)
+    else:
+        y = np.eye(logits.shape[-1], dtype=logits.dtype)[labels] if labels.dtype.kind in "iu" \
+            else labels
+        if smoothing:
+            y = y * (1 - smoothing) + smoothing / logits.shape[-1]
+        losses = -np.add.reduce(y * log_p, axis=-1)
+    if reduction != "none":
+        total = np.add.reduce(losses, axis=None)
+        losses = total if reduction == "sum" else total / max(losses.size, 1)
+    return losses, p, log_p, y
+
+
+def _reference_grads(g, logits, labels, reduction, smoothing):
+    _, p, log_p, y = _reference_forward(logits, labels, reduction, smoothing)
+    if reduction == "none":
+        upstream = np.expand_dims(g, -1)
+    else:
+        upstream = g / (logits.size // logits.shape[-1]) if reduction == "mean" else g
+    if y is None:
+        y = np.eye(logits.shape[-1], dtype=logits.dtype)[labels]
+    if labels.dtype.kind not in "iu":
+        p = p * np.sum(y, axis=-1, keepdims=True)
+    return (p - y) * upstream, -(1 - smoothing) * log_p * upstream
+
+
+def _assert_same_bits(actual, expected):
+    """Equal values, dtypes and shapes, and equal signs of zeros (-0.0 == 0.0 otherwise)."""
+    np.testing.assert_array_equal(actual, expected, strict=True)
+    np.testing.assert_array_equal(np.signbit(actual), np.signbit(expected))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 4), (64, 10), (1500, 3), (5, 8, 7), (40, 32), (8, 40)])
+@pytest.mark.parametrize("kind", ["ids", "rows"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_kernels_compute_the_bits_of_the_plain_formulas(dtype, shape, kind, smoothing, reduction):
+    from nn import losses
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    logits = (rng.standard_normal(shape) * 3).astype(dtype)
+    logits.flat[::7] = logits.flat[1::7]  # ties for the row maxima
+    rows = logits.reshape(-1, shape[-1])  # a view: rows whose maximum is a tie of 0.0 and -0.0
+    rows[1:3] = -np.abs(rows[1:3])
+    rows[1, :2], rows[2, :2] = (0.0, -0.0), (-0.0, 0.0)
+    if kind == "ids":
+        labels = rng.integers(0, shape[-1], shape[:-1])
+    else:
+        labels = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]).astype(dtype)
+    checked = losses._check_labels(logits, labels)
+    assert checked is labels if kind == "ids" else checked.dtype == dtype
+    loss, (p, log_p, y) = losses._xent_forward(logits, checked, reduction=reduction,
+                                               smoothing=smoothing)
+    ref_loss, ref_p, ref_log_p, ref_y = _reference_forward(logits, checked, reduction, smoothing)
+    _assert_same_bits(loss, ref_loss)
+    _assert_same_bits(p, ref_p)
+    _assert_same_bits(log_p, ref_log_p)
+    assert (y is None) == (ref_y is None)
+    for g in (np.ones_like(ref_loss), (np.ones_like(ref_loss) * 0.37).astype(ref_loss.dtype)):
+        d_logits, d_labels = losses._xent_grads([0, 1], g, loss, (p, log_p, y), logits, checked,
+                                                reduction=reduction, smoothing=smoothing)
+        ref_d_logits, ref_d_labels = _reference_grads(g, logits, checked, reduction, smoothing)
+        _assert_same_bits(d_logits, ref_d_logits)
+        _assert_same_bits(d_labels, ref_d_labels)
+    # the residuals stay untouched by the gradient (a persistent tape asks again)
+    _assert_same_bits(p, ref_p)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_eager_loss_and_gradient_equal_the_plain_formulas(dtype):
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((64, 10)).astype(dtype)
+    ids = rng.integers(0, 10, 64)
+    z = tape.constant(logits)
+    with Tape() as t:
+        t.watch(z)
+        loss = nn.softmax_cross_entropy(z, ids)
+    ref_loss = _reference_forward(logits, ids, "mean", 0.0)[0]
+    _assert_same_bits(loss.numpy(), ref_loss)
+    g = t.gradient(loss, z).numpy()
+    _assert_same_bits(g, _reference_grads(np.ones_like(ref_loss), logits, ids, "mean", 0.0)[0])
+
+
+@pytest.mark.parametrize("shape", [(4,), (6, 4), (2, 3, 4), (64, 10)])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_the_double_softmax_check_samples_the_first_rows_of_any_shape(monkeypatch, shape, dtype):
+    import warnings
+
+    from nn import losses
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]).astype(dtype)
+    ids = np.zeros(shape[:-1], int)
+    monkeypatch.setattr(losses, "_warned_probabilities", False)
+    with pytest.warns(UserWarning, match="already probabilities"):
+        nn.softmax_cross_entropy(probabilities, ids)
+    rows = probabilities.reshape(-1, shape[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for row, column, value in ((0, 0, 1.5), (0, -1, -0.1), (0, 1, np.nan),
+                                   (min(3, len(rows) - 1), 2, -0.1)):
+            monkeypatch.setattr(losses, "_warned_probabilities", False)
+            changed = rows.copy()
+            changed[row, column] = value  # one value outside [0, 1] (or NaN) in the sample
+            nn.softmax_cross_entropy(changed.reshape(shape), ids)
+    if len(rows) > losses._SAMPLED_ROWS:  # rows past the sample are not looked at
+        changed = rows.copy()
+        changed[-1] = 5
+        monkeypatch.setattr(losses, "_warned_probabilities", False)
+        with pytest.warns(UserWarning, match="already probabilities"):
+            nn.softmax_cross_entropy(changed.reshape(shape), ids)
+
+
+@pytest.mark.parametrize("dtype", ["i1", "i2", "i4", "i8", ">i8", "u1", "u2", "u8", ">u4"])
+@pytest.mark.parametrize("classes", [3, 127, 200, 300])
+def test_class_ids_of_any_integer_dtype_are_range_checked(dtype, classes):
+    from nn import losses
+    logits = np.zeros((4, classes))
+    top = min(classes - 1, np.iinfo(np.dtype(dtype)).max)
+    fine = np.array([0, 1, top, 2], dtype=dtype)
+    assert losses._check_labels(logits, fine) is fine
+    bad_values = [-1, np.iinfo(np.dtype(dtype)).min] if np.dtype(dtype).kind == "i" else []
+    if classes <= np.iinfo(np.dtype(dtype)).max:
+        bad_values.append(classes)
+    for bad in bad_values:
+        labels = np.array([0, bad, 1, 2], dtype=dtype)
+        with pytest.raises(ValueError, match=rf"\[0, {classes}\).*{bad} at flat index 1"):
+            nn.softmax_cross_entropy(logits, labels)
+    labels = np.array([[0, 1], [2, 0]], dtype=dtype)[:, ::-1]  # strided ids of a 2-d batch
+    assert losses._check_labels(np.zeros((2, 2, classes)), labels) is labels

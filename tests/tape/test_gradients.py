@@ -257,3 +257,15 @@ def test_gradients_have_the_source_dtype(dtype):
     with tape.Tape() as t:
         y = tape.sum(w * np.float64(2.0) + np.ones(3))
     assert t.gradient(y, w).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape, like", [((64, 10), (10,)), ((7, 3, 5), (3, 5)), ((4, 6), (1, 6)),
+                                         ((4, 6), (4, 1)), ((2, 4, 6), (6,)), ((5,), ())])
+def test_unbroadcast_sums_bit_for_bit_as_sum_to_raw(dtype, shape, like):
+    from tape.ops._util import sum_to_raw
+    g = np.random.default_rng(0).standard_normal(shape).astype(dtype) * 10
+    out = tape.unbroadcast(g, np.zeros(like, dtype))
+    expected = sum_to_raw(g, like)
+    np.testing.assert_array_equal(out, expected, strict=True)
+    assert type(out) is type(expected) and out.shape == like
