@@ -37,39 +37,62 @@ from typing import Any
 import numpy as np
 
 from optim.gradients import gradient_array, largest, limits
+from optim.hyperparams import population_size
 from optim.transforms import ScaleByAdam, SlotBounds, VariableState, adam_coefficients
 from tape import Variable, kernel
 from tape._state import STATE
 
 _F64 = np.dtype(np.float64)
 _INF = math.inf
+_ADAM_COEFFICIENTS = ("a1", "b1", "r2", "b2", "eps")  # what `_adam` reads of `c`
 _COPY_BELOW = 2**15  # a group of fewer elements copies its gradients into its flat buffer
 
 
 class _Group:
     """A plan's variables of one dtype for multi-tensor Adam: flat `m`, `v`, scratch `u` and
     gradient `g` arrays, each variable's part a view of its shape (its `offset`s in plan
-    order), and `proof`, the bounds on `m` and `v` that the group's states share."""
+    order), and `proof`, the bounds on `m` and `v` that the group's states share.
 
-    __slots__ = ("positions", "variables", "m", "v", "u", "g", "m_views", "v_views",
-                 "u_views", "g_views", "slot_dicts", "proof", "direct")
+    With `k` (stacked members: every variable's leading axis has length K) the flat arrays are
+    member-major, of shape (K, P) with P the group's elements per member: a variable's part is
+    the columns `[a, b)` reshaped to its shape (one strided view), and per-member coefficients
+    broadcast against every part as (K, 1) arrays."""
+
+    __slots__ = ("positions", "variables", "k", "m", "v", "u", "g", "m_views", "v_views",
+                 "u_views", "g_views", "u_columns", "slot_dicts", "proof", "direct")
 
     def __init__(self, dtype: np.dtype, positions: list[int], variables: list[Variable],
-                 adam: bool) -> None:
+                 adam: bool, k: int | None = None) -> None:
         self.positions = positions  # in the plan's variable list
         self.variables = variables
-        total = sum(var.size for var in variables)
-        self.g = np.zeros(total, dtype)
-        n = total if adam else 0  # only the gradient buffer otherwise
-        self.m, self.v, self.u = np.zeros(n, dtype), np.zeros(n, dtype), np.empty(n, dtype)
-        offsets = np.cumsum([0] + [var.size for var in variables]).tolist()
+        self.k = k
+        rows = 1 if k is None else k
+        total = sum(var.size // rows for var in variables)  # per member, if stacked
+        shape: tuple[int, ...] = (total,) if k is None else (k, total)
+        self.g = np.zeros(shape, dtype)
+        if not adam:  # only the gradient buffer
+            shape = (0,)
+        self.m, self.v, self.u = np.zeros(shape, dtype), np.zeros(shape, dtype), np.empty(shape,
+                                                                                           dtype)
+        offsets = np.cumsum([0] + [var.size // rows for var in variables]).tolist()
         parts = list(zip(variables, offsets, offsets[1:]))
         self.m_views, self.v_views, self.u_views, self.g_views = (
-            [flat[a:b].reshape(var.shape) for var, a, b in parts] if flat.size == total else []
-            for flat in (self.m, self.v, self.u, self.g))
+            [_part(flat, k, a, b).reshape(var.shape) for var, a, b in parts]
+            if flat.size == self.g.size else [] for flat in (self.m, self.v, self.u, self.g))
+        # What a gradient read where it is pairs with: its part of `u`, in 2-D when stacked
+        # (the gradient read as (K, elements per member)) so that (K, 1) coefficients broadcast.
+        self.u_columns = (self.u_views if k is None or self.u.size != self.g.size
+                          else [self.u[:, a:b] for _, a, b in parts])
         self.slot_dicts: list[Any] = [None] * len(variables)  # the states' slots, when adopted
         self.proof = SlotBounds(limits(dtype), {"m": 0.0, "v": 0.0})
         self.direct = dtype.char != "e"  # float16 writes refuse overflow: through assign_sub
+
+    def fit(self, x: Any) -> Any:
+        """`fit_to(var, K)` for the member-major flat arrays: a (K,) array as a (K, 1) array
+        of the group's dtype; a float as it is."""
+        if isinstance(x, np.ndarray):
+            return x.astype(self.g.dtype, copy=False).reshape(self.k, 1)
+        return x
 
     def sync(self, states: list[VariableState]) -> None:
         """Make the states' slots the flat arrays' views again (copying the values) where
@@ -109,11 +132,17 @@ class _Group:
             return largest(flat), flat
         bounds = [largest(g) for g in gs]
         total = sum(bounds)  # NaN or inf if a bound is
-        return (max(bounds) if total < _INF else total), list(zip(gs, self.u_views))
+        k = self.k
+        if k is not None:
+            gs = [g.reshape(k, -1) for g in gs]
+        return (max(bounds) if total < _INF else total), list(zip(gs, self.u_columns))
 
-    def adam(self, g: Any, c: dict[str, Any], rate: float, states: list[VariableState]
+    def adam(self, g: Any, c: dict[str, Any], rate: Any, states: list[VariableState]
              ) -> None:
         """`_adam`'s calls over the flat arrays, then each weight minus its part of `u`."""
+        if self.k is not None:  # (K,) coefficients as `fit_to` shapes them, as (K, 1)
+            c = {name: self.fit(c[name]) for name in _ADAM_COEFFICIENTS}
+            rate = self.fit(rate)
         _adam(g, self.m, self.v, self.u, c, rate)
         if self.direct:  # `Variable.assign_sub` without its checks (same dtype and shape)
             for var, u in zip(self.variables, self.u_views, strict=True):
@@ -130,12 +159,19 @@ class _Group:
             states[i].bounds = shared
 
 
+def _part(flat: np.ndarray, k: int | None, a: int, b: int) -> np.ndarray:
+    """Elements `[a, b)` of a flat array, or of each row of a member-major (K, P) one."""
+    return flat[a:b] if k is None else flat[:, a:b]
+
+
 def _adam(g: Any, m: np.ndarray, v: np.ndarray, u: np.ndarray, c: dict[str, Any],
           rate: Any) -> None:
     """ScaleByAdam's update and the optimizer's `lr * scale * d` into `u`, in place, for steps
-    with no clipping factor and no stacked members: `_moments`, `ScaleByAdam.update` and
-    `Optimizer._delta` with their identity shapings left out (the same calls). `g` is the
-    gradient as an array like `u`, or (gradient, part of `u`) pairs that cover `u`."""
+    with no clipping factor: `_moments`, `ScaleByAdam.update` and `Optimizer._delta` (the same
+    calls), the coefficients in `c` and `rate` shaped for the flat arrays as `fit_to` shapes
+    them for one variable (floats as they are, (K,) arrays as (K, 1) arrays of the dtype for a
+    member-major group). `g` is the gradient as an array like `u`, or (gradient, part of `u`)
+    pairs that cover `u`."""
     _scale_into(g, c["a1"], u)
     np.multiply(m, c["b1"], out=m)
     np.add(m, u, out=m)
@@ -202,6 +238,11 @@ class UpdatePlan:
         self._flat = adam and self._own and all(v.size for v in self.variables)
         self._scalar = (self._flat and n == 1 and self.variables[0].shape == ()
                         and self.variables[0].dtype == _F64)
+        # Stacked members: the variables' common leading length K, and member-major groups
+        lead = self.variables[0].shape[0] if self._flat and self.variables[0].ndim else None
+        self._lead = (lead if all(v.ndim and v.shape[0] == lead for v in self.variables)
+                      else None)
+        self._member_groups: list[_Group] | None = None  # made on the first stacked step
         self._seen: Any = None  # the optimizer's list of states that `_cached` was read from
         self._cached: list[VariableState] = []
         self.fast: Callable[[Sequence[Any]], Any] = (self._fast_scalar if self._scalar
@@ -237,7 +278,9 @@ class UpdatePlan:
     def _fast_arrays(self, grads: Sequence[Any]) -> Any:
         """`fast` for every plan but one over a single 0-d float64 variable (see the class)."""
         opt = self.optimizer
-        if not opt._simple or not self._own or len(grads) != self._n:
+        if not opt._simple:
+            return self.fast_members(grads, None)
+        if not self._own or len(grads) != self._n:
             return None
         states = self._cached if opt._states is self._seen else self._look_up()
         if states is None:
@@ -275,18 +318,29 @@ class UpdatePlan:
 
     def _flat_step(self, grads: Sequence[Any], states: list[VariableState]) -> Any:
         """Multi-tensor Adam over each dtype group's flat arrays (see the module)."""
-        opt = self.optimizer
+        arrays = self._arrays(grads)
+        hp = self._hyperparameters()  # after the gradients' checks, as in apply_gradients
+        if hp is None:
+            return None
+        return self._adam_step(self._groups, arrays, states, hp)
+
+    def _arrays(self, grads: Sequence[Any]) -> list[np.ndarray]:
+        """The gradients as arrays of their variables' shapes and dtypes (checked as
+        `apply_gradients` checks them)."""
         arrays = []
         for g, view, var in zip(grads, self._g_views, self.variables, strict=True):
             if g is not view and (g.__class__ is not np.ndarray or g.shape != view.shape
                                   or g.dtype != view.dtype):
                 g = gradient_array(g, var)
             arrays.append(g)
-        hp = self._hyperparameters()  # after the gradients' checks, as in apply_gradients
-        if hp is None:
-            return None
+        return arrays
+
+    def _adam_step(self, groups: list[_Group], arrays: list[np.ndarray],
+                   states: list[VariableState], hp: dict[str, Any]) -> Any:
+        """Adam over `groups` once the gradients are proved finite and the step finite (else
+        None, nothing changed)."""
+        opt = self.optimizer
         lr = hp["learning_rate"]
-        groups = self._groups
         loaded = [group.load(arrays) for group in groups]
         bounds = [b for b, _ in loaded]
         if not sum(bounds) < _INF:
@@ -304,6 +358,54 @@ class UpdatePlan:
             group.adam(reads, c, rate, states)
         object.__setattr__(opt, "_iterations", t)
         return True
+
+    def fast_members(self, grads: Sequence[Any], active: Any) -> Any:
+        """`apply_gradients(zip(grads, variables), active=active)` for stacked members (the
+        optimizer's `_k` set, or `per_member_nonfinite`) when every member steps: multi-tensor
+        Adam over member-major flat arrays (see `_Group`), the same bits as the per-variable
+        code. Returns its result (True, or the (K,) mask of members updated, all of them), or
+        None (nothing changed) when only `apply_gradients`' own code can take the step: not
+        plain Adam, clipping, an `active` mask that leaves a member out, a gradient that is not
+        finite, a step not proved finite, a variable not known yet, or variables without a
+        common leading axis of the hyperparameters' length. Invalid gradients raise as there.
+
+        Example:
+            >>> import numpy as np, tape
+            >>> from optim import Adam
+            >>> w, opt = tape.Variable(np.zeros((2, 3))), Adam([0.1, 0.2])
+            >>> opt.build([w])
+            >>> opt.update_plan([w]).fast_members([np.ones((2, 3))], np.array([True, True]))
+            array([ True,  True])
+            >>> w.numpy()[:, 0]
+            array([-0.1, -0.2])
+        """
+        opt = self.optimizer
+        k = self._lead
+        if k is None or len(grads) != self._n:
+            return None
+        hp = opt._hyper
+        if hp["clipnorm"] is not None or hp["global_clipnorm"] is not None:
+            return None
+        if active is not None and not (active.__class__ is np.ndarray and active.dtype == bool
+                                       and active.shape == (k,) and active.all()):
+            return None  # members left out: the per-member code
+        states = self._cached if opt._states is self._seen else self._look_up()
+        if states is None:
+            return None
+        arrays = self._arrays(grads)
+        size = opt._k
+        if callable(hp["learning_rate"]):  # after the gradients' checks, as in apply_gradients
+            hp = {**hp, "learning_rate": opt.current_learning_rate}
+            size = population_size(hp)
+        if size is not None and size != k:
+            return None  # refused there, with its message
+        groups = self._member_groups
+        if groups is None:
+            groups = self._member_groups = [
+                _Group(g.g.dtype, g.positions, g.variables, True, k) for g in self._groups]
+        if self._adam_step(groups, arrays, states, hp) is None:
+            return None
+        return True if active is None and not opt.per_member_nonfinite else np.ones(k, bool)
 
     def _fast_scalar(self, grads: Sequence[Any]) -> Any:
         """`fast` for plain Adam over one 0-d float64 variable, on Python floats: each value
