@@ -386,9 +386,10 @@ class UpdatePlan:
         hp = opt._hyper
         if hp["clipnorm"] is not None or hp["global_clipnorm"] is not None:
             return None
-        if active is not None and not (active.__class__ is np.ndarray and active.dtype == bool
-                                       and active.shape == (k,) and active.all()):
-            return None  # members left out: the per-member code
+        if active is not None:
+            mask = active if active.__class__ is np.ndarray else np.asarray(active)
+            if mask.dtype != bool or mask.shape != (k,) or not mask.all():
+                return None  # members left out, or a mask refused: the per-member code
         states = self._cached if opt._states is self._seen else self._look_up()
         if states is None:
             return None
