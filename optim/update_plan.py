@@ -91,7 +91,7 @@ class _Group:
         """`fit_to(var, K)` for the member-major flat arrays: a (K,) array as a (K, 1) array
         of the group's dtype; a float as it is."""
         if isinstance(x, np.ndarray):
-            return x.astype(self.g.dtype, copy=False).reshape(self.k, 1)
+            return x.astype(self.g.dtype, copy=False).reshape(-1, 1)
         return x
 
     def sync(self, states: list[VariableState]) -> None:

@@ -6,17 +6,22 @@ results and refusals."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-import nn
-import optim
-import tape
-from optim import schedules
-from optim.update_plan import UpdatePlan
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_update_plan import assert_same  # noqa: E402
+
+import nn  # noqa: E402
+import optim  # noqa: E402
+import tape  # noqa: E402
+from optim import schedules  # noqa: E402
+from optim.update_plan import UpdatePlan  # noqa: E402
 
 K = 4
 SHAPES = [(K, 5, 3), (K,), (K, 2, 2, 2), (K, 7)]
@@ -62,16 +67,6 @@ def on_member_path(opt: optim.Optimizer, vs: list[tape.Variable]) -> bool:
         return False
     bases = {id(a) for group in groups for a in (group.m, group.v)}
     return all(id(st.slots[name].base) in bases for st in opt._states for name in ("m", "v"))
-
-
-def assert_same(a: Pair, b: Pair) -> None:
-    for x, y in zip(a[0], b[0], strict=True):
-        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.name)
-        assert x.dtype == y.dtype
-    sa, sb = a[1].state_dict(), b[1].state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        np.testing.assert_array_equal(sa[key], sb[key], err_msg=key)
 
 
 def gradients(vs: list[tape.Variable], rng: np.random.Generator) -> list[np.ndarray]:
