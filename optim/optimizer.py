@@ -135,11 +135,13 @@ class Optimizer:
 
     def _refresh_simple(self) -> None:
         """`_simple`: whether steps are what an update plan's own paths take (hyperparameters
-        that are floats or a schedule, no clipping, no per-member refusals)."""
+        that are floats or a schedule, no clipping, no per-member refusals); `_unclipped`:
+        whether there is no clipping (stacked members' steps may take `fast_members`)."""
         hp = self.__dict__.get("_hyper", {})
+        unclipped = hp.get("clipnorm") is None and hp.get("global_clipnorm") is None
+        object.__setattr__(self, "_unclipped", unclipped)  # what `_members_fast` needs
         object.__setattr__(self, "_simple", (
-            self.__dict__.get("_k") is None and hp.get("clipnorm") is None
-            and hp.get("global_clipnorm") is None
+            unclipped and self.__dict__.get("_k") is None
             and not self.__dict__.get("per_member_nonfinite", False)))
 
     def __dir__(self) -> list[str]:
@@ -289,12 +291,14 @@ class Optimizer:
     def _members_fast(self, pairs: list[Any], active: Any) -> Any:
         """The step of stacked members on their update plan's multi-tensor path
         (`UpdatePlan.fast_members`): its result, or None when `_apply` must take it."""
+        if not self._unclipped:
+            return None
         plan = self._plan_of(pairs)
         return None if plan is None else plan.fast_members([p[0] for p in pairs], active)
 
     def _apply_members(self, pairs: list[Any], active: Any) -> Any:
-        """`apply_gradients` with an `active` mask, outside a trace: `_members_fast`, else
-        `_apply`."""
+        """A traced program's kernel for pairs that are not plain or carry an `active` mask:
+        `_members_fast`, else `_apply`."""
         done = self._members_fast(pairs, active)
         return self._apply(pairs, active) if done is None else done
 

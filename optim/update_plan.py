@@ -220,33 +220,40 @@ class UpdatePlan:
         links = optimizer._transforms
         adam = (len(links) == 1 and type(links[0]) is ScaleByAdam and not links[0].amsgrad)
         floats = all(isinstance(v, Variable) and v.dtype.kind == "f" for v in self.variables)
-        self._groups: list[_Group] = []
-        self._g_views: list[np.ndarray] = []
-        if floats:
-            by_dtype: dict[np.dtype, list[int]] = {}
-            for i, var in enumerate(self.variables):
-                by_dtype.setdefault(var.dtype, []).append(i)
-            self._groups = [_Group(dt, idx, [self.variables[i] for i in idx], adam)
-                            for dt, idx in by_dtype.items()]
-            views: list[Any] = [None] * n
-            for group in self._groups:
-                for i, view in zip(group.positions, group.g_views, strict=True):
-                    views[i] = view
-            self._g_views = views
         # The plan's own paths: distinct variables (else apply_gradients refuses), some.
         self._own = floats and n > 0 and len({id(v) for v in self.variables}) == n
         self._flat = adam and self._own and all(v.size for v in self.variables)
         self._scalar = (self._flat and n == 1 and self.variables[0].shape == ()
                         and self.variables[0].dtype == _F64)
-        # Stacked members: the variables' common leading length K, and member-major groups
+        # Stacked members: the variables' common leading length K (for `fast_members`)
         lead = self.variables[0].shape[0] if self._flat and self.variables[0].ndim else None
         self._lead = (lead if all(v.ndim and v.shape[0] == lead for v in self.variables)
                       else None)
-        self._member_groups: list[_Group] | None = None  # made on the first stacked step
+        self._adam = adam
+        self._groups: list[_Group] = []
+        self._g_views: list[np.ndarray] = []
+        if floats:  # member-major if the optimizer steps stacked members already
+            stacked = optimizer._k is not None or optimizer.per_member_nonfinite
+            self._make_groups(self._lead if stacked else None)
         self._seen: Any = None  # the optimizer's list of states that `_cached` was read from
         self._cached: list[VariableState] = []
         self.fast: Callable[[Sequence[Any]], Any] = (self._fast_scalar if self._scalar
                                                      else self._fast_arrays)
+
+    def _make_groups(self, k: int | None) -> None:
+        """The dtype groups, flat (`k` None) or member-major (see `_Group`), and the views of
+        their gradient buffers in plan order. States adopt the new groups' slot views at their
+        next step (`_Group.sync`)."""
+        by_dtype: dict[np.dtype, list[int]] = {}
+        for i, var in enumerate(self.variables):
+            by_dtype.setdefault(var.dtype, []).append(i)
+        self._groups = [_Group(dt, idx, [self.variables[i] for i in idx], self._adam, k)
+                        for dt, idx in by_dtype.items()]
+        views: list[Any] = [None] * self._n
+        for group in self._groups:
+            for i, view in zip(group.positions, group.g_views, strict=True):
+                views[i] = view
+        self._g_views = views
 
     def gradient_views(self) -> list[np.ndarray]:
         """Per-variable views (in the plan's order, of the variables' shapes and dtypes) of the
@@ -383,8 +390,7 @@ class UpdatePlan:
         k = self._lead
         if k is None or len(grads) != self._n:
             return None
-        hp = opt._hyper
-        if hp["clipnorm"] is not None or hp["global_clipnorm"] is not None:
+        if not opt._unclipped:
             return None
         if active is not None:
             mask = active if active.__class__ is np.ndarray else np.asarray(active)
@@ -394,17 +400,15 @@ class UpdatePlan:
         if states is None:
             return None
         arrays = self._arrays(grads)
-        size = opt._k
+        hp, size = opt._hyper, opt._k
         if callable(hp["learning_rate"]):  # after the gradients' checks, as in apply_gradients
             hp = {**hp, "learning_rate": opt.current_learning_rate}
             size = population_size(hp)
         if size is not None and size != k:
             return None  # refused there, with its message
-        groups = self._member_groups
-        if groups is None:
-            groups = self._member_groups = [
-                _Group(g.g.dtype, g.positions, g.variables, True, k) for g in self._groups]
-        if self._adam_step(groups, arrays, states, hp) is None:
+        if self._groups[0].k != k:  # made flat, before the optimizer stepped members
+            self._make_groups(k)
+        if self._adam_step(self._groups, arrays, states, hp) is None:
             return None
         return True if active is None and not opt.per_member_nonfinite else np.ones(k, bool)
 

@@ -62,8 +62,8 @@ WAYS = {"eager": eager, "plan": planned, "traced": traced}
 
 def on_member_path(opt: optim.Optimizer, vs: list[tape.Variable]) -> bool:
     """Whether the variables' slots are views into their plan's member-major arrays."""
-    groups = opt.update_plan(vs)._member_groups
-    if groups is None:
+    groups = opt.update_plan(vs)._groups
+    if any(group.k is None for group in groups):
         return False
     bases = {id(a) for group in groups for a in (group.m, group.v)}
     return all(id(st.slots[name].base) in bases for st in opt._states for name in ("m", "v"))
@@ -241,3 +241,24 @@ def test_a_population_fits_to_the_same_bits_as_on_the_per_variable_code(
     ref = fit()
     assert not on_member_path(ref[1], ref[0].trainable_variables)
     assert_same((ref[0].variables, ref[1]), (new[0].variables, new[1]))
+
+
+def test_a_plan_made_flat_moves_to_member_major_arrays_when_members_step() -> None:
+    def between(i: int, grads: list[np.ndarray], pair: Pair) -> None:
+        vs, opt = pair
+        if i == 6:
+            if opt._plans:  # the plan's, made for a single model's steps: flat arrays
+                assert not on_member_path(opt, vs)
+            opt.per_member_nonfinite = True
+        if i == 14:
+            opt.learning_rate = RATES
+
+    ref, new = run_pair(lambda: optim.Adam(0.01), [np.float32, np.float64] * 2, eager, None,
+                        between=between)
+    assert on_member_path(new[1], new[0])
+
+
+def test_clipping_takes_the_per_variable_code() -> None:
+    ref, new = run_pair(lambda: optim.Adam(RATES, clipnorm=1.0), [np.float32] * 4, eager, ALL,
+                        steps=6)
+    assert not on_member_path(new[1], new[0])
