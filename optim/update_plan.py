@@ -9,7 +9,7 @@ hyperparameters, the gradients' bounds and the finiteness proof, then runs the s
 per-element operations as `apply_gradients` (so the bits are the same: each element goes
 through the same correctly rounded operations with the same coefficients).
 
-Plain Adam (no clipping, decay, AMSGrad or stacked members) runs multi-tensor: the variables
+Plain Adam (no clipping, decay or AMSGrad) runs multi-tensor: the variables
 of one dtype form a group whose slots `m` and `v` are views into one flat array per slot (the
 optimizer's `VariableState.slots` are those views), with one flat scratch array and one flat
 gradient buffer (`UpdatePlan.gradient_views`). A step copies the gradients into the buffer
@@ -19,12 +19,20 @@ arrays and subtracts each variable's part of the result from its weights. If som
 replaced a slot array since (`load_state_dict`, a step computed aside, `select_members`), the
 next step copies it back into the flat arrays first (`VariableState.adopt`).
 
+Stacked members (K models along every variable's leading axis: `Optimizer._k` set, or
+`per_member_nonfinite`) take the same path through `UpdatePlan.fast_members` when every member
+steps (no `active` mask, or one that is all True) and every gradient is finite: the flat arrays
+are member-major, (K, P), so that a variable's part is one strided view and the (K,)
+hyperparameters broadcast as (K, 1) arrays of the dtype, exactly as `fit_to` shapes them for one
+variable. The step is proved finite from the largest member's bounds; a member left out, a
+gradient that is not finite or a step not proved finite goes to the per-member code.
+
 Plain Adam over one 0-d float64 variable (a scalar model, like the seed example) computes on
 Python floats (IEEE doubles: the same bits as NumPy's float64 for + - * / and sqrt) and proves
 the step finite from the values themselves.
 
-Anything off these paths (clipping, stacked members, a gradient that is not finite, a step not
-proved finite, a variable the optimizer does not know yet) is handed to `apply_gradients`' own
+Anything off these paths (clipping, a member left out, a gradient that is not finite, a step
+not proved finite, a variable the optimizer does not know yet) is handed to `apply_gradients`' own
 code, which then behaves exactly as eager.
 """
 
