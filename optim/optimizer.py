@@ -135,11 +135,13 @@ class Optimizer:
 
     def _refresh_simple(self) -> None:
         """`_simple`: whether steps are what an update plan's own paths take (hyperparameters
-        that are floats or a schedule, no clipping, no per-member refusals)."""
+        that are floats or a schedule, no clipping, no per-member refusals); `_unclipped`:
+        whether there is no clipping (stacked members' steps may take `fast_members`)."""
         hp = self.__dict__.get("_hyper", {})
+        unclipped = hp.get("clipnorm") is None and hp.get("global_clipnorm") is None
+        object.__setattr__(self, "_unclipped", unclipped)  # what `_members_fast` needs
         object.__setattr__(self, "_simple", (
-            self.__dict__.get("_k") is None and hp.get("clipnorm") is None
-            and hp.get("global_clipnorm") is None
+            unclipped and self.__dict__.get("_k") is None
             and not self.__dict__.get("per_member_nonfinite", False)))
 
     def __dir__(self) -> list[str]:
@@ -264,20 +266,41 @@ class Optimizer:
         """
         if STATE.tracer is not None:  # under tape.function: a kernel, re-run on each replay
             return self._traced_step(grads_and_vars, active)
-        if active is not None or not self._simple:
-            return self._apply(grads_and_vars, active)
         # Plain pairs take the cached plan for their variables (the same steps with less
         # Python); anything it leaves, and anything not plain, is `_apply`'s, called from here
         # so that its warnings point at the caller.
         pairs = grads_and_vars if grads_and_vars.__class__ is list else list(grads_and_vars)
-        plan = self._last_plan  # the previous step's, if these are its variables again
+        if active is not None or not self._simple:
+            done = self._members_fast(pairs, active)
+            return self._apply(pairs, active) if done is None else done
+        plan = self._plan_of(pairs)
+        done = None if plan is None else plan.fast([p[0] for p in pairs])
+        return self._apply(pairs, None) if done is None else done
+
+    def _plan_of(self, pairs: list[Any]) -> UpdatePlan | None:
+        """The update plan for the variables of plain `pairs` (None if they are not plain):
+        the previous step's, if these are its variables again."""
+        plan = self._last_plan
         if plan is None or not _same_variables(pairs, plan.variables):
             variables = _plain_variables(pairs)
             if variables is None:
-                return self._apply(pairs, None)
+                return None
             plan = self._last_plan = self.update_plan(variables)
-        done = plan.fast([p[0] for p in pairs])
-        return self._apply(pairs, None) if done is None else done
+        return plan
+
+    def _members_fast(self, pairs: list[Any], active: Any) -> Any:
+        """The step of stacked members on their update plan's multi-tensor path
+        (`UpdatePlan.fast_members`): its result, or None when `_apply` must take it."""
+        if not self._unclipped:
+            return None
+        plan = self._plan_of(pairs)
+        return None if plan is None else plan.fast_members([p[0] for p in pairs], active)
+
+    def _apply_members(self, pairs: list[Any], active: Any) -> Any:
+        """A traced program's kernel for pairs that are not plain or carry an `active` mask:
+        `_members_fast`, else `_apply`."""
+        done = self._members_fast(pairs, active)
+        return self._apply(pairs, active) if done is None else done
 
     def _traced_step(self, grads_and_vars: Iterable[tuple[Any, Variable]], active: Any) -> Any:
         """The step of a traced program: this optimizer's `update_plan` for the variables when
@@ -288,7 +311,7 @@ class Optimizer:
         if variables is not None:
             plan = self.update_plan(variables)  # takes 0-d float64 gradients as Python floats
             return kernel(self._run_plan, floats=True)(plan, [g for g, _ in pairs])
-        return kernel(self._apply)(pairs, active)
+        return kernel(self._apply_members)(pairs, active)
 
     def _run_plan(self, plan: UpdatePlan, grads: list[Any]) -> Any:
         # A method of the optimizer: `validate` finds its state through it. `plan(grads)`,

@@ -9,7 +9,7 @@ hyperparameters, the gradients' bounds and the finiteness proof, then runs the s
 per-element operations as `apply_gradients` (so the bits are the same: each element goes
 through the same correctly rounded operations with the same coefficients).
 
-Plain Adam (no clipping, decay, AMSGrad or stacked members) runs multi-tensor: the variables
+Plain Adam (no clipping, decay or AMSGrad) runs multi-tensor: the variables
 of one dtype form a group whose slots `m` and `v` are views into one flat array per slot (the
 optimizer's `VariableState.slots` are those views), with one flat scratch array and one flat
 gradient buffer (`UpdatePlan.gradient_views`). A step copies the gradients into the buffer
@@ -19,12 +19,20 @@ arrays and subtracts each variable's part of the result from its weights. If som
 replaced a slot array since (`load_state_dict`, a step computed aside, `select_members`), the
 next step copies it back into the flat arrays first (`VariableState.adopt`).
 
+Stacked members (K models along every variable's leading axis: `Optimizer._k` set, or
+`per_member_nonfinite`) take the same path through `UpdatePlan.fast_members` when every member
+steps (no `active` mask, or one that is all True) and every gradient is finite: the flat arrays
+are member-major, (K, P), so that a variable's part is one strided view and the (K,)
+hyperparameters broadcast as (K, 1) arrays of the dtype, exactly as `fit_to` shapes them for one
+variable. The step is proved finite from the largest member's bounds; a member left out, a
+gradient that is not finite or a step not proved finite goes to the per-member code.
+
 Plain Adam over one 0-d float64 variable (a scalar model, like the seed example) computes on
 Python floats (IEEE doubles: the same bits as NumPy's float64 for + - * / and sqrt) and proves
 the step finite from the values themselves.
 
-Anything off these paths (clipping, stacked members, a gradient that is not finite, a step not
-proved finite, a variable the optimizer does not know yet) is handed to `apply_gradients`' own
+Anything off these paths (clipping, a member left out, a gradient that is not finite, a step
+not proved finite, a variable the optimizer does not know yet) is handed to `apply_gradients`' own
 code, which then behaves exactly as eager.
 """
 
@@ -37,39 +45,62 @@ from typing import Any
 import numpy as np
 
 from optim.gradients import gradient_array, largest, limits
+from optim.hyperparams import population_size
 from optim.transforms import ScaleByAdam, SlotBounds, VariableState, adam_coefficients
 from tape import Variable, kernel
 from tape._state import STATE
 
 _F64 = np.dtype(np.float64)
 _INF = math.inf
+_ADAM_COEFFICIENTS = ("a1", "b1", "r2", "b2", "eps")  # what `_adam` reads of `c`
 _COPY_BELOW = 2**15  # a group of fewer elements copies its gradients into its flat buffer
 
 
 class _Group:
     """A plan's variables of one dtype for multi-tensor Adam: flat `m`, `v`, scratch `u` and
     gradient `g` arrays, each variable's part a view of its shape (its `offset`s in plan
-    order), and `proof`, the bounds on `m` and `v` that the group's states share."""
+    order), and `proof`, the bounds on `m` and `v` that the group's states share.
 
-    __slots__ = ("positions", "variables", "m", "v", "u", "g", "m_views", "v_views",
-                 "u_views", "g_views", "slot_dicts", "proof", "direct")
+    With `k` (stacked members: every variable's leading axis has length K) the flat arrays are
+    member-major, of shape (K, P) with P the group's elements per member: a variable's part is
+    the columns `[a, b)` reshaped to its shape (one strided view), and per-member coefficients
+    broadcast against every part as (K, 1) arrays."""
+
+    __slots__ = ("positions", "variables", "k", "m", "v", "u", "g", "m_views", "v_views",
+                 "u_views", "g_views", "u_columns", "slot_dicts", "proof", "direct")
 
     def __init__(self, dtype: np.dtype, positions: list[int], variables: list[Variable],
-                 adam: bool) -> None:
+                 adam: bool, k: int | None = None) -> None:
         self.positions = positions  # in the plan's variable list
         self.variables = variables
-        total = sum(var.size for var in variables)
-        self.g = np.zeros(total, dtype)
-        n = total if adam else 0  # only the gradient buffer otherwise
-        self.m, self.v, self.u = np.zeros(n, dtype), np.zeros(n, dtype), np.empty(n, dtype)
-        offsets = np.cumsum([0] + [var.size for var in variables]).tolist()
+        self.k = k
+        rows = 1 if k is None else k
+        total = sum(var.size // rows for var in variables)  # per member, if stacked
+        shape: tuple[int, ...] = (total,) if k is None else (k, total)
+        self.g = np.zeros(shape, dtype)
+        if not adam:  # only the gradient buffer
+            shape = (0,)
+        self.m, self.v, self.u = np.zeros(shape, dtype), np.zeros(shape, dtype), np.empty(shape,
+                                                                                           dtype)
+        offsets = np.cumsum([0] + [var.size // rows for var in variables]).tolist()
         parts = list(zip(variables, offsets, offsets[1:]))
         self.m_views, self.v_views, self.u_views, self.g_views = (
-            [flat[a:b].reshape(var.shape) for var, a, b in parts] if flat.size == total else []
-            for flat in (self.m, self.v, self.u, self.g))
+            [_part(flat, k, a, b).reshape(var.shape) for var, a, b in parts]
+            if flat.size == self.g.size else [] for flat in (self.m, self.v, self.u, self.g))
+        # What a gradient read where it is pairs with: its part of `u`, in 2-D when stacked
+        # (the gradient read as (K, elements per member)) so that (K, 1) coefficients broadcast.
+        self.u_columns = (self.u_views if k is None or self.u.size != self.g.size
+                          else [self.u[:, a:b] for _, a, b in parts])
         self.slot_dicts: list[Any] = [None] * len(variables)  # the states' slots, when adopted
         self.proof = SlotBounds(limits(dtype), {"m": 0.0, "v": 0.0})
         self.direct = dtype.char != "e"  # float16 writes refuse overflow: through assign_sub
+
+    def fit(self, x: Any) -> Any:
+        """`fit_to(var, K)` for the member-major flat arrays: a (K,) array as a (K, 1) array
+        of the group's dtype; a float as it is."""
+        if isinstance(x, np.ndarray):
+            return x.astype(self.g.dtype, copy=False).reshape(-1, 1)
+        return x
 
     def sync(self, states: list[VariableState]) -> None:
         """Make the states' slots the flat arrays' views again (copying the values) where
@@ -109,11 +140,17 @@ class _Group:
             return largest(flat), flat
         bounds = [largest(g) for g in gs]
         total = sum(bounds)  # NaN or inf if a bound is
-        return (max(bounds) if total < _INF else total), list(zip(gs, self.u_views))
+        k = self.k
+        if k is not None:
+            gs = [g.reshape(k, -1) for g in gs]
+        return (max(bounds) if total < _INF else total), list(zip(gs, self.u_columns))
 
-    def adam(self, g: Any, c: dict[str, Any], rate: float, states: list[VariableState]
+    def adam(self, g: Any, c: dict[str, Any], rate: Any, states: list[VariableState]
              ) -> None:
         """`_adam`'s calls over the flat arrays, then each weight minus its part of `u`."""
+        if self.k is not None:  # (K,) coefficients as `fit_to` shapes them, as (K, 1)
+            c = {name: self.fit(c[name]) for name in _ADAM_COEFFICIENTS}
+            rate = self.fit(rate)
         _adam(g, self.m, self.v, self.u, c, rate)
         if self.direct:  # `Variable.assign_sub` without its checks (same dtype and shape)
             for var, u in zip(self.variables, self.u_views, strict=True):
@@ -130,12 +167,19 @@ class _Group:
             states[i].bounds = shared
 
 
+def _part(flat: np.ndarray, k: int | None, a: int, b: int) -> np.ndarray:
+    """Elements `[a, b)` of a flat array, or of each row of a member-major (K, P) one."""
+    return flat[a:b] if k is None else flat[:, a:b]
+
+
 def _adam(g: Any, m: np.ndarray, v: np.ndarray, u: np.ndarray, c: dict[str, Any],
           rate: Any) -> None:
     """ScaleByAdam's update and the optimizer's `lr * scale * d` into `u`, in place, for steps
-    with no clipping factor and no stacked members: `_moments`, `ScaleByAdam.update` and
-    `Optimizer._delta` with their identity shapings left out (the same calls). `g` is the
-    gradient as an array like `u`, or (gradient, part of `u`) pairs that cover `u`."""
+    with no clipping factor: `_moments`, `ScaleByAdam.update` and `Optimizer._delta` (the same
+    calls), the coefficients in `c` and `rate` shaped for the flat arrays as `fit_to` shapes
+    them for one variable (floats as they are, (K,) arrays as (K, 1) arrays of the dtype for a
+    member-major group). `g` is the gradient as an array like `u`, or (gradient, part of `u`)
+    pairs that cover `u`."""
     _scale_into(g, c["a1"], u)
     np.multiply(m, c["b1"], out=m)
     np.add(m, u, out=m)
@@ -184,28 +228,40 @@ class UpdatePlan:
         links = optimizer._transforms
         adam = (len(links) == 1 and type(links[0]) is ScaleByAdam and not links[0].amsgrad)
         floats = all(isinstance(v, Variable) and v.dtype.kind == "f" for v in self.variables)
-        self._groups: list[_Group] = []
-        self._g_views: list[np.ndarray] = []
-        if floats:
-            by_dtype: dict[np.dtype, list[int]] = {}
-            for i, var in enumerate(self.variables):
-                by_dtype.setdefault(var.dtype, []).append(i)
-            self._groups = [_Group(dt, idx, [self.variables[i] for i in idx], adam)
-                            for dt, idx in by_dtype.items()]
-            views: list[Any] = [None] * n
-            for group in self._groups:
-                for i, view in zip(group.positions, group.g_views, strict=True):
-                    views[i] = view
-            self._g_views = views
         # The plan's own paths: distinct variables (else apply_gradients refuses), some.
         self._own = floats and n > 0 and len({id(v) for v in self.variables}) == n
         self._flat = adam and self._own and all(v.size for v in self.variables)
         self._scalar = (self._flat and n == 1 and self.variables[0].shape == ()
                         and self.variables[0].dtype == _F64)
+        # Stacked members: the variables' common leading length K (for `fast_members`)
+        lead = self.variables[0].shape[0] if self._flat and self.variables[0].ndim else None
+        self._lead = (lead if all(v.ndim and v.shape[0] == lead for v in self.variables)
+                      else None)
+        self._adam = adam
+        self._groups: list[_Group] = []
+        self._g_views: list[np.ndarray] = []
+        if floats:  # member-major if the optimizer steps stacked members already
+            stacked = optimizer._k is not None or optimizer.per_member_nonfinite
+            self._make_groups(self._lead if stacked else None)
         self._seen: Any = None  # the optimizer's list of states that `_cached` was read from
         self._cached: list[VariableState] = []
         self.fast: Callable[[Sequence[Any]], Any] = (self._fast_scalar if self._scalar
                                                      else self._fast_arrays)
+
+    def _make_groups(self, k: int | None) -> None:
+        """The dtype groups, flat (`k` None) or member-major (see `_Group`), and the views of
+        their gradient buffers in plan order. States adopt the new groups' slot views at their
+        next step (`_Group.sync`)."""
+        by_dtype: dict[np.dtype, list[int]] = {}
+        for i, var in enumerate(self.variables):
+            by_dtype.setdefault(var.dtype, []).append(i)
+        self._groups = [_Group(dt, idx, [self.variables[i] for i in idx], self._adam, k)
+                        for dt, idx in by_dtype.items()]
+        views: list[Any] = [None] * self._n
+        for group in self._groups:
+            for i, view in zip(group.positions, group.g_views, strict=True):
+                views[i] = view
+        self._g_views = views
 
     def gradient_views(self) -> list[np.ndarray]:
         """Per-variable views (in the plan's order, of the variables' shapes and dtypes) of the
@@ -237,7 +293,9 @@ class UpdatePlan:
     def _fast_arrays(self, grads: Sequence[Any]) -> Any:
         """`fast` for every plan but one over a single 0-d float64 variable (see the class)."""
         opt = self.optimizer
-        if not opt._simple or not self._own or len(grads) != self._n:
+        if not opt._simple:
+            return self.fast_members(grads, None)
+        if not self._own or len(grads) != self._n:
             return None
         states = self._cached if opt._states is self._seen else self._look_up()
         if states is None:
@@ -275,18 +333,29 @@ class UpdatePlan:
 
     def _flat_step(self, grads: Sequence[Any], states: list[VariableState]) -> Any:
         """Multi-tensor Adam over each dtype group's flat arrays (see the module)."""
-        opt = self.optimizer
+        arrays = self._arrays(grads)
+        hp = self._hyperparameters()  # after the gradients' checks, as in apply_gradients
+        if hp is None:
+            return None
+        return self._adam_step(self._groups, arrays, states, hp)
+
+    def _arrays(self, grads: Sequence[Any]) -> list[np.ndarray]:
+        """The gradients as arrays of their variables' shapes and dtypes (checked as
+        `apply_gradients` checks them)."""
         arrays = []
         for g, view, var in zip(grads, self._g_views, self.variables, strict=True):
             if g is not view and (g.__class__ is not np.ndarray or g.shape != view.shape
                                   or g.dtype != view.dtype):
                 g = gradient_array(g, var)
             arrays.append(g)
-        hp = self._hyperparameters()  # after the gradients' checks, as in apply_gradients
-        if hp is None:
-            return None
+        return arrays
+
+    def _adam_step(self, groups: list[_Group], arrays: list[np.ndarray],
+                   states: list[VariableState], hp: dict[str, Any]) -> Any:
+        """Adam over `groups` once the gradients are proved finite and the step finite (else
+        None, nothing changed)."""
+        opt = self.optimizer
         lr = hp["learning_rate"]
-        groups = self._groups
         loaded = [group.load(arrays) for group in groups]
         bounds = [b for b, _ in loaded]
         if not sum(bounds) < _INF:
@@ -304,6 +373,52 @@ class UpdatePlan:
             group.adam(reads, c, rate, states)
         object.__setattr__(opt, "_iterations", t)
         return True
+
+    def fast_members(self, grads: Sequence[Any], active: Any) -> Any:
+        """`apply_gradients(zip(grads, variables), active=active)` for stacked members (the
+        optimizer's `_k` set, or `per_member_nonfinite`) when every member steps: multi-tensor
+        Adam over member-major flat arrays (see `_Group`), the same bits as the per-variable
+        code. Returns its result (True, or the (K,) mask of members updated, all of them), or
+        None (nothing changed) when only `apply_gradients`' own code can take the step: not
+        plain Adam, clipping, an `active` mask that leaves a member out, a gradient that is not
+        finite, a step not proved finite, a variable not known yet, or variables without a
+        common leading axis of the hyperparameters' length. Invalid gradients raise as there.
+
+        Example:
+            >>> import numpy as np, tape
+            >>> from optim import Adam
+            >>> w, opt = tape.Variable(np.zeros((2, 3))), Adam([0.1, 0.2])
+            >>> opt.build([w])
+            >>> opt.update_plan([w]).fast_members([np.ones((2, 3))], np.array([True, True]))
+            array([ True,  True])
+            >>> w.numpy()[:, 0]
+            array([-0.1, -0.2])
+        """
+        opt = self.optimizer
+        k = self._lead
+        if k is None or len(grads) != self._n:
+            return None
+        if not opt._unclipped:
+            return None
+        if active is not None:
+            mask = active if active.__class__ is np.ndarray else np.asarray(active)
+            if mask.dtype != bool or mask.shape != (k,) or not mask.all():
+                return None  # members left out, or a mask refused: the per-member code
+        states = self._cached if opt._states is self._seen else self._look_up()
+        if states is None:
+            return None
+        arrays = self._arrays(grads)
+        hp, size = opt._hyper, opt._k
+        if callable(hp["learning_rate"]):  # after the gradients' checks, as in apply_gradients
+            hp = {**hp, "learning_rate": opt.current_learning_rate}
+            size = population_size(hp)
+        if size is not None and size != k:
+            return None  # refused there, with its message
+        if self._groups[0].k != k:  # made flat, before the optimizer stepped members
+            self._make_groups(k)
+        if self._adam_step(self._groups, arrays, states, hp) is None:
+            return None
+        return True if active is None and not opt.per_member_nonfinite else np.ones(k, bool)
 
     def _fast_scalar(self, grads: Sequence[Any]) -> Any:
         """`fast` for plain Adam over one 0-d float64 variable, on Python floats: each value
