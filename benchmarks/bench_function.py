@@ -2,7 +2,7 @@
 
 Rows: the seed loop with Adam (eager and traced, absolute us/step), the batch-norm MLP training
 step of `bench_nn` eager and traced at batch 64/256/1024 against the same NumPy reference (plus
-minor page faults per step of each), 20 digits epochs of `nn.fit(compile=True)` against a
+minor page faults per step of each, also in a fresh process), 20 digits epochs of `nn.fit(compile=True)` against a
 hand-written loop over the same batches, a 32-member digits population with
 `fit(compile=True)` against eager `fit`, and the eager step with and without
 `tape.config.keep_freed_memory()`.
@@ -178,6 +178,33 @@ print(best_time(step, repeat=5))
 """
 
 
+_FAULTS_CHILD = """
+import sys
+from benchmarks.bench_function import _faults_per_step, _mlp_step
+from benchmarks.bench_nn import _engine
+step = _mlp_step(int(sys.argv[2]))[3] if sys.argv[1] == "traced" else _engine(int(sys.argv[2]))[3]
+for _ in range(3):
+    step()
+print(_faults_per_step(step, 20))
+"""
+
+
+def fresh_process_faults(quick: bool) -> list[Row]:
+    """Minor page faults per step in a fresh process (3 warm-up steps, then 20 measured),
+    where glibc's malloc has not yet adapted its thresholds to the step's arrays."""
+    rows = []
+    for batch in (256,) if quick else (256, 1024):
+        faults = {}
+        for mode in ("traced", "eager"):
+            out = subprocess.run([sys.executable, "-c", _FAULTS_CHILD, mode, str(batch)],
+                                 capture_output=True, text=True, check=True)
+            faults[mode] = float(out.stdout.split()[-1])
+        rows.append(Row("function", f"  minor page faults per step, fresh process, batch {batch}",
+                        faults["traced"], unit="faults",
+                        note=f"traced; eager: {faults['eager']:.1f}"))
+    return rows
+
+
 def keep_freed_memory(quick: bool) -> list[Row]:
     """The eager step in fresh processes with and without the process-wide malloc setting."""
     rows = []
@@ -195,5 +222,5 @@ def keep_freed_memory(quick: bool) -> list[Row]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    return (seed_loop(quick) + mlp_step(quick) + digits_loop() + population(quick)
-            + keep_freed_memory(quick))
+    return (seed_loop(quick) + mlp_step(quick) + fresh_process_faults(quick) + digits_loop()
+            + population(quick) + keep_freed_memory(quick))
