@@ -2,9 +2,9 @@
 
 Rows: the seed loop with Adam (eager and traced, absolute us/step), the batch-norm MLP training
 step of `bench_nn` eager and traced at batch 64/256/1024 against the same NumPy reference (plus
-minor page faults per step of each, also in a fresh process), 20 digits epochs of `nn.fit(compile=True)` against a
-hand-written loop over the same batches, a 32-member digits population with
-`fit(compile=True)` against eager `fit`, and the eager step with and without
+minor page faults per step of each, also in a fresh process), 20 digits epochs of
+`nn.fit(compile=True)` against a hand-written loop over the same batches, a 32-member digits
+population with `fit(compile=True)` against eager `fit`, and the eager step with and without
 `tape.config.keep_freed_memory()`.
 """
 
