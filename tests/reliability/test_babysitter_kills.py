@@ -46,7 +46,7 @@ CHILD = textwrap.dedent("""
         run = nn.Babysitter(model(seed=0), loss=nn.softmax_cross_entropy,
                             optimizer=optim.Adam(0.02), train=train, validation=validation,
                             batch_size=32, directory=directory, keep=2, metric="accuracy")
-    print("start", run.epoch, flush=True)
+    print(f"start {run.epoch}", flush=True)  # one write: a kill cannot split it (unbuffered)
     while True:
         events = run.history.events
         sets = sum(ev["event"] == "set" for ev in events)
