@@ -67,7 +67,7 @@ class _Group:
     broadcast against every part as (K, 1) arrays."""
 
     __slots__ = ("positions", "variables", "k", "m", "v", "u", "g", "m_views", "v_views",
-                 "u_views", "g_views", "u_columns", "slot_dicts", "proof", "direct")
+                 "u_views", "g_views", "u_columns", "slot_dicts", "proof")
 
     def __init__(self, dtype: np.dtype, positions: list[int], variables: list[Variable],
                  adam: bool, k: int | None = None) -> None:
@@ -93,7 +93,6 @@ class _Group:
                           else [self.u[:, a:b] for _, a, b in parts])
         self.slot_dicts: list[Any] = [None] * len(variables)  # the states' slots, when adopted
         self.proof = SlotBounds(limits(dtype), {"m": 0.0, "v": 0.0})
-        self.direct = dtype.char != "e"  # float16 writes refuse overflow: through assign_sub
 
     def fit(self, x: Any) -> Any:
         """`fit_to(var, K)` for the member-major flat arrays: a (K,) array as a (K, 1) array
@@ -152,14 +151,8 @@ class _Group:
             c = {name: self.fit(c[name]) for name in _ADAM_COEFFICIENTS}
             rate = self.fit(rate)
         _adam(g, self.m, self.v, self.u, c, rate)
-        if self.direct:  # `Variable.assign_sub` without its checks (same dtype and shape)
-            for var, u in zip(self.variables, self.u_views, strict=True):
-                w = var._value
-                np.subtract(w, u, out=w)
-                var._version += 1
-        else:
-            for var, u in zip(self.variables, self.u_views, strict=True):
-                var.assign_sub(u)
+        for var, u in zip(self.variables, self.u_views, strict=True):
+            var.assign_sub(u)
         proof = self.proof
         proof.take_bounds()
         shared = proof.bounds
@@ -456,20 +449,19 @@ class UpdatePlan:
         b1, b2 = hp["beta_1"], hp["beta_2"]
         a1, r2, eps, scale = adam_coefficients(b1, b2, hp["epsilon"], t)
         slots, var = st.slots, st.var
-        m_arr, v_arr, w_arr = slots["m"], slots["v"], var._value
+        m_arr, v_arr = slots["m"], slots["v"]
         m = float(m_arr) * b1 + g * a1
         u = g * r2
         v = float(v_arr) * b2 + u * u
         den = math.sqrt(v) + eps
         if not (v < _INF and den > 0.0):  # NaN or inf, or 0 / 0
             return self._check_gradients(grads)
-        w = float(w_arr) - m / den * (lr * scale)
+        w = float(var) - m / den * (lr * scale)
         if not w - w == 0.0:  # NaN or inf (and so, too, if m was)
             return self._check_gradients(grads)
         m_arr[()] = m
         v_arr[()] = v
-        w_arr[()] = w
-        var._version += 1  # `Variable.assign_sub`'s count of writes
+        var.assign(w)
         st.bounds = {"m": abs(m), "v": v}  # the slots' magnitudes themselves
         opt.__dict__["_iterations"] = t  # not a hyperparameter: no `__setattr__`
         return True

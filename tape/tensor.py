@@ -368,10 +368,19 @@ class Variable(Tensor):
         if STATE.tracer is not None:  # tape.function: a kernel of the traced program
             return STATE.tracer.call(Variable._write, (self, ufunc, value, what), {})  # type: ignore[no-any-return]
         value = _value_of(value)
-        if self._value.dtype.char == "e":  # float16: a range training values can leave
+        arr = self._value
+        kind = value.__class__
+        if arr.dtype.char == "e":  # float16: a range training values can leave
             self._write_float16(ufunc, value, what)
+        elif ((kind is np.ndarray and value.dtype is arr.dtype and value.shape == arr.shape)
+              or (kind is float and arr.dtype.char == "d"
+                  and (ufunc is not None or not arr.ndim))):  # nothing to check or cast
+            if ufunc is None:
+                arr[...] = value
+            else:
+                ufunc(arr, value, out=arr)
         else:
-            self._apply(self._value, ufunc, value, what)
+            self._apply(arr, ufunc, value, what)
         self._version += 1
         return self
 

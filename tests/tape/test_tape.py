@@ -150,6 +150,32 @@ def test_assign_rejects_wrong_shape_with_names():
         v.assign_sub(np.zeros((2, 3)))
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", ["same array", "other dtype", "broadcast", "python float",
+                                   "int list"])
+def test_writes_give_numpys_bits_in_place_and_count_as_writes(dtype, value):
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((3, 4)).astype(dtype)
+    delta = {"same array": rng.standard_normal((3, 4)).astype(dtype),
+             "other dtype": rng.standard_normal((3, 4)).astype(np.float16),
+             "broadcast": rng.standard_normal(4).astype(dtype),
+             "python float": 0.1, "int list": [1, 2, 3, 4]}[value]
+    for method, ufunc in (("assign", None), ("assign_add", np.add), ("assign_sub", np.subtract)):
+        v = Variable(start.copy())
+        storage, version = v._value, v._version
+        if ufunc is None and np.shape(delta) != start.shape:  # assign takes the shape only
+            with pytest.raises(ValueError, match="differs from the variable's shape"):
+                v.assign(delta)
+            np.testing.assert_array_equal(v.numpy(), start, strict=True)
+            continue
+        getattr(v, method)(delta)
+        expected = (np.broadcast_to(np.asarray(delta).astype(dtype), start.shape)
+                    if ufunc is None else ufunc(start, np.asarray(delta), dtype=dtype,
+                                                casting="same_kind"))
+        np.testing.assert_array_equal(v.numpy(), expected, strict=True)
+        assert v._value is storage and v._version == version + 1
+
 # ---- Tape ------------------------------------------------------------------------------
 def test_persistent_tape_gives_several_gradients():
     x = Variable(3.0)
