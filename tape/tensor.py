@@ -47,6 +47,9 @@ def connect(ops: Any, interop: Any) -> None:
     _ops, _interop = ops, interop
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _value_of(x: Any) -> Any:
     return x._value if isinstance(x, Tensor) else x
 
@@ -367,20 +370,26 @@ class Variable(Tensor):
     def _write(self, ufunc: Any, value: Any, what: str) -> Variable:
         if STATE.tracer is not None:  # tape.function: a kernel of the traced program
             return STATE.tracer.call(Variable._write, (self, ufunc, value, what), {})  # type: ignore[no-any-return]
-        value = _value_of(value)
         arr = self._value
         kind = value.__class__
-        if arr.dtype.char == "e":  # float16: a range training values can leave
-            self._write_float16(ufunc, value, what)
-        elif ((kind is np.ndarray and value.dtype is arr.dtype and value.shape == arr.shape)
-              or (kind is float and arr.dtype.char == "d"
-                  and (ufunc is not None or not arr.ndim))):  # nothing to check or cast
-            if ufunc is None:
-                arr[...] = value
-            else:
-                ufunc(arr, value, out=arr)
+        # A value of the variable's own dtype and shape (or a Python float for float64) needs
+        # no check or cast: written directly (the same bits as the checked path below).
+        if kind is float:
+            fast = arr.dtype is _F64 and (ufunc is not None or not arr.ndim)
+        elif kind is np.ndarray:
+            fast = value.dtype is arr.dtype and value.shape == arr.shape and arr.dtype.char != "e"
         else:
-            self._apply(arr, ufunc, value, what)
+            fast = False
+            value = _value_of(value)
+        if not fast:
+            if arr.dtype.char == "e":  # float16: a range training values can leave
+                self._write_float16(ufunc, value, what)
+            else:
+                self._apply(arr, ufunc, value, what)
+        elif ufunc is None:
+            arr[...] = value
+        else:
+            ufunc(arr, value, out=arr)
         self._version += 1
         return self
 
