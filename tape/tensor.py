@@ -422,15 +422,31 @@ class Variable(Tensor):
 
         The value must be numbers; for a float16 Variable, a value that would overflow to inf
         raises `OverflowError` and leaves the Variable unchanged.
+
+        Example:
+            >>> w = Variable([1.0, 2.0])
+            >>> w.assign([3.0, 4.0]).numpy()
+            array([3., 4.])
         """
         return self._write(None, value, "assign")
 
     def assign_add(self, delta: Any) -> Variable:
-        """Add `delta` in place."""
+        """Add `delta` in place (broadcast to the variable's shape; same-kind cast).
+
+        Example:
+            >>> Variable([1.0, 2.0]).assign_add(0.5).numpy()
+            array([1.5, 2.5])
+        """
         return self._write(np.add, delta, "assign_add")
 
     def assign_sub(self, delta: Any) -> Variable:
-        """Subtract `delta` in place."""
+        """Subtract `delta` in place (broadcast to the variable's shape; same-kind cast), as
+        an optimizer step does.
+
+        Example:
+            >>> Variable([1.0, 2.0]).assign_sub([0.5, 0.5]).numpy()
+            array([0.5, 1.5])
+        """
         return self._write(np.subtract, delta, "assign_sub")
 
 

@@ -92,6 +92,12 @@ class Function:
 
     `trace_count` is the number of traces so far; `replay_source(*args)` the generated code
     for the signature of `args` (for reading, after a call with such arguments).
+
+    Example:
+        >>> import numpy as np, tape
+        >>> double = tape.function(lambda x: x * 2.0)
+        >>> double(np.ones(2)).numpy(), double(np.ones(3)).numpy().shape, double.trace_count
+        (array([2., 2.]), (3,), 2)
     """
 
     def __init__(self, fn: Callable[..., Any], fallback: str = "error", validate: int = 0
@@ -189,7 +195,15 @@ class Function:
         return out
 
     def replay_source(self, *args: Any, **kwargs: Any) -> str:
-        """The generated replay code for the signature of these arguments (traced before)."""
+        """The generated replay code for the signature of these arguments (traced before).
+
+        Example:
+            >>> import numpy as np, tape
+            >>> f = tape.function(lambda x: tape.exp(x) + 1.0)
+            >>> _ = f(np.zeros(2))
+            >>> print(f.replay_source(np.zeros(2)).splitlines()[0])
+            def replay(a0):
+        """
         key = signature.call_key(args, kwargs)[0]
         try:
             return self._cache[key].source  # type: ignore[attr-defined, no-any-return]
