@@ -59,6 +59,8 @@ _BASE_HYPERPARAMETERS: dict[str, Check] = {
 }
 
 
+_MAX_PLANS = 16  # update plans an optimizer keeps (see `Optimizer.update_plan`)
+
 class Optimizer:
     """Updates Variables in place: `w -= learning_rate * direction(transforms, gradient)`.
 
@@ -323,7 +325,9 @@ class Optimizer:
         """`apply_gradients` specialised to `variables` (made once, kept): `plan(grads)` is
         `apply_gradients(zip(grads, variables))` bit for bit, with less Python per call. It is
         what a `tape.function` replay calls, and what `apply_gradients` itself runs for plain
-        pairs (each with a gradient, no `active` mask); see `optim.update_plan`.
+        pairs (each with a gradient, no `active` mask); see `optim.update_plan`. The optimizer
+        keeps the plans of its `_MAX_PLANS` most recently used variable lists (a plan holds its
+        variables and flat buffers; one dropped and made again takes the state back as is).
 
         Example:
             >>> from tape import Variable
@@ -336,9 +340,13 @@ class Optimizer:
             0.5
         """
         key = tuple(id(v) for v in variables)
-        plan = self._plans.get(key)
+        plans = self._plans
+        plan = plans.pop(key, None)
         if plan is None:
-            plan = self._plans[key] = UpdatePlan(self, variables)
+            plan = UpdatePlan(self, variables)
+            if len(plans) >= _MAX_PLANS:  # the least recently used goes
+                del plans[next(iter(plans))]
+        plans[key] = plan  # most recently used last
         return plan
 
     def _apply(self, grads_and_vars: Iterable[tuple[Any, Variable]], active: Any) -> Any:

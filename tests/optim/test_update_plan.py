@@ -363,3 +363,21 @@ def test_a_plan_over_a_repeated_variable_refuses_like_apply_gradients(make: Call
         opt.update_plan([w, w])([np.ones(3), np.ones(3)])
     np.testing.assert_array_equal(w.numpy(), np.ones(3))
     assert opt.iterations == 0
+
+
+def test_an_optimizer_keeps_a_bounded_number_of_plans_and_a_plan_made_again_steps_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(max_plans: int) -> tuple[list[tape.Variable], optim.Optimizer]:
+        monkeypatch.setattr(optim.optimizer, "_MAX_PLANS", max_plans)
+        vs = make_vars([np.float32] * 6 + [np.float64] * 6)
+        opt = optim.Adam(0.05)
+        lists = [vs[i:i + 3] for i in range(10)]  # overlapping variable lists
+        rng = np.random.default_rng(3)
+        for step in range(3):
+            for part in lists:  # each list in turn: with 4 plans kept, every plan is dropped
+                opt.apply_gradients(zip(gradients(part, rng), part, strict=True))
+                opt.update_plan(part)(gradients(part, rng))
+            assert len(opt._plans) == min(max_plans, len(lists))
+        return vs, opt
+
+    assert_same(run(4), run(64))
