@@ -373,7 +373,7 @@ def test_an_optimizer_keeps_a_bounded_number_of_plans_and_a_plan_made_again_step
         opt = optim.Adam(0.05)
         lists = [vs[i:i + 3] for i in range(10)]  # overlapping variable lists
         rng = np.random.default_rng(3)
-        for step in range(3):
+        for _ in range(3):
             for part in lists:  # each list in turn: with 4 plans kept, every plan is dropped
                 opt.apply_gradients(zip(gradients(part, rng), part, strict=True))
                 opt.update_plan(part)(gradients(part, rng))
