@@ -321,6 +321,9 @@ class Optimizer:
         done = plan.fast(grads)
         return plan._general(grads) if done is None else done
 
+    # A replay may write the gradients straight into the plan's buffer (`tape.trace.codegen`).
+    _run_plan.destinations = lambda plan, grads: plan.destinations(grads)  # type: ignore
+
     def update_plan(self, variables: Sequence[Variable]) -> UpdatePlan:
         """`apply_gradients` specialised to `variables` (made once, kept): `plan(grads)` is
         `apply_gradients(zip(grads, variables))` bit for bit, with less Python per call. It is

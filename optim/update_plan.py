@@ -277,6 +277,25 @@ class UpdatePlan:
                             f"tape.Variables; got {[type(v).__name__ for v in self.variables]}")
         return list(self._g_views)
 
+    def destinations(self, grads: Sequence[Any]) -> list[tuple[Any, np.ndarray]]:
+        """(gradient, its view of the plan's gradient buffer) for `grads` (`tape.function`'s
+        replay writes such a gradient there, saving the plan's copy); none when the plan has
+        no buffer (variables that are not all floating-point) or `grads` are not one per
+        variable.
+
+        Example:
+            >>> import numpy as np, tape
+            >>> from optim import Adam
+            >>> w = tape.Variable(np.ones(3))
+            >>> plan = Adam(0.1).update_plan([w])
+            >>> g = np.ones(3)
+            >>> [(a is g, view.shape) for a, view in plan.destinations([g])]
+            [(True, (3,))]
+        """
+        if not self._groups or len(grads) != self._n:
+            return []
+        return list(zip(grads, self._g_views))
+
     def __call__(self, grads: Sequence[Any]) -> Any:
         if STATE.tracer is not None:  # called inside a traced function: one kernel
             return kernel(self.optimizer._run_plan)(self, list(grads))
