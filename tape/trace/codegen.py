@@ -18,12 +18,12 @@ array) pairs, the argument as it was passed at trace time (`Optimizer._run_plan`
 gradient and its view of the update plan's flat gradient buffer, which it then reads without
 copying). A gradient that reaches such a kernel only through `tape.backprop.finish` (which
 returned it unchanged at trace time) and is made by a buffered ufunc kernel is written straight
-into its destination (`out=`), and `finish` is not called for it (it would return it as it is).
-(Where the value's shape may vary, the destination is used only if the operands have their
-traced shapes, as a buffer is, and `finish` is called.) Only where the destination is C-contiguous (so the loop is the
-same) of the value's shape and dtype, nothing reads it or anything aliasing it after that kernel,
-no other opaque kernel runs between its making and that kernel (one that may use the same
-destination), it is not returned and it goes to that kernel once.
+into its destination (`out=`), and `finish` is not called for it (it would return it as it
+is). Only where the destination is C-contiguous (so the loop is the same) of the value's shape
+and dtype, nothing reads the value or anything aliasing it after that kernel, no other opaque
+kernel runs between its making and that kernel (one that may use the same destination), it is
+not returned and it goes to that kernel once. Where its shape may vary, the destination is
+used only if the operands have their traced shapes (as a buffer is), and `finish` is called.
 
 Scalars: runs of 0-d float64 arithmetic are written as Python float code by
 `tape.trace.scalars` (same bits; NumPy's kernels on any floating-point exception).
@@ -58,8 +58,8 @@ def build(tracer: Tracer, returned: Any) -> Callable[..., Any]:
     lines = [f"{instr.out} = {instr.ufunc}({', '.join(instr.operands or ())}, "
              f"out={buffers[i]})" if i in buffers else f"{instr.out} = {instr.expr}"
              for i, instr in enumerate(tracer.program)]
-    for f, made in direct.items():  # `finish` would return the value as it is
-        lines[f] = f"{tracer.program[f].out} = {made}"
+    for f, value in direct.items():  # `finish` would return the value as it is
+        lines[f] = f"{tracer.program[f].out} = {value}"
     writer = Writer(tracer, lines, varies)
     units = writer.write()
     *made, last = writer.leaving(f"return {ret}")
