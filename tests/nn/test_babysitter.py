@@ -364,6 +364,8 @@ def test_resume_after_sigkill_is_exact(tmp_path, mode):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     expected = straight(tmp_path, 6)
     with resume(d) as run:  # right after the kill: the OS released the lock
