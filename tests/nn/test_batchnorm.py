@@ -295,3 +295,64 @@ def test_raw_kernels_keep_integer_and_mixed_dtype_inputs_as_before():
     assert got[0].dtype == np.float32  # g's dtype (scaled in place by the float64 scale)
     for a, b in zip(got, want, strict=True):
         assert_same(a, b)
+
+
+# A population's (K, B, F) kernels before their straight-line branches: einsum sums over the
+# batch axis 1 (rows added in order) and (K, 1, F) per-feature operands broadcast.
+def population_forward_before(x, gamma, beta, epsilon):
+    n = x.shape[1]
+    mean = np.einsum("kbf->kf", x)[:, None, :] / n
+    xhat = x - mean
+    var = np.einsum("kbf,kbf->kf", xhat, xhat)[:, None, :] / n
+    rstd = 1 / np.sqrt(var + epsilon)
+    xhat *= rstd
+    if gamma is None:
+        y = xhat if beta is None else xhat + beta[:, None, :]
+    else:
+        y = xhat * gamma[:, None, :]
+        if beta is not None:
+            y += beta[:, None, :]
+    return y, (xhat, mean, var, rstd)
+
+
+def population_vjp_before(needed, g, residuals, gamma, beta):
+    xhat, _, _, rstd = residuals
+    n = g.shape[1]
+    g_xhat = np.einsum("kbf,kbf->kf", g, xhat)[:, None, :]
+    g_sum = np.einsum("kbf->kf", g)[:, None, :]
+    scale = rstd / n if gamma is None else gamma[:, None, :] * (rstd / n)
+    dx = g * n
+    dx -= g_sum
+    dx -= xhat * g_xhat
+    dx *= scale
+    return (dx if 0 in needed else None, g_xhat.reshape(gamma.shape) if 1 in needed else None,
+            g_sum.reshape(beta.shape) if 2 in needed else None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(32, 64, 64), (32, 64, 32), (3, 5, 7), (1, 2, 1),
+                                   (2, 9, 300), (4, 17, 255)])
+@pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none", "wide gamma"])
+def test_population_kernels_give_the_bits_of_the_broadcast_formulas(dtype, shape, affine):
+    rng = np.random.default_rng([*shape, len(affine)])
+    k, _, f = shape
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    gamma = rng.standard_normal((k, f)).astype(dtype) if affine != "beta" else None
+    if affine == "none":
+        gamma = None
+    if affine == "wide gamma":  # a float64 gamma with float32 inputs widens y and dx
+        gamma = gamma.astype(np.float64)
+    beta = rng.standard_normal((k, f)).astype(dtype) if affine in ("both", "beta") else None
+    y, res = _forward(x, gamma, beta, axes=(1,), epsilon=EPS)
+    y_old, res_old = population_forward_before(x, gamma, beta, EPS)
+    for a, b in zip((y, *res), (y_old, *res_old), strict=True):
+        assert_same(a, b)
+    g = rng.standard_normal(shape).astype(dtype)
+    wanted = [0] + [i for i, v in ((1, gamma), (2, beta)) if v is not None]
+    for needed in ([0], wanted, wanted[1:], [i for i in wanted if i != 0][:1]):
+        if not needed:
+            continue
+        got = batch_norm_vjp(needed, g, y, res, x, gamma, beta, axes=(1,), epsilon=EPS)
+        want = population_vjp_before(needed, g, res_old, gamma, beta)
+        for a, b in zip(got, want, strict=True):
+            assert_same(a, b)
