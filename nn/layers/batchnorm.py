@@ -124,6 +124,16 @@ def _spread(v: np.ndarray, rows: int, features: int) -> np.ndarray:
     return _repeat(v, rows, axis=1) if features < _SPREAD_BELOW else v
 
 
+def _with_spread(op: np.ufunc, a: np.ndarray, v: np.ndarray, rows: int, features: int
+                 ) -> np.ndarray:
+    """`op(a, v)` for a population's (K, rows, F) array `a` and per-feature (K, 1, F) `v`,
+    written over the spread copy of `v` when there is one of the result's dtype."""
+    spread = _spread(v, rows, features)
+    if spread is not v and spread.dtype == a.dtype:
+        return op(a, spread, out=spread)
+    return op(a, spread)
+
+
 # The formulas below are written once for arrays and tensors. Augmented assignments (`t -= u`)
 # work in place on the fresh arrays of the first-order path and rebind on (immutable) tensors.
 def normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
@@ -210,15 +220,15 @@ def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: f
         # (einsum sums over axis 1), written out straight, the per-feature operands spread.
         k, n, f = x.shape
         mean = _einsum("kbf->kf", x)[:, None, :] / n
-        xhat = x - _spread(mean, n, f)
+        xhat = _with_spread(_subtract, x, mean, n, f)
         var = _einsum("kbf,kbf->kf", xhat, xhat)[:, None, :] / n
         rstd = _add(var, epsilon)
         _divide(1, _sqrt(rstd, out=rstd), out=rstd)
         xhat *= _spread(rstd, n, f)
         if gamma is None:
-            y = xhat if beta is None else xhat + _spread(beta.reshape(k, 1, f), n, f)
+            y = xhat if beta is None else _with_spread(_add, xhat, beta.reshape(k, 1, f), n, f)
         else:
-            y = xhat * _spread(gamma.reshape(k, 1, f), n, f)
+            y = _with_spread(_multiply, xhat, gamma.reshape(k, 1, f), n, f)
             if beta is not None:
                 y += _spread(beta.reshape(k, 1, f), n, f)
         return y, (xhat, mean, var, rstd)
@@ -282,7 +292,7 @@ def batch_norm_vjp(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ..
                 scale = gamma.reshape(k, 1, f) * scale  # not in place: gamma may be wider
             dx = g * n
             dx -= _spread(g_sum, n, f)
-            dx -= xhat * _spread(g_xhat, n, f)
+            dx -= _with_spread(_multiply, xhat, g_xhat, n, f)
             dx *= _spread(scale, n, f)
         return (dx, g_xhat.reshape(gamma.shape) if 1 in needed else None,
                 g_sum.reshape(beta.shape) if 2 in needed else None)
