@@ -113,14 +113,15 @@ def _dot(a: Any, b: Any, axes: tuple[int, ...]) -> Any:
 
 
 _einsum, _repeat = np.einsum, np.repeat
-_SPREAD_BELOW = 256  # features per member under which a per-feature operand is spread first
+_SPREAD_BELOW = 1024  # features per member under which a per-feature operand is spread first
 
 
 def _spread(v: np.ndarray, rows: int, features: int) -> np.ndarray:
-    """A population's per-feature (K, 1, F) array `v` repeated to (K, rows, F): NumPy's
+    """A population's per-feature (K, 1, F) array `v` repeated to (K, rows, F). NumPy's
     elementwise loops on a (K, B, F) array against a (K, 1, F) one run F elements at a time,
-    about twice as slow as on two whole (K, B, F) arrays, so for few features the copy pays
-    for itself (the same values meet, so the same bits)."""
+    about twice as slow as on two whole (K, B, F) arrays: below about a thousand features the
+    copy pays for itself (measured: 25 against 33 us for (32, 64, 64) float32, 148 against
+    213 us for (32, 64, 512), about even at 1024). The same values meet, so the same bits."""
     return _repeat(v, rows, axis=1) if features < _SPREAD_BELOW else v
 
 

@@ -331,7 +331,7 @@ def population_vjp_before(needed, g, residuals, gamma, beta):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(32, 64, 64), (32, 64, 32), (3, 5, 7), (1, 2, 1),
-                                   (2, 9, 300), (4, 17, 255)])
+                                   (2, 9, 300), (2, 3, 1030)])
 @pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none", "wide gamma"])
 def test_population_kernels_give_the_bits_of_the_broadcast_formulas(dtype, shape, affine):
     rng = np.random.default_rng([*shape, len(affine)])
