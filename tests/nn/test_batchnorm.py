@@ -206,10 +206,12 @@ def old_forward(x, gamma, beta, axes, epsilon):
     return scale_shift(residuals[0], gamma, beta, x, axes), residuals
 
 
-def old_vjp(needed, g, residuals, x, gamma, beta, axes):
+def old_vjp(needed, g, residuals, x, gamma, beta, axes, total=None):
+    """`total(a)`: the sum over `axes`, keepdims (by default `a.sum`)."""
+    total = total or (lambda a: a.sum(axis=axes, keepdims=True))
     xhat, _, _, rstd = residuals
-    g_xhat = (g * xhat).sum(axis=axes, keepdims=True)
-    g_sum = g.sum(axis=axes, keepdims=True)
+    g_xhat = total(g * xhat)
+    g_sum = total(g)
     n = math.prod(x.shape[a] for a in axes)
     scale = rstd / n if gamma is None else per_feature(gamma, x, axes) * (rstd / n)
     dx = g * n
@@ -246,18 +248,26 @@ def test_raw_kernels_give_the_bits_of_the_composed_formulas(dtype, shape, axis, 
     features = tuple(shape[a] for a in kept)
     gamma = rng.standard_normal(features).astype(dtype) if affine in ("both", "gamma") else None
     beta = rng.standard_normal(features).astype(dtype) if affine in ("both", "beta") else None
+    assert_kernels_match(
+        x, gamma, beta, axes, rng,
+        lambda: old_forward(x, gamma, beta, axes, EPS),
+        lambda needed, g, res: old_vjp(needed, g, res, x, gamma, beta, axes))
+
+
+def assert_kernels_match(x, gamma, beta, axes, rng, forward_before, vjp_before):
+    """`_forward` and `batch_norm_vjp` (for each choice of wanted gradients) give the bits of
+    `forward_before()` and `vjp_before(needed, g, residuals)`."""
     y, res = _forward(x, gamma, beta, axes=axes, epsilon=EPS)
-    y_old, res_old = old_forward(x, gamma, beta, axes, EPS)
+    y_old, res_old = forward_before()
     for a, b in zip((y, *res), (y_old, *res_old), strict=True):
         assert_same(a, b)
-    g = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(x.dtype)
     wanted = [0] + [i for i, v in ((1, gamma), (2, beta)) if v is not None]
     for needed in ([0], wanted, wanted[1:], [i for i in wanted if i != 0][:1]):
         if not needed:
             continue
         got = batch_norm_vjp(needed, g, y, res, x, gamma, beta, axes=axes, epsilon=EPS)
-        want = old_vjp(needed, g, res_old, x, gamma, beta, axes)
-        for a, b in zip(got, want, strict=True):
+        for a, b in zip(got, vjp_before(needed, g, res_old), strict=True):
             assert_same(a, b)
 
 
@@ -316,17 +326,10 @@ def population_forward_before(x, gamma, beta, epsilon):
 
 
 def population_vjp_before(needed, g, residuals, gamma, beta):
-    xhat, _, _, rstd = residuals
-    n = g.shape[1]
-    g_xhat = np.einsum("kbf,kbf->kf", g, xhat)[:, None, :]
-    g_sum = np.einsum("kbf->kf", g)[:, None, :]
-    scale = rstd / n if gamma is None else gamma[:, None, :] * (rstd / n)
-    dx = g * n
-    dx -= g_sum
-    dx -= xhat * g_xhat
-    dx *= scale
-    return (dx if 0 in needed else None, g_xhat.reshape(gamma.shape) if 1 in needed else None,
-            g_sum.reshape(beta.shape) if 2 in needed else None)
+    """`old_vjp` with einsum sums (the einsum of the product: each product rounded, then
+    added in order, as `g * x_hat` then summed)."""
+    return old_vjp(needed, g, residuals, g, gamma, beta, (1,),
+                   total=lambda a: np.einsum("kbf->kf", a)[:, None, :])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -343,16 +346,7 @@ def test_population_kernels_give_the_bits_of_the_broadcast_formulas(dtype, shape
     if affine == "wide gamma":  # a float64 gamma with float32 inputs widens y and dx
         gamma = gamma.astype(np.float64)
     beta = rng.standard_normal((k, f)).astype(dtype) if affine in ("both", "beta") else None
-    y, res = _forward(x, gamma, beta, axes=(1,), epsilon=EPS)
-    y_old, res_old = population_forward_before(x, gamma, beta, EPS)
-    for a, b in zip((y, *res), (y_old, *res_old), strict=True):
-        assert_same(a, b)
-    g = rng.standard_normal(shape).astype(dtype)
-    wanted = [0] + [i for i, v in ((1, gamma), (2, beta)) if v is not None]
-    for needed in ([0], wanted, wanted[1:], [i for i in wanted if i != 0][:1]):
-        if not needed:
-            continue
-        got = batch_norm_vjp(needed, g, y, res, x, gamma, beta, axes=(1,), epsilon=EPS)
-        want = population_vjp_before(needed, g, res_old, gamma, beta)
-        for a, b in zip(got, want, strict=True):
-            assert_same(a, b)
+    assert_kernels_match(
+        x, gamma, beta, (1,), rng,
+        lambda: population_forward_before(x, gamma, beta, EPS),
+        lambda needed, g, res: population_vjp_before(needed, g, res, gamma, beta))
