@@ -112,6 +112,29 @@ def _dot(a: Any, b: Any, axes: tuple[int, ...]) -> Any:
     return _sum(a * b, axes)
 
 
+_einsum, _repeat = np.einsum, np.repeat
+_SPREAD_BELOW = 1024  # features per member under which a per-feature operand is spread first
+
+
+def _spread(v: np.ndarray, rows: int, features: int) -> np.ndarray:
+    """A population's per-feature (K, 1, F) array `v` repeated to (K, rows, F). NumPy's
+    elementwise loops on a (K, B, F) array against a (K, 1, F) one run F elements at a time,
+    about twice as slow as on two whole (K, B, F) arrays: below about a thousand features the
+    copy pays for itself (measured: 25 against 33 us for (32, 64, 64) float32, 148 against
+    213 us for (32, 64, 512), about even at 1024). The same values meet, so the same bits."""
+    return _repeat(v, rows, axis=1) if features < _SPREAD_BELOW else v
+
+
+def _with_spread(op: np.ufunc, a: np.ndarray, v: np.ndarray, rows: int, features: int
+                 ) -> np.ndarray:
+    """`op(a, v)` for a population's (K, rows, F) array `a` and per-feature (K, 1, F) `v`,
+    written over the spread copy of `v` when there is one of the result's dtype."""
+    spread = _spread(v, rows, features)
+    if spread is not v and spread.dtype == a.dtype:
+        return op(a, spread, out=spread)
+    return op(a, spread)
+
+
 # The formulas below are written once for arrays and tensors. Augmented assignments (`t -= u`)
 # work in place on the fresh arrays of the first-order path and rebind on (immutable) tensors.
 def normalize(x: Any, axes: tuple[int, ...], epsilon: float) -> tuple[Any, ...]:
@@ -192,6 +215,24 @@ def _forward(x: Any, gamma: Any, beta: Any, *, axes: tuple[int, ...], epsilon: f
             if beta is not None:
                 y += beta
         return y, (xhat, mean, var, rstd)
+    if (axes == (1,) and type(x) is np.ndarray and x.ndim == 3
+            and type(gamma) in (np.ndarray, type(None)) and type(beta) in (np.ndarray, type(None))):
+        # A population's (K, B, F) raw arrays: the operations of `normalize` and `scale_shift`
+        # (einsum sums over axis 1), written out straight, the per-feature operands spread.
+        k, n, f = x.shape
+        mean = _einsum("kbf->kf", x)[:, None, :] / n
+        xhat = _with_spread(_subtract, x, mean, n, f)
+        var = _einsum("kbf,kbf->kf", xhat, xhat)[:, None, :] / n
+        rstd = _add(var, epsilon)
+        _divide(1, _sqrt(rstd, out=rstd), out=rstd)
+        xhat *= _spread(rstd, n, f)
+        if gamma is None:
+            y = xhat if beta is None else _with_spread(_add, xhat, beta.reshape(k, 1, f), n, f)
+        else:
+            y = _with_spread(_multiply, xhat, gamma.reshape(k, 1, f), n, f)
+            if beta is not None:
+                y += _spread(beta.reshape(k, 1, f), n, f)
+        return y, (xhat, mean, var, rstd)
     residuals = normalize(x, axes, epsilon)
     return scale_shift(residuals[0], gamma, beta, x, axes), residuals
 
@@ -232,6 +273,28 @@ def batch_norm_vjp(needed: list[int], g: Any, ans: Any, residuals: tuple[Any, ..
             dx -= g_sum
             dx -= _multiply(xhat, g_xhat, out=prod)
             dx *= scale
+        return (dx, g_xhat.reshape(gamma.shape) if 1 in needed else None,
+                g_sum.reshape(beta.shape) if 2 in needed else None)
+    if (axes == (1,) and residuals is not None and type(g) is np.ndarray and g.ndim == 3
+            and type(residuals[0]) is np.ndarray and type(gamma) in (np.ndarray, type(None))):
+        # A population's (K, B, F) raw arrays: the operations below (einsum sums over axis 1),
+        # written out straight, in place on the fresh arrays, the per-feature operands spread.
+        xhat, _, _, rstd = residuals
+        k, n, f = g.shape
+        want_dx = 0 in needed
+        dx = g_xhat = g_sum = None
+        if want_dx or 1 in needed:
+            g_xhat = _einsum("kbf,kbf->kf", g, xhat)[:, None, :]
+        if want_dx or 2 in needed:
+            g_sum = _einsum("kbf->kf", g)[:, None, :]
+        if want_dx:
+            scale = rstd / n
+            if gamma is not None:
+                scale = gamma.reshape(k, 1, f) * scale  # not in place: gamma may be wider
+            dx = g * n
+            dx -= _spread(g_sum, n, f)
+            dx -= _with_spread(_multiply, xhat, g_xhat, n, f)
+            dx *= _spread(scale, n, f)
         return (dx, g_xhat.reshape(gamma.shape) if 1 in needed else None,
                 g_sum.reshape(beta.shape) if 2 in needed else None)
     if residuals is None:

@@ -206,10 +206,12 @@ def old_forward(x, gamma, beta, axes, epsilon):
     return scale_shift(residuals[0], gamma, beta, x, axes), residuals
 
 
-def old_vjp(needed, g, residuals, x, gamma, beta, axes):
+def old_vjp(needed, g, residuals, x, gamma, beta, axes, total=None):
+    """`total(a)`: the sum over `axes`, keepdims (by default `a.sum`)."""
+    total = total or (lambda a: a.sum(axis=axes, keepdims=True))
     xhat, _, _, rstd = residuals
-    g_xhat = (g * xhat).sum(axis=axes, keepdims=True)
-    g_sum = g.sum(axis=axes, keepdims=True)
+    g_xhat = total(g * xhat)
+    g_sum = total(g)
     n = math.prod(x.shape[a] for a in axes)
     scale = rstd / n if gamma is None else per_feature(gamma, x, axes) * (rstd / n)
     dx = g * n
@@ -246,18 +248,26 @@ def test_raw_kernels_give_the_bits_of_the_composed_formulas(dtype, shape, axis, 
     features = tuple(shape[a] for a in kept)
     gamma = rng.standard_normal(features).astype(dtype) if affine in ("both", "gamma") else None
     beta = rng.standard_normal(features).astype(dtype) if affine in ("both", "beta") else None
+    assert_kernels_match(
+        x, gamma, beta, axes, rng,
+        lambda: old_forward(x, gamma, beta, axes, EPS),
+        lambda needed, g, res: old_vjp(needed, g, res, x, gamma, beta, axes))
+
+
+def assert_kernels_match(x, gamma, beta, axes, rng, forward_before, vjp_before):
+    """`_forward` and `batch_norm_vjp` (for each choice of wanted gradients) give the bits of
+    `forward_before()` and `vjp_before(needed, g, residuals)`."""
     y, res = _forward(x, gamma, beta, axes=axes, epsilon=EPS)
-    y_old, res_old = old_forward(x, gamma, beta, axes, EPS)
+    y_old, res_old = forward_before()
     for a, b in zip((y, *res), (y_old, *res_old), strict=True):
         assert_same(a, b)
-    g = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(x.dtype)
     wanted = [0] + [i for i, v in ((1, gamma), (2, beta)) if v is not None]
     for needed in ([0], wanted, wanted[1:], [i for i in wanted if i != 0][:1]):
         if not needed:
             continue
         got = batch_norm_vjp(needed, g, y, res, x, gamma, beta, axes=axes, epsilon=EPS)
-        want = old_vjp(needed, g, res_old, x, gamma, beta, axes)
-        for a, b in zip(got, want, strict=True):
+        for a, b in zip(got, vjp_before(needed, g, res_old), strict=True):
             assert_same(a, b)
 
 
@@ -295,3 +305,48 @@ def test_raw_kernels_keep_integer_and_mixed_dtype_inputs_as_before():
     assert got[0].dtype == np.float32  # g's dtype (scaled in place by the float64 scale)
     for a, b in zip(got, want, strict=True):
         assert_same(a, b)
+
+
+# A population's (K, B, F) kernels before their straight-line branches: einsum sums over the
+# batch axis 1 (rows added in order) and (K, 1, F) per-feature operands broadcast.
+def population_forward_before(x, gamma, beta, epsilon):
+    n = x.shape[1]
+    mean = np.einsum("kbf->kf", x)[:, None, :] / n
+    xhat = x - mean
+    var = np.einsum("kbf,kbf->kf", xhat, xhat)[:, None, :] / n
+    rstd = 1 / np.sqrt(var + epsilon)
+    xhat *= rstd
+    if gamma is None:
+        y = xhat if beta is None else xhat + beta[:, None, :]
+    else:
+        y = xhat * gamma[:, None, :]
+        if beta is not None:
+            y += beta[:, None, :]
+    return y, (xhat, mean, var, rstd)
+
+
+def population_vjp_before(needed, g, residuals, gamma, beta):
+    """`old_vjp` with einsum sums (the einsum of the product: each product rounded, then
+    added in order, as `g * x_hat` then summed)."""
+    return old_vjp(needed, g, residuals, g, gamma, beta, (1,),
+                   total=lambda a: np.einsum("kbf->kf", a)[:, None, :])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(32, 64, 64), (32, 64, 32), (3, 5, 7), (1, 2, 1),
+                                   (2, 9, 300), (2, 3, 1030)])
+@pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none", "wide gamma"])
+def test_population_kernels_give_the_bits_of_the_broadcast_formulas(dtype, shape, affine):
+    rng = np.random.default_rng([*shape, len(affine)])
+    k, _, f = shape
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    gamma = rng.standard_normal((k, f)).astype(dtype) if affine != "beta" else None
+    if affine == "none":
+        gamma = None
+    if affine == "wide gamma":  # a float64 gamma with float32 inputs widens y and dx
+        gamma = gamma.astype(np.float64)
+    beta = rng.standard_normal((k, f)).astype(dtype) if affine in ("both", "beta") else None
+    assert_kernels_match(
+        x, gamma, beta, (1,), rng,
+        lambda: population_forward_before(x, gamma, beta, EPS),
+        lambda needed, g, res: population_vjp_before(needed, g, res, gamma, beta))
