@@ -71,6 +71,21 @@ def feature_variable(layer: Any, label: str,
                     name=f"{layer.name}/{label}")
 
 
+
+def scale_shift_variables(layer: Any) -> None:
+    """Give a normalization layer its per-feature `gamma` (ones) and `beta` (zeros), as its
+    `scale` and `center` flags ask.
+
+    Example:
+        >>> norm = BatchNorm(center=False); norm.build((None, 3))
+        >>> norm.gamma.numpy(), hasattr(norm, "beta")
+        (array([1., 1., 1.], dtype=float32), False)
+    """
+    if layer.scale:
+        layer.gamma = feature_variable(layer, "gamma", initializers.ones)
+    if layer.center:
+        layer.beta = feature_variable(layer, "beta", initializers.zeros)
+
 def per_feature(v: Any, x: Any, axes: tuple[int, ...]) -> Any:
     """A per-feature array shaped to broadcast against `x` (unit length on `axes`).
 
@@ -454,10 +469,7 @@ class BatchNorm(Module):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.features = feature_shape(self.name, input_shape, self.axis)
-        if self.scale:
-            self.gamma = feature_variable(self, "gamma", initializers.ones)
-        if self.center:
-            self.beta = feature_variable(self, "beta", initializers.zeros)
+        scale_shift_variables(self)
         self.moving_mean = feature_variable(self, "moving_mean", initializers.zeros,
                                             trainable=False)
         self.moving_variance = feature_variable(self, "moving_variance", initializers.ones,

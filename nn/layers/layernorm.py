@@ -13,17 +13,16 @@ from typing import Any
 import numpy as np
 
 import tape
-from nn.layers import initializers
 from nn.layers.batchnorm import (
     batch_norm_jvp,
     batch_norm_vjp,
     feature_axes,
     feature_shape,
-    feature_variable,
     normalize,
     per_feature,
     scale_shift,
     scale_shift_tangent,
+    scale_shift_variables,
 )
 from nn.layers.module import Module, as_floating
 from tape import Tensor
@@ -143,10 +142,7 @@ class LayerNorm(Module):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.features = feature_shape(self.name, input_shape, self.axis)
-        if self.scale:
-            self.gamma = feature_variable(self, "gamma", initializers.ones)
-        if self.center:
-            self.beta = feature_variable(self, "beta", initializers.zeros)
+        scale_shift_variables(self)
 
     def call(self, x: Any, training: bool = False) -> Any:
         x = as_floating(x, self.dtype)
