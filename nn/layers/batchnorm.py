@@ -444,6 +444,9 @@ class BatchNorm(Module):
 
     population: int | None = None  # members, once nn.Population stacked this layer
 
+    gamma: Variable  # made by `build` (with `scale`)
+    beta: Variable  # made by `build` (with `center`)
+
     def __init__(self, axis: int | tuple[int, ...] = -1, momentum: float = 0.99,
                  epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  dtype: Any = np.float32, name: str | None = None) -> None:

@@ -25,7 +25,7 @@ from nn.layers.batchnorm import (
     scale_shift_variables,
 )
 from nn.layers.module import Module, as_floating
-from tape import Tensor
+from tape import Tensor, Variable
 
 
 def _others(x: Any, axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -127,6 +127,9 @@ class LayerNorm(Module):
         >>> ln.gamma.shape, ln.beta.shape
         ((2,), (2,))
     """
+
+    gamma: Variable  # made by `build` (with `scale`)
+    beta: Variable  # made by `build` (with `center`)
 
     def __init__(self, axis: int | tuple[int, ...] = -1, epsilon: float = 1e-3,
                  center: bool = True, scale: bool = True, dtype: Any = np.float32,
